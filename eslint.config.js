@@ -1,0 +1,30 @@
+// Type-aware lint: a streaming proxy needs the promise rules on (floating promises lose errors).
+import tseslint from 'typescript-eslint'
+
+export default tseslint.config(
+  { ignores: ['build/', 'node_modules/', 'coverage/', 'eslint.config.js'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex:
+                '^(fs|net|tls|http|https|zlib|crypto|stream|events|child_process|os|path|url|util|buffer)$',
+              message: 'Use the node: prefix.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+)

@@ -1,0 +1,113 @@
+// The README's test command: starts one real test cluster, runs every test file against it
+// with node:test, stops the cluster, and fails if any process of the harness is left behind.
+//
+//   node build/scripts/run-tests.js            unit, integration and e2e tests
+//   node build/scripts/run-tests.js --unit     only tests that need no cluster (test/unit)
+//   node build/scripts/run-tests.js FILTER...  only files whose path contains a FILTER
+import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startCluster, CLUSTER_INFO_ENV } from '../test/harness/cluster.ts'
+import { stopAll } from '../test/harness/processes.ts'
+
+const buildRoot = join(fileURLToPath(import.meta.url), '..', '..')
+
+function findTests(dir: string): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync(dir)) {
+    const p = join(dir, entry)
+    if (statSync(p).isDirectory()) out.push(...findTests(p))
+    else if (entry.endsWith('.test.js')) out.push(p)
+  }
+  return out.sort()
+}
+
+/** Processes whose command line mentions the harness run directory: must be none at the end. */
+function leftovers(marker: string): string[] {
+  const out: string[] = []
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')
+      if (cmd.includes(marker)) out.push(`${pid}: ${cmd.slice(0, 200)}`)
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out
+}
+
+function runNodeTest(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const concurrency = process.env['GATEHOUSE_TEST_CONCURRENCY'] ?? '2'
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--test',
+        '--test-reporter=spec',
+        `--test-concurrency=${concurrency}`,
+        '--test-timeout=300000',
+        ...files,
+      ],
+      { stdio: 'inherit', env },
+    )
+    const forward = (sig: NodeJS.Signals): void => {
+      child.kill(sig)
+    }
+    process.once('SIGINT', forward)
+    process.once('SIGTERM', forward)
+    child.on('close', (code) => resolve(code ?? 1))
+  })
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2)
+  const unitOnly = args.includes('--unit')
+  const filters = args.filter((a) => !a.startsWith('--'))
+  let files = findTests(join(buildRoot, 'test'))
+  if (unitOnly) files = files.filter((f) => relative(buildRoot, f).startsWith(join('test', 'unit')))
+  if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)))
+  if (files.length === 0) {
+    console.error('no test files matched')
+    return 1
+  }
+  const needsCluster = files.some((f) => !relative(buildRoot, f).startsWith(join('test', 'unit')))
+  const env = { ...process.env }
+  let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
+  let code = 1
+  try {
+    if (needsCluster) {
+      const t0 = Date.now()
+      console.log('[harness] starting etcd, kube-apiserver and the fake kubelet ...')
+      cluster = await startCluster()
+      const infoFile = join(cluster.info.runDir, 'cluster.json')
+      writeFileSync(infoFile, JSON.stringify(cluster.info, null, 2))
+      env[CLUSTER_INFO_ENV] = infoFile
+      console.log(
+        `[harness] cluster ready at ${cluster.info.server} in ${Date.now() - t0} ms (${cluster.info.runDir})`,
+      )
+    }
+    code = await runNodeTest(files, env)
+  } finally {
+    const runDir = cluster?.info.runDir
+    await cluster?.stop()
+    await stopAll()
+    if (runDir) {
+      const left = leftovers(runDir)
+      if (left.length) {
+        console.error(`[harness] processes left behind:\n${left.join('\n')}`)
+        code = code || 1
+      } else console.log('[harness] no process left behind')
+    }
+  }
+  return code
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

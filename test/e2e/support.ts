@@ -1,0 +1,90 @@
+// Shared steps of the end-to-end tests: namespaces, pods, terminals, kubelet request log.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  adminClient,
+  createRunningPod,
+  ensureNamespace,
+  type ClusterInfo,
+} from '../harness/index.ts'
+import type { PodSpecLite } from '../harness/cluster.ts'
+import type { KubeletRequest } from '../harness/kubelet/server.ts'
+
+export async function namespaceWithPods(
+  info: ClusterInfo,
+  namespace: string,
+  pods: Record<string, PodSpecLite> = {},
+): Promise<void> {
+  const client = adminClient(info)
+  try {
+    await ensureNamespace(client, namespace)
+    for (const [name, spec] of Object.entries(pods))
+      await createRunningPod(client, namespace, name, spec)
+  } finally {
+    await client.close()
+  }
+}
+
+/** Requests the fake kubelet received for one pod (exec, attach, portForward, containerLogs). */
+export function kubeletRequestsFor(
+  info: ClusterInfo,
+  namespace: string,
+  pod: string,
+): KubeletRequest[] {
+  let text = ''
+  try {
+    text = readFileSync(info.kubeletRequestLog, 'utf8')
+  } catch {
+    return []
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as KubeletRequest)
+    .filter((r) => r.path.split('/')[2] === namespace && r.path.split('/')[3] === pod)
+}
+
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+/**
+ * A program running in a real pseudo-terminal (util-linux `script`), driven like a person at a
+ * keyboard: wait for text on the screen, then type.
+ */
+export class Terminal {
+  output = ''
+  readonly exited: Promise<number | null>
+  readonly #child
+
+  constructor(argv: string[], opts: { env: Record<string, string>; cols?: number; rows?: number }) {
+    const command = `stty cols ${opts.cols ?? 120} rows ${opts.rows ?? 40}; exec ${argv.map(shellQuote).join(' ')}`
+    this.#child = spawn('script', ['-q', '-e', '-E', 'never', '-c', command, '/dev/null'], {
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        HOME: process.env['HOME'] ?? '/root',
+        ...opts.env,
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    this.#child.stdout.setEncoding('utf8').on('data', (d: string) => (this.output += d))
+    this.#child.stderr.setEncoding('utf8').on('data', (d: string) => (this.output += d))
+    this.exited = new Promise((resolve) => this.#child.on('close', (code) => resolve(code)))
+  }
+
+  async waitFor(text: string | RegExp, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!(typeof text === 'string' ? this.output.includes(text) : text.test(this.output))) {
+      if (Date.now() > deadline)
+        throw new Error(`terminal never showed ${String(text)}; screen so far:\n${this.output}`)
+      await sleep(25)
+    }
+  }
+
+  type(keys: string): void {
+    this.#child.stdin.write(keys)
+  }
+
+  kill(): void {
+    this.#child.kill('SIGKILL')
+  }
+}

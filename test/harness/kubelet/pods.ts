@@ -1,0 +1,55 @@
+// What the fake kubelet knows of a pod: read from the real API server, like a kubelet would.
+import type { KubeClient } from '../kube-client.ts'
+
+/** Annotations that script the fake container's behaviour in tests. */
+export const ANNOTATION_LOG = 'gatehouse.test/log'
+/** "COUNT,INTERVAL_MS": with follow=true, COUNT more lines, one per interval, then the container exits. */
+export const ANNOTATION_FOLLOW = 'gatehouse.test/follow'
+/** The argv (JSON array) of the container's main process, which `attach` connects to. */
+export const ANNOTATION_ATTACH = 'gatehouse.test/attach-command'
+
+export interface PodView {
+  namespace: string
+  name: string
+  annotations: Record<string, string>
+  containers: { name: string; env: Record<string, string> }[]
+}
+
+interface PodObject {
+  metadata?: { annotations?: Record<string, string> }
+  spec?: { containers?: { name: string; env?: { name: string; value?: string }[] }[] }
+}
+
+export async function lookupPod(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<PodView | undefined> {
+  const res = await client.raw(
+    'GET',
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+  )
+  if (res.statusCode !== 200) return undefined
+  const pod = JSON.parse(res.body) as PodObject
+  return {
+    namespace,
+    name,
+    annotations: pod.metadata?.annotations ?? {},
+    containers: (pod.spec?.containers ?? []).map((c) => ({
+      name: c.name,
+      env: Object.fromEntries(
+        (c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+      ),
+    })),
+  }
+}
+
+export function containerEnv(pod: PodView, container: string): Record<string, string> {
+  const c = pod.containers.find((x) => x.name === container)
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOSTNAME: pod.name,
+    HOME: '/root',
+    ...(c?.env ?? {}),
+  }
+}
