@@ -1,0 +1,8 @@
+export { ConfigError, formatPath, loadConfig, parseConfig } from './load.ts'
+export {
+  clusterSchema,
+  gatewayConfigSchema,
+  type ClusterConfig,
+  type GatewayConfig,
+  type UpstreamCredentialConfig,
+} from './schema.ts'

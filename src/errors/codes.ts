@@ -1,0 +1,21 @@
+// Every way Gatehouse refuses or fails a request, with the HTTP status and Kubernetes reason it
+// answers with. docs/errors.md documents each code; a test fails when the two drift apart.
+export const errorCodes = {
+  GW_REQUEST_INVALID: { status: 400, reason: 'BadRequest' },
+  GW_REQUEST_UNCLASSIFIABLE: { status: 400, reason: 'BadRequest' },
+  GW_REQUEST_HEADERS_TOO_LARGE: { status: 431, reason: 'RequestHeaderFieldsTooLarge' },
+  GW_REQUEST_BODY_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge' },
+  GW_ROUTE_UNKNOWN_CLUSTER: { status: 404, reason: 'NotFound' },
+  GW_AUTHN_MISSING_CREDENTIALS: { status: 401, reason: 'Unauthorized' },
+  GW_AUTHN_INVALID_TOKEN: { status: 401, reason: 'Unauthorized' },
+  GW_AUTHN_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
+  GW_AUTHZ_IMPERSONATION_REFUSED: { status: 403, reason: 'Forbidden' },
+  GW_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
+  GW_UPSTREAM_BAD_GATEWAY: { status: 502, reason: 'BadGateway' },
+  GW_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout' },
+  GW_UPSTREAM_CREDENTIAL: { status: 503, reason: 'ServiceUnavailable' },
+  GW_SHUTTING_DOWN: { status: 503, reason: 'ServiceUnavailable' },
+  GW_INTERNAL: { status: 500, reason: 'InternalError' },
+} as const
+
+export type GatewayErrorCode = keyof typeof errorCodes

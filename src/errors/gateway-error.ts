@@ -1,0 +1,23 @@
+// The one error type stages throw: a public message for the caller, an internal detail for logs.
+import { errorCodes, type GatewayErrorCode } from './codes.ts'
+
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode
+  readonly status: number
+  readonly reason: string
+  /** For logs and audit only: never shown to the caller (may name rules, upstream errors). */
+  readonly detail: string | undefined
+
+  constructor(code: GatewayErrorCode, message: string, opts: { detail?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'GatewayError'
+    this.code = code
+    this.status = errorCodes[code].status
+    this.reason = errorCodes[code].reason
+    this.detail = opts.detail
+  }
+}
+
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError
+}

@@ -1,0 +1,46 @@
+// Everything one request carries through the pipeline. Each field has one owner stage that
+// sets it; later stages only read it.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Identity } from '../authn/index.ts'
+import type { RequestInfo } from '../kube/request-info.ts'
+import type { UpstreamCluster } from '../upstream/cluster.ts'
+
+/** allow, or a refusal; policy (next issue) adds approve and obligations to the same type. */
+export interface Decision {
+  action: 'allow' | 'deny'
+  /** Which rule decided, for audit and for the caller's message. */
+  rule: string
+  message?: string
+}
+
+export interface RequestContext {
+  /** Gatehouse request id, also sent upstream as Audit-ID to join both audit trails. */
+  readonly id: string
+  readonly receivedAt: number
+  readonly req: IncomingMessage
+  /** Set for ordinary requests. */
+  readonly res: ServerResponse | undefined
+  /** Set for Upgrade requests (exec, attach, port-forward, WebSocket watches). */
+  readonly upgrade: { socket: Duplex; head: Buffer } | undefined
+  readonly sourceAddress: string
+  /** Stage durations in ms, filled by the runner. */
+  readonly timings: Record<string, number>
+
+  /** route */
+  cluster?: UpstreamCluster
+  /** route: path and query to send upstream, the cluster prefix removed. */
+  upstreamPath?: string
+  /** requestInfo */
+  requestInfo?: RequestInfo
+  /** authenticate */
+  identity?: Identity
+  /** authorize */
+  decision?: Decision
+  /** impersonate: the headers (flat name/value list) to send upstream. */
+  upstreamHeaders?: string[]
+  /** impersonate: who the cluster will see. */
+  principal?: { user: string; groups: string[] }
+  /** forward */
+  responseStatus?: number
+}

@@ -1,0 +1,58 @@
+// Runs the stages in order, times each one, and turns any failure into a Kubernetes Status:
+// stages never write error responses themselves.
+import { GatewayError, isGatewayError, rawStatusResponse, toKubeStatus } from '../errors/index.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { RequestContext } from './context.ts'
+import type { Stage } from './stage.ts'
+
+export interface RunnerDeps {
+  logger: Logger
+  /** Called once per request after it ends, however it ends (audit hooks in here). */
+  onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
+}
+
+export function respondWithError(ctx: RequestContext, err: GatewayError): void {
+  ctx.responseStatus = err.status
+  const status = toKubeStatus(err, ctx.id)
+  if (ctx.res) {
+    if (ctx.res.headersSent) {
+      ctx.res.destroy()
+      return
+    }
+    const body = JSON.stringify(status)
+    ctx.res.writeHead(err.status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'audit-id': ctx.id,
+      ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
+    })
+    ctx.res.end(body)
+  } else if (ctx.upgrade) {
+    const { socket } = ctx.upgrade
+    if (socket.writable) socket.end(rawStatusResponse(status, { 'Audit-ID': ctx.id }))
+    else socket.destroy()
+  }
+}
+
+export async function runStages(stages: readonly Stage[], ctx: RequestContext, deps: RunnerDeps): Promise<void> {
+  let failure: GatewayError | undefined
+  for (const stage of stages) {
+    const t0 = performance.now()
+    try {
+      await stage.run(ctx)
+    } catch (e) {
+      failure = isGatewayError(e)
+        ? e
+        : new GatewayError('GW_INTERNAL', 'Gatehouse failed to process the request', { cause: e, detail: String(e) })
+      deps.logger.info(
+        { requestId: ctx.id, stage: stage.name, code: failure.code, detail: failure.detail ?? failure.message },
+        'request refused',
+      )
+      respondWithError(ctx, failure)
+      break
+    } finally {
+      ctx.timings[stage.name] = performance.now() - t0
+    }
+  }
+  deps.onComplete?.(ctx, failure)
+}

@@ -1,0 +1,42 @@
+// forward: terminal stage. Ordinary requests stream through undici; upgrades become a tunnel.
+import { forwardRequest } from '../../upstream/forward.ts'
+import { tunnelUpgrade } from '../../upstream/tunnel.ts'
+import type { RequestContext } from '../context.ts'
+import type { Stage } from '../stage.ts'
+
+export interface ForwardHooks {
+  /** Called when an upgraded connection starts; resolves when it ends (sessions are tracked for shutdown). */
+  trackTunnel(ctx: RequestContext, closed: Promise<unknown>): void
+}
+
+export function createForwardStage(opts: { maxBodyBytes: number; hooks: ForwardHooks }): Stage {
+  return {
+    name: 'forward',
+    async run(ctx: RequestContext) {
+      const cluster = ctx.cluster!
+      if (ctx.upgrade) {
+        const tunnel = await tunnelUpgrade({
+          cluster,
+          req: ctx.req,
+          socket: ctx.upgrade.socket,
+          head: ctx.upgrade.head,
+          path: ctx.upstreamPath!,
+          headers: ctx.upstreamHeaders!,
+        })
+        ctx.responseStatus = tunnel.status
+        opts.hooks.trackTunnel(ctx, tunnel.closed)
+        return
+      }
+      const result = await forwardRequest({
+        cluster,
+        req: ctx.req,
+        res: ctx.res!,
+        path: ctx.upstreamPath!,
+        headers: ctx.upstreamHeaders!,
+        maxBodyBytes: opts.maxBodyBytes,
+        requestId: ctx.id,
+      })
+      ctx.responseStatus = result.status
+    },
+  }
+}

@@ -1,0 +1,50 @@
+// impersonate: drop every caller credential and decide what the cluster sees: Gatehouse's own
+// credential plus Impersonate-* for the caller (impersonate mode), or a minted ServiceAccount
+// token (serviceAccountToken mode). Audit-ID joins Gatehouse's record and the cluster's.
+import { GatewayError } from '../../errors/index.ts'
+import { forwardableHeaders } from '../../upstream/headers.ts'
+import { impersonationHeaders, reservedNameProblem } from '../../upstream/impersonation.ts'
+import type { RequestContext } from '../context.ts'
+import type { Stage } from '../stage.ts'
+
+export function createImpersonateStage(): Stage {
+  return {
+    name: 'impersonate',
+    async run(ctx: RequestContext) {
+      const cluster = ctx.cluster!
+      const identity = ctx.identity!
+      const headers = forwardableHeaders(ctx.req.rawHeaders, ctx.upgrade !== undefined)
+      let authorization: string | undefined
+      try {
+        authorization = await cluster.authorization()
+      } catch (e) {
+        throw e instanceof GatewayError
+          ? e
+          : new GatewayError('GW_UPSTREAM_CREDENTIAL', `Gatehouse has no usable credential for cluster '${cluster.name}'`, { detail: String(e), cause: e })
+      }
+      if (authorization) headers.push('Authorization', authorization)
+      headers.push('Audit-ID', ctx.id)
+      if (cluster.config.forwarding.mode === 'impersonate') {
+        const principal = {
+          user: identity.name,
+          groups: identity.groups,
+          extra: {
+            ...identity.extra,
+            'gatehouse.dev/request-id': [ctx.id],
+            'gatehouse.dev/auth-method': [identity.method],
+          },
+        }
+        const problem = reservedNameProblem(principal)
+        if (problem) {
+          throw new GatewayError('GW_AUTHZ_IMPERSONATION_REFUSED', `Gatehouse will not act as this identity: ${problem}`)
+        }
+        headers.push(...impersonationHeaders(principal))
+        ctx.principal = { user: principal.user, groups: principal.groups }
+      } else {
+        const sa = cluster.config.forwarding.serviceAccount
+        ctx.principal = { user: `system:serviceaccount:${sa?.namespace}:${sa?.name}`, groups: [] }
+      }
+      ctx.upstreamHeaders = headers
+    },
+  }
+}

@@ -1,0 +1,114 @@
+// One cluster behind the gateway: where it is, how Gatehouse authenticates to it, and a pooled
+// HTTP/1.1 connection to it.
+import type { ConnectionOptions } from 'node:tls'
+import { Agent, request } from 'undici'
+import type { ClusterConfig } from '../config/index.ts'
+import { GatewayError } from '../errors/index.ts'
+import { resolveUpstream, type ResolvedUpstream } from './credential.ts'
+
+export interface UpstreamCluster {
+  readonly name: string
+  readonly config: ClusterConfig
+  readonly server: URL
+  readonly agent: Agent
+  /** TLS options for raw upgrade connections (the same trust and client certificate as the agent). */
+  readonly tls: ConnectionOptions
+  readonly warnings: string[]
+  /** The Authorization header value Gatehouse sends as itself, if it uses a token. */
+  authorization(): Promise<string | undefined>
+  close(): Promise<void>
+}
+
+interface MintedToken {
+  token: string
+  refreshAt: number
+}
+
+export function createUpstreamCluster(config: ClusterConfig, now: () => number = Date.now): UpstreamCluster {
+  const resolved: ResolvedUpstream = resolveUpstream(config)
+  const warnings: string[] = []
+  if (resolved.insecureSkipTLSVerify) {
+    warnings.push(`cluster '${config.name}': TLS verification of the API server is DISABLED (insecureSkipTLSVerify); anyone on the network path can impersonate it`)
+  }
+  const tls: ConnectionOptions = {
+    ...(resolved.ca ? { ca: resolved.ca } : {}),
+    ...(resolved.clientCert ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key } : {}),
+    rejectUnauthorized: !resolved.insecureSkipTLSVerify,
+    servername: resolved.server.hostname,
+  }
+  const agent = new Agent({
+    connect: {
+      ...(resolved.ca ? { ca: resolved.ca } : {}),
+      ...(resolved.clientCert ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key } : {}),
+      rejectUnauthorized: !resolved.insecureSkipTLSVerify,
+      servername: resolved.server.hostname,
+      timeout: config.upstreamTimeouts.connectMs,
+    },
+    // HTTP/1.1 upstream: upgrades require it, and undici's allowH2 default changes across majors.
+    allowH2: false,
+    keepAliveTimeout: 30_000,
+    connections: 256,
+    pipelining: 1,
+  })
+
+  let minted: MintedToken | undefined
+  let minting: Promise<MintedToken> | undefined
+
+  // serviceAccountToken mode: a short-lived token of the mapped ServiceAccount from the TokenRequest
+  // API, reused until most of its lifetime is spent.
+  const mint = async (): Promise<MintedToken> => {
+    const sa = config.forwarding.serviceAccount
+    if (!sa) throw new GatewayError('GW_UPSTREAM_CREDENTIAL', `cluster '${config.name}' has no forwarding.serviceAccount`)
+    const own = resolved.token?.()
+    const res = await request(
+      new URL(`/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`, resolved.server),
+      {
+        method: 'POST',
+        dispatcher: agent,
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          ...(own ? { authorization: `Bearer ${own}` } : {}),
+        },
+        body: JSON.stringify({
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds: config.forwarding.tokenExpirationSeconds },
+        }),
+      },
+    )
+    const text = await res.body.text()
+    if (res.statusCode !== 201 && res.statusCode !== 200) {
+      throw new GatewayError('GW_UPSTREAM_CREDENTIAL', `Gatehouse could not obtain a token for cluster '${config.name}'`, {
+        detail: `TokenRequest for ${sa.namespace}/${sa.name} answered ${res.statusCode}: ${text.slice(0, 300)}`,
+      })
+    }
+    const body = JSON.parse(text) as { status: { token: string; expirationTimestamp: string } }
+    const expires = Date.parse(body.status.expirationTimestamp)
+    const issued = now()
+    return { token: body.status.token, refreshAt: issued + (expires - issued) * 0.8 }
+  }
+
+  return {
+    name: config.name,
+    config,
+    server: resolved.server,
+    agent,
+    tls,
+    warnings,
+    async authorization() {
+      if (config.forwarding.mode === 'serviceAccountToken') {
+        if (!minted || now() >= minted.refreshAt) {
+          minting ??= mint().finally(() => (minting = undefined))
+          minted = await minting
+        }
+        return `Bearer ${minted.token}`
+      }
+      const token = resolved.token?.()
+      return token ? `Bearer ${token}` : undefined
+    },
+    async close() {
+      await agent.close()
+    },
+  }
+}

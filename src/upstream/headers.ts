@@ -1,0 +1,69 @@
+// Which client headers go upstream. Credentials and impersonation are Gatehouse's alone; hop-by-hop
+// headers belong to one connection (RFC 9110 §7.6.1).
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+])
+
+const NEVER_FORWARDED = new Set(['authorization', 'host', 'audit-id', 'x-remote-user', 'x-remote-group'])
+
+/** Bearer tokens carried in the WebSocket subprotocol list (browsers cannot set headers). */
+export const WS_BEARER_PREFIX = 'base64url.bearer.authorization.k8s.io.'
+
+export function isImpersonationHeader(name: string): boolean {
+  return name.toLowerCase().startsWith('impersonate-')
+}
+
+/**
+ * The client's raw headers (name/value pairs, order and repeats kept: kubectl repeats
+ * X-Stream-Protocol-Version) minus credentials, impersonation and, unless `keepUpgrade`,
+ * hop-by-hop headers. The WebSocket bearer subprotocol is removed from the offered list.
+ */
+export function forwardableHeaders(rawHeaders: readonly string[], keepUpgrade: boolean): string[] {
+  const out: string[] = []
+  const connectionTokens = new Set<string>()
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === 'connection') {
+      for (const t of rawHeaders[i + 1]!.split(',')) connectionTokens.add(t.trim().toLowerCase())
+    }
+  }
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    let value = rawHeaders[i + 1]!
+    const lower = name.toLowerCase()
+    if (NEVER_FORWARDED.has(lower) || isImpersonationHeader(lower) || lower.startsWith('x-remote-extra-')) continue
+    if (keepUpgrade && (lower === 'connection' || lower === 'upgrade')) {
+      out.push(name, value)
+      continue
+    }
+    if (HOP_BY_HOP.has(lower) || (connectionTokens.has(lower) && !keepUpgrade)) continue
+    if (lower === 'sec-websocket-protocol') {
+      value = value
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p && !p.startsWith(WS_BEARER_PREFIX))
+        .join(', ')
+      if (!value) continue
+    }
+    out.push(name, value)
+  }
+  return out
+}
+
+/** Response headers to relay to the client: hop-by-hop ones removed. */
+export function relayableResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k.toLowerCase())) continue
+    out[k] = v
+  }
+  return out
+}

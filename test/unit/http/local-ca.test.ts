@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict'
+import { X509Certificate } from 'node:crypto'
+import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { ensureLocalServingMaterial } from '../../../src/http/local-ca.ts'
+
+test('first start creates a CA and a serving certificate it signed; later starts keep them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-ca-'))
+  const first = ensureLocalServingMaterial(dir)
+  assert.equal(first.createdCa, true)
+  const ca = new X509Certificate(first.caCertPem)
+  const leaf = new X509Certificate(first.certPem)
+  assert.equal(ca.ca, true)
+  assert.equal(leaf.ca, false)
+  assert.ok(leaf.verify(ca.publicKey), 'serving certificate is signed by the local CA')
+  assert.ok(leaf.checkHost('localhost'))
+  assert.ok(leaf.checkIP('127.0.0.1'))
+  assert.equal(statSync(join(dir, 'pki', 'ca.key')).mode & 0o777, 0o600)
+
+  const second = ensureLocalServingMaterial(dir)
+  assert.equal(second.createdCa, false)
+  assert.equal(second.caCertPem, first.caCertPem)
+  assert.equal(second.certPem, first.certPem)
+})
+
+test('a new hostname reissues the serving certificate under the same CA', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-ca-'))
+  const first = ensureLocalServingMaterial(dir)
+  const next = ensureLocalServingMaterial(dir, ['gatehouse.internal'])
+  assert.equal(next.caCertPem, first.caCertPem)
+  assert.notEqual(next.certPem, first.certPem)
+  const leaf = new X509Certificate(readFileSync(join(dir, 'pki', 'serving.crt')))
+  assert.ok(leaf.checkHost('gatehouse.internal'))
+  assert.ok(leaf.verify(new X509Certificate(first.caCertPem).publicKey))
+})
