@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { PORT_FORWARD_WS_PROTOCOL } from './portforward.ts'
 import { CommandSession, exitStatus, type ExecOptions } from './remote-command.ts'
 
 /** In preference order of the server; the client's order decides among them. */
@@ -29,7 +30,11 @@ const wss = new WebSocketServer({
   maxPayload: 16 * 1024 * 1024,
   handleProtocols: (offered) => {
     for (const p of offered)
-      if ((REMOTE_COMMAND_WS_PROTOCOLS as readonly string[]).includes(p)) return p
+      if (
+        (REMOTE_COMMAND_WS_PROTOCOLS as readonly string[]).includes(p) ||
+        p === PORT_FORWARD_WS_PROTOCOL
+      )
+        return p
     return false
   },
 })

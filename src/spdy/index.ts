@@ -1,0 +1,22 @@
+// SPDY/3.1 as Kubernetes uses it for exec, attach and port-forward. No maintained Node
+// library exists; this is ours: the frame codec, header-block compression and an endpoint.
+export { SPDY3_HEADER_DICTIONARY } from './dictionary.ts'
+export {
+  ControlType,
+  encodeFrame,
+  FLAG_FIN,
+  FLAG_UNIDIRECTIONAL,
+  FrameParser,
+  MAX_FRAME_PAYLOAD,
+  RstStatus,
+  SpdyProtocolError,
+  type SpdyFrame,
+} from './frames.ts'
+export {
+  decodeHeaderBlock,
+  encodeHeaderBlock,
+  HeaderCompressor,
+  HeaderDecompressor,
+  type SpdyHeaders,
+} from './header-block.ts'
+export { SpdySession, SpdyStream, type SpdySessionOptions } from './session.ts'
