@@ -10,15 +10,30 @@ export interface FixedRateResult {
   non2xx: number
 }
 
-export async function fixedRate(opts: { url: string; token?: string; rate: number; seconds: number; connections: number }): Promise<FixedRateResult> {
+export async function fixedRate(opts: {
+  url: string
+  token?: string
+  rate: number
+  seconds: number
+  connections: number
+}): Promise<FixedRateResult> {
   const result = await autocannon({
     url: opts.url,
     connections: opts.connections,
     overallRate: opts.rate,
     duration: opts.seconds,
-    headers: { accept: 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
+    headers: {
+      accept: 'application/json',
+      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+    },
   })
-  return { rate: opts.rate, p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx }
+  return {
+    rate: opts.rate,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -49,10 +64,14 @@ export async function watchFanOut(opts: {
       const res = await request(opts.watchUrl, {
         dispatcher: agent,
         signal: abort.signal,
-        headers: { accept: 'application/json', ...(opts.watchToken ? { authorization: `Bearer ${opts.watchToken}` } : {}) },
+        headers: {
+          accept: 'application/json',
+          ...(opts.watchToken ? { authorization: `Bearer ${opts.watchToken}` } : {}),
+        },
         bodyTimeout: 0,
       })
-      if (res.statusCode !== 200) throw new Error(`watch answered ${res.statusCode}: ${await res.body.text()}`)
+      if (res.statusCode !== 200)
+        throw new Error(`watch answered ${res.statusCode}: ${await res.body.text()}`)
       let buf = ''
       res.body.setEncoding('utf8')
       res.body.on('data', (d: string) => {
@@ -81,10 +100,16 @@ export async function watchFanOut(opts: {
     await opts.create(name)
   }
   const deadline = Date.now() + 10_000
-  while (delivered < opts.watchers * opts.events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  while (delivered < opts.watchers * opts.events && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50))
   abort.abort()
   for (const w of watchers) w.body.destroy()
   await agent.close().catch(() => undefined)
   delays.sort((a, b) => a - b)
-  return { p50Ms: percentile(delays, 50), p99Ms: percentile(delays, 99), delivered, expected: opts.watchers * opts.events }
+  return {
+    p50Ms: percentile(delays, 50),
+    p99Ms: percentile(delays, 99),
+    delivered,
+    expected: opts.watchers * opts.events,
+  }
 }

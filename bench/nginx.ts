@@ -62,9 +62,14 @@ http {
 `
   const confFile = join(opts.dir, 'nginx.conf')
   writeFileSync(confFile, conf)
-  const proc = startProcess('nginx', '/usr/sbin/nginx', ['-c', confFile, '-e', join(opts.dir, 'error.log')], {
-    logFile: join(opts.dir, 'nginx.out'),
-  })
+  const proc = startProcess(
+    'nginx',
+    '/usr/sbin/nginx',
+    ['-c', confFile, '-e', join(opts.dir, 'error.log')],
+    {
+      logFile: join(opts.dir, 'nginx.out'),
+    },
+  )
   const url = `https://127.0.0.1:${port}`
   const deadline = Date.now() + 10_000
   for (;;) {
@@ -79,7 +84,8 @@ http {
       })
       break
     } catch {
-      if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`nginx did not start; see ${join(opts.dir, 'error.log')}`)
+      if (Date.now() > deadline || proc.child.exitCode !== null)
+        throw new Error(`nginx did not start; see ${join(opts.dir, 'error.log')}`)
       await new Promise((r) => setTimeout(r, 100))
     }
   }

@@ -15,7 +15,8 @@ interface CpuProfile {
 
 export function packageOf(url: string): string {
   if (!url) return '(native/idle)'
-  if (url.startsWith('node:')) return url.split('/')[0] === 'node:internal' ? `node:${url.split('/')[1] ?? 'internal'}` : url
+  if (url.startsWith('node:'))
+    return url.split('/')[0] === 'node:internal' ? `node:${url.split('/')[1] ?? 'internal'}` : url
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
   if (nm) return nm[1]!
   const src = /\/build\/(src\/[^/]+)/.exec(url)
@@ -27,7 +28,9 @@ export function summarizeProfile(file: string, top = 15): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const selfUs = new Map<number, number>()
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+  profile.samples.forEach((id, i) =>
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)),
+  )
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0) || 1
   const fn = new Map<string, number>()
   const pkg = new Map<string, number>()

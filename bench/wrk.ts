@@ -20,13 +20,33 @@ export function parseWrk(out: string): WrkResult {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 'NaN')
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? ''
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? ''
-  const errors = [...out.matchAll(/(connect|read|write|timeout) (\d+)/g)].reduce((a, m) => a + Number(m[2]), 0) +
+  const errors =
+    [...out.matchAll(/(connect|read|write|timeout) (\d+)/g)].reduce((a, m) => a + Number(m[2]), 0) +
     Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
-  return { requestsPerSec: rps, p50Ms: toMs(p50), p99Ms: toMs(p99), transferPerSec: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? '', errors }
+  return {
+    requestsPerSec: rps,
+    p50Ms: toMs(p50),
+    p99Ms: toMs(p99),
+    transferPerSec: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? '',
+    errors,
+  }
 }
 
-export function runWrk(opts: { url: string; token?: string; connections: number; threads?: number; seconds: number }): Promise<WrkResult> {
-  const args = [`-t${opts.threads ?? 1}`, `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', '--timeout', '10s']
+export function runWrk(opts: {
+  url: string
+  token?: string
+  connections: number
+  threads?: number
+  seconds: number
+}): Promise<WrkResult> {
+  const args = [
+    `-t${opts.threads ?? 1}`,
+    `-c${opts.connections}`,
+    `-d${opts.seconds}s`,
+    '--latency',
+    '--timeout',
+    '10s',
+  ]
   if (opts.token) args.push('-H', `Authorization: Bearer ${opts.token}`)
   args.push('-H', 'Accept: application/json', opts.url)
   return new Promise((resolve, reject) => {

@@ -13,6 +13,8 @@ import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.
 export interface GatewayDeps {
   authenticator: Authenticator
   logger: Logger
+  /** Upstream clusters, when the caller built them already (to share them with TokenReview). */
+  clusters?: ReadonlyMap<string, UpstreamCluster>
   /** Called after every request, however it ended (audit plugs in here). */
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
@@ -26,8 +28,34 @@ export interface Gateway {
   shutdown(graceMs: number): Promise<void>
 }
 
+/** Gatehouse's own probes; outside every Kubernetes path, so they never shadow the API. */
+export const HEALTHZ_PATH = '/gatehouse/healthz'
+export const READYZ_PATH = '/gatehouse/readyz'
+
+/**
+ * healthz: the process serves. readyz: it takes traffic (503 while draining) and lists the
+ * configuration warnings an operator must see (for example disabled upstream TLS verification).
+ */
+function serveHealth(
+  path: string,
+  res: ServerResponse,
+  draining: boolean,
+  warnings: readonly string[],
+): void {
+  const ready = path === HEALTHZ_PATH || !draining
+  res.writeHead(ready ? 200 : 503, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+  })
+  res.end(JSON.stringify({ status: ready ? 'ok' : 'shutting down', warnings }) + '\n')
+}
+
+export function createClusters(config: GatewayConfig): ReadonlyMap<string, UpstreamCluster> {
+  return new Map(config.clusters.map((c) => [c.name, createUpstreamCluster(c)]))
+}
+
 export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway {
-  const clusters = new Map(config.clusters.map((c) => [c.name, createUpstreamCluster(c)]))
+  const clusters = deps.clusters ?? createClusters(config)
   const warnings = [...clusters.values()].flatMap((c) => c.warnings)
   const inflight = new Set<RequestContext>()
   const tunnels = new Set<Duplex>()
@@ -46,7 +74,11 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     },
   })
 
-  const newContext = (req: IncomingMessage, res: ServerResponse | undefined, upgrade: RequestContext['upgrade']): RequestContext => ({
+  const newContext = (
+    req: IncomingMessage,
+    res: ServerResponse | undefined,
+    upgrade: RequestContext['upgrade'],
+  ): RequestContext => ({
     id: randomUUID(),
     receivedAt: Date.now(),
     req,
@@ -58,17 +90,28 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
 
   const run = (ctx: RequestContext): void => {
     if (draining) {
-      respondWithError(ctx, new GatewayError('GW_SHUTTING_DOWN', 'Gatehouse is shutting down; retry against another replica'))
+      respondWithError(
+        ctx,
+        new GatewayError(
+          'GW_SHUTTING_DOWN',
+          'Gatehouse is shutting down; retry against another replica',
+        ),
+      )
       return
     }
     inflight.add(ctx)
-    void runStages(chain, ctx, { logger: deps.logger, ...(deps.onComplete ? { onComplete: deps.onComplete } : {}) }).finally(() => inflight.delete(ctx))
+    void runStages(chain, ctx, {
+      logger: deps.logger,
+      ...(deps.onComplete ? { onComplete: deps.onComplete } : {}),
+    }).finally(() => inflight.delete(ctx))
   }
 
   return {
     clusters,
     warnings,
     handleRequest(req, res) {
+      if (req.url === HEALTHZ_PATH || req.url === READYZ_PATH)
+        return serveHealth(req.url, res, draining, warnings)
       run(newContext(req, res, undefined))
     },
     handleUpgrade(req, socket, head) {
@@ -80,9 +123,11 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       const deadline = Date.now() + graceMs
       // Watches never finish by themselves: end them so clients re-establish them elsewhere.
       for (const ctx of inflight) {
-        if (ctx.requestInfo?.verb === 'watch' || ctx.req.url?.includes('follow=true')) ctx.res?.end()
+        if (ctx.requestInfo?.verb === 'watch' || ctx.req.url?.includes('follow=true'))
+          ctx.res?.end()
       }
-      while (inflight.size > tunnels.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      while (inflight.size > tunnels.size && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50))
       for (const ctx of inflight) ctx.res?.destroy()
       for (const s of tunnels) s.destroy()
       await Promise.all([...clusters.values()].map((c) => c.close()))

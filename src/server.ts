@@ -1,6 +1,7 @@
 // startServer(config): the running product — logger, authenticators, gateway, TLS listener.
 import type { GatewayConfig } from './config/index.ts'
-import { buildGateway, type Gateway } from './gateway.ts'
+import { buildGateway, createClusters, type Gateway } from './gateway.ts'
+import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { listen, type Listener } from './http/server.ts'
 import { createAuthenticatorFromConfig } from './authn/index.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
@@ -12,10 +13,17 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-export async function startServer(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: GatewayConfig,
+  opts: { logger?: Logger } = {},
+): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel)
-  const authn = await createAuthenticatorFromConfig(config.authentication, { logger })
-  const gateway = buildGateway(config, { authenticator: authn.authenticator, logger })
+  const clusters = createClusters(config)
+  const authn = await createAuthenticatorFromConfig(config.authentication, {
+    logger,
+    tokenReviewer: clusterTokenReviewer(clusters),
+  })
+  const gateway = buildGateway(config, { authenticator: authn.authenticator, logger, clusters })
   for (const w of [...authn.warnings, ...gateway.warnings]) logger.warn(w)
   const listener = await listen(config, gateway)
   logger.info({ url: listener.url, clusters: [...gateway.clusters.keys()] }, 'gatehouse is serving')

@@ -23,24 +23,34 @@ export function tokenExpiry(token: string): Date | undefined {
   const payload = token.split('.')[1]
   if (!payload) return undefined
   try {
-    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp
+    const exp = (
+      JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }
+    ).exp
     return typeof exp === 'number' ? new Date(exp * 1000) : undefined
   } catch {
     return undefined
   }
 }
 
-export function execCredential(opts: CredentialOptions, env: NodeJS.ProcessEnv = process.env): string {
+export function execCredential(
+  opts: CredentialOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   let token: string
   if (opts.tokenFile) {
     try {
       token = readFileSync(opts.tokenFile, 'utf8').trim()
     } catch (e) {
-      throw new Error(`gatehouse credential: cannot read --token-file ${opts.tokenFile}: ${(e as Error).message}`)
+      throw new Error(
+        `gatehouse credential: cannot read --token-file ${opts.tokenFile}: ${(e as Error).message}`,
+      )
     }
   } else if (opts.tokenEnv) {
     token = (env[opts.tokenEnv] ?? '').trim()
-    if (!token) throw new Error(`gatehouse credential: environment variable ${opts.tokenEnv} (--token-env) is empty or not set`)
+    if (!token)
+      throw new Error(
+        `gatehouse credential: environment variable ${opts.tokenEnv} (--token-env) is empty or not set`,
+      )
   } else {
     throw new Error('gatehouse credential: give --token-file PATH or --token-env NAME')
   }
@@ -49,6 +59,9 @@ export function execCredential(opts: CredentialOptions, env: NodeJS.ProcessEnv =
   return JSON.stringify({
     apiVersion: requestedApiVersion(env),
     kind: 'ExecCredential',
-    status: { token, ...(expiry ? { expirationTimestamp: expiry.toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}) },
+    status: {
+      token,
+      ...(expiry ? { expirationTimestamp: expiry.toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
+    },
   })
 }

@@ -39,7 +39,16 @@ export function buildKubeconfig(opts: KubeconfigOptions): string {
       },
     ],
     users: [{ name, user }],
-    contexts: [{ name, context: { cluster: name, user: name, ...(opts.namespace ? { namespace: opts.namespace } : {}) } }],
+    contexts: [
+      {
+        name,
+        context: {
+          cluster: name,
+          user: name,
+          ...(opts.namespace ? { namespace: opts.namespace } : {}),
+        },
+      },
+    ],
     'current-context': name,
   })
 }

@@ -53,25 +53,39 @@ function kubeconfig(args: string[]): void {
       output: { type: 'string', short: 'o' },
     },
   })
-  if (!values.config || !values.cluster) fail(`gatehouse kubeconfig: --config and --cluster are required\n\n${USAGE}`, 2)
+  if (!values.config || !values.cluster)
+    fail(`gatehouse kubeconfig: --config and --cluster are required\n\n${USAGE}`, 2)
   const config = loadConfig(values.config)
   if (!config.clusters.some((c) => c.name === values.cluster)) {
-    fail(`gatehouse kubeconfig: ${values.config}: no cluster named '${values.cluster}' (clusters: ${config.clusters.map((c) => c.name).join(', ')})`)
+    fail(
+      `gatehouse kubeconfig: ${values.config}: no cluster named '${values.cluster}' (clusters: ${config.clusters.map((c) => c.name).join(', ')})`,
+    )
   }
   const caFile = config.listen.tls ? undefined : join(config.dataDir, 'pki', 'ca.crt')
   let caCertPem: string
   try {
     caCertPem = readFileSync(caFile ?? '', 'utf8')
   } catch {
-    fail(`gatehouse kubeconfig: no CA at ${caFile ?? '(a configured certificate)'}; start 'gatehouse serve' once to create it, or use a certificate your clients already trust`)
+    fail(
+      `gatehouse kubeconfig: no CA at ${caFile ?? '(a configured certificate)'}; start 'gatehouse serve' once to create it, or use a certificate your clients already trust`,
+    )
   }
-  const host = config.listen.address === '0.0.0.0' || config.listen.address === '::' ? '127.0.0.1' : config.listen.address
-  const gatewayUrl = values.server ?? `https://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`
+  const host =
+    config.listen.address === '0.0.0.0' || config.listen.address === '::'
+      ? '127.0.0.1'
+      : config.listen.address
+  const gatewayUrl =
+    values.server ?? `https://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`
   // By default the plugin is this very CLI run by this Node binary, so no global install is needed.
   const cli = fileURLToPath(import.meta.url)
   const execFor = (flag: string, value: string) => ({
     command: values['exec-command'] ?? process.execPath,
-    args: [...(values['exec-command'] ? [] : [cli]), 'credential', flag, flag === '--token-file' ? resolve(value) : value],
+    args: [
+      ...(values['exec-command'] ? [] : [cli]),
+      'credential',
+      flag,
+      flag === '--token-file' ? resolve(value) : value,
+    ],
   })
   const exec = values['token-file']
     ? execFor('--token-file', values['token-file'])
@@ -91,7 +105,10 @@ function kubeconfig(args: string[]): void {
 }
 
 function credential(args: string[]): void {
-  const { values } = parseArgs({ args, options: { 'token-file': { type: 'string' }, 'token-env': { type: 'string' } } })
+  const { values } = parseArgs({
+    args,
+    options: { 'token-file': { type: 'string' }, 'token-env': { type: 'string' } },
+  })
   process.stdout.write(
     execCredential({
       ...(values['token-file'] ? { tokenFile: values['token-file'] } : {}),
@@ -106,7 +123,10 @@ async function main(argv: string[]): Promise<void> {
     case 'serve':
       return serve(rest)
     case 'check-config': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } })
+      const { values } = parseArgs({
+        args: rest,
+        options: { config: { type: 'string', short: 'c' } },
+      })
       if (!values.config) fail('gatehouse check-config: --config is required', 2)
       loadConfig(values.config)
       process.stdout.write(`${values.config}: valid\n`)

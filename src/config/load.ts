@@ -25,8 +25,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_union') return 'expected exactly one of the documented forms (see docs/configuration.md)'
-  if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`
+  if (issue.code === 'invalid_union')
+    return 'expected exactly one of the documented forms (see docs/configuration.md)'
+  if (issue.code === 'unrecognized_keys')
+    return `unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`
   return issue.message
 }
 
@@ -45,7 +47,10 @@ export function parseConfig(raw: unknown, file: string): GatewayConfig {
 // Relative file paths in the config are relative to the config file, not the working directory.
 function resolvePaths(value: unknown, base: string, key = ''): unknown {
   if (typeof value === 'string') {
-    return (key.endsWith('File') || key === 'path' || key === 'dataDir') && !isAbsolute(value) ? resolve(base, value) : value
+    return (key.endsWith('File') || key === 'file' || key === 'path' || key === 'dataDir') &&
+      !isAbsolute(value)
+      ? resolve(base, value)
+      : value
   }
   if (Array.isArray(value)) return value.map((v) => resolvePaths(v, base))
   if (value && typeof value === 'object') {

@@ -7,7 +7,9 @@ const filePath = z.string().min(1, 'expected a file path')
 
 /** How Gatehouse authenticates itself to a cluster. Exactly one source. */
 export const upstreamCredentialSchema = z.union([
-  z.strictObject({ kubeconfig: z.strictObject({ path: filePath, context: z.string().optional() }) }),
+  z.strictObject({
+    kubeconfig: z.strictObject({ path: filePath, context: z.string().optional() }),
+  }),
   z.strictObject({ inCluster: z.strictObject({}) }),
   z.strictObject({ tokenFile: filePath }),
   z.strictObject({ tokenEnv: z.string().min(1) }),
@@ -15,7 +17,12 @@ export const upstreamCredentialSchema = z.union([
 ])
 
 export const clusterSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a DNS label (lowercase letters, digits, -)'),
+  name: z
+    .string()
+    .regex(
+      /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+      'expected a DNS label (lowercase letters, digits, -)',
+    ),
   /** Serve this cluster at the root path too, not only under /clusters/<name>/. */
   default: z.boolean().default(false),
   /** The API server URL; may be omitted when the credential is a kubeconfig or in-cluster. */
@@ -53,8 +60,16 @@ export const listenerSchema = z.strictObject({
 })
 
 export const limitsSchema = z.strictObject({
-  maxHeaderBytes: z.number().int().min(1024).default(32 * 1024),
-  maxRequestBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+  maxHeaderBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(32 * 1024),
+  maxRequestBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(8 * 1024 * 1024),
   /** In-flight requests finish within this bound on shutdown; watches and sessions are closed. */
   shutdownGraceMs: z.number().int().min(0).default(10_000),
 })
@@ -66,7 +81,11 @@ export const gatewayConfigSchema = z.strictObject({
   listen: listenerSchema.default({ address: '127.0.0.1', port: 8443, hostnames: [] }),
   authentication: authnConfigSchema,
   clusters: z.array(clusterSchema).min(1, 'expected at least one cluster'),
-  limits: limitsSchema.default({ maxHeaderBytes: 32 * 1024, maxRequestBodyBytes: 8 * 1024 * 1024, shutdownGraceMs: 10_000 }),
+  limits: limitsSchema.default({
+    maxHeaderBytes: 32 * 1024,
+    maxRequestBodyBytes: 8 * 1024 * 1024,
+    shutdownGraceMs: 10_000,
+  }),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 })
 

@@ -8,7 +8,11 @@ export class GatewayError extends Error {
   /** For logs and audit only: never shown to the caller (may name rules, upstream errors). */
   readonly detail: string | undefined
 
-  constructor(code: GatewayErrorCode, message: string, opts: { detail?: string; cause?: unknown } = {}) {
+  constructor(
+    code: GatewayErrorCode,
+    message: string,
+    opts: { detail?: string; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = 'GatewayError'
     this.code = code

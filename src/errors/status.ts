@@ -26,7 +26,10 @@ export function toKubeStatus(err: GatewayError, requestId?: string): KubeStatus 
 }
 
 /** A complete HTTP/1.1 response carrying a Status, for sockets that were never given a response object (upgrades, client errors). */
-export function rawStatusResponse(status: KubeStatus, extraHeaders: Record<string, string> = {}): string {
+export function rawStatusResponse(
+  status: KubeStatus,
+  extraHeaders: Record<string, string> = {},
+): string {
   const body = JSON.stringify(status)
   const head = [
     `HTTP/1.1 ${status.code} ${status.reason}`,

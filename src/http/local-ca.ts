@@ -52,7 +52,10 @@ function createCa(): { certPem: string; keyPem: string } {
   return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privatePem }
 }
 
-function issueServing(ca: { certPem: string; keyPem: string }, hostnames: string[]): { certPem: string; keyPem: string } {
+function issueServing(
+  ca: { certPem: string; keyPem: string },
+  hostnames: string[],
+): { certPem: string; keyPem: string } {
   const keys = newKeyPair()
   const caCert = forge.pki.certificateFromPem(ca.certPem)
   const cert = forge.pki.createCertificate()
@@ -78,13 +81,18 @@ function issueServing(ca: { certPem: string; keyPem: string }, hostnames: string
 function coversAll(certPem: string, hostnames: string[]): boolean {
   const cert = forge.pki.certificateFromPem(certPem)
   if (cert.validity.notAfter.getTime() < Date.now() + 30 * 86_400_000) return false
-  const san = cert.getExtension('subjectAltName') as { altNames?: { value?: string; ip?: string }[] } | null
+  const san = cert.getExtension('subjectAltName') as {
+    altNames?: { value?: string; ip?: string }[]
+  } | null
   const names = new Set((san?.altNames ?? []).map((a) => a.ip ?? a.value))
   return hostnames.every((h) => names.has(h))
 }
 
 /** Loads or creates `<dataDir>/pki/{ca,serving}.{crt,key}`; reissues the serving cert when names change or it nears expiry. */
-export function ensureLocalServingMaterial(dataDir: string, extraHostnames: string[] = []): ServingMaterial {
+export function ensureLocalServingMaterial(
+  dataDir: string,
+  extraHostnames: string[] = [],
+): ServingMaterial {
   const dir = join(dataDir, 'pki')
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const files = {
@@ -101,8 +109,16 @@ export function ensureLocalServingMaterial(dataDir: string, extraHostnames: stri
     writeFileSync(files.caCert, ca.certPem)
     createdCa = true
   }
-  const ca = { certPem: readFileSync(files.caCert, 'utf8'), keyPem: readFileSync(files.caKey, 'utf8') }
-  if (createdCa || !existsSync(files.cert) || !existsSync(files.key) || !coversAll(readFileSync(files.cert, 'utf8'), hostnames)) {
+  const ca = {
+    certPem: readFileSync(files.caCert, 'utf8'),
+    keyPem: readFileSync(files.caKey, 'utf8'),
+  }
+  if (
+    createdCa ||
+    !existsSync(files.cert) ||
+    !existsSync(files.key) ||
+    !coversAll(readFileSync(files.cert, 'utf8'), hostnames)
+  ) {
     const serving = issueServing(ca, hostnames)
     writeFileSync(files.key, serving.keyPem, { mode: 0o600 })
     writeFileSync(files.cert, serving.certPem)

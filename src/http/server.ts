@@ -20,13 +20,21 @@ export interface Listener {
 export async function listen(config: GatewayConfig, gateway: Gateway): Promise<Listener> {
   const tls = config.listen.tls
   const material = tls
-    ? { certPem: readFileSync(tls.certFile, 'utf8'), keyPem: readFileSync(tls.keyFile, 'utf8'), caCertPem: undefined }
+    ? {
+        certPem: readFileSync(tls.certFile, 'utf8'),
+        keyPem: readFileSync(tls.keyFile, 'utf8'),
+        caCertPem: undefined,
+      }
     : ensureLocalServingMaterial(config.dataDir, config.listen.hostnames)
   const server = createServer({
     cert: material.certPem,
     key: material.keyPem,
     ...(config.listen.clientCAFile
-      ? { ca: readFileSync(config.listen.clientCAFile, 'utf8'), requestCert: true, rejectUnauthorized: false }
+      ? {
+          ca: readFileSync(config.listen.clientCAFile, 'utf8'),
+          requestCert: true,
+          rejectUnauthorized: false,
+        }
       : {}),
     ALPNProtocols: ['http/1.1'],
     maxHeaderSize: config.limits.maxHeaderBytes,
@@ -36,16 +44,20 @@ export async function listen(config: GatewayConfig, gateway: Gateway): Promise<L
     keepAliveTimeout: 65_000,
   })
   server.on('request', (req, res) => gateway.handleRequest(req, res))
-  server.on('upgrade', (req, socket: Socket, head: Buffer) => gateway.handleUpgrade(req, socket, head))
+  server.on('upgrade', (req, socket: Socket, head: Buffer) =>
+    gateway.handleUpgrade(req, socket, head),
+  )
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) {
       socket.destroy()
       return
     }
-    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_REQUEST_HEADERS_TOO_LARGE' : 'GW_REQUEST_INVALID'
-    const message = code === 'GW_REQUEST_HEADERS_TOO_LARGE'
-      ? `request headers exceed the limit of ${config.limits.maxHeaderBytes} bytes`
-      : 'malformed HTTP request'
+    const code =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_REQUEST_HEADERS_TOO_LARGE' : 'GW_REQUEST_INVALID'
+    const message =
+      code === 'GW_REQUEST_HEADERS_TOO_LARGE'
+        ? `request headers exceed the limit of ${config.limits.maxHeaderBytes} bytes`
+        : 'malformed HTTP request'
     socket.end(rawStatusResponse(toKubeStatus(new GatewayError(code, message))))
   })
   await new Promise<void>((resolve, reject) => {
@@ -56,7 +68,9 @@ export async function listen(config: GatewayConfig, gateway: Gateway): Promise<L
     })
   })
   const port = (server.address() as AddressInfo).port
-  const host = config.listen.address.includes(':') ? `[${config.listen.address}]` : config.listen.address
+  const host = config.listen.address.includes(':')
+    ? `[${config.listen.address}]`
+    : config.listen.address
   return {
     server,
     port,

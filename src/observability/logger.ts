@@ -10,7 +10,16 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { service: 'gatehouse' },
       redact: {
-        paths: ['token', '*.token', 'authorization', '*.authorization', 'headers', '*.headers', 'password', '*.password'],
+        paths: [
+          'token',
+          '*.token',
+          'authorization',
+          '*.authorization',
+          'headers',
+          '*.headers',
+          'password',
+          '*.password',
+        ],
         censor: '[redacted]',
       },
     },

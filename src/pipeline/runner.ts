@@ -34,7 +34,11 @@ export function respondWithError(ctx: RequestContext, err: GatewayError): void {
   }
 }
 
-export async function runStages(stages: readonly Stage[], ctx: RequestContext, deps: RunnerDeps): Promise<void> {
+export async function runStages(
+  stages: readonly Stage[],
+  ctx: RequestContext,
+  deps: RunnerDeps,
+): Promise<void> {
   let failure: GatewayError | undefined
   for (const stage of stages) {
     const t0 = performance.now()
@@ -43,9 +47,17 @@ export async function runStages(stages: readonly Stage[], ctx: RequestContext, d
     } catch (e) {
       failure = isGatewayError(e)
         ? e
-        : new GatewayError('GW_INTERNAL', 'Gatehouse failed to process the request', { cause: e, detail: String(e) })
+        : new GatewayError('GW_INTERNAL', 'Gatehouse failed to process the request', {
+            cause: e,
+            detail: String(e),
+          })
       deps.logger.info(
-        { requestId: ctx.id, stage: stage.name, code: failure.code, detail: failure.detail ?? failure.message },
+        {
+          requestId: ctx.id,
+          stage: stage.name,
+          code: failure.code,
+          detail: failure.detail ?? failure.message,
+        },
         'request refused',
       )
       respondWithError(ctx, failure)

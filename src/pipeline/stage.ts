@@ -1,7 +1,8 @@
 // A stage does one thing to the request context, or throws a GatewayError to refuse it.
 import type { RequestContext } from './context.ts'
 
-export type StageName = 'route' | 'requestInfo' | 'authenticate' | 'authorize' | 'impersonate' | 'forward'
+export type StageName =
+  'route' | 'requestInfo' | 'authenticate' | 'authorize' | 'impersonate' | 'forward'
 
 export interface Stage {
   readonly name: StageName

@@ -1,5 +1,6 @@
 // One cluster behind the gateway: where it is, how Gatehouse authenticates to it, and a pooled
 // HTTP/1.1 connection to it.
+import { isIP } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { Agent, request } from 'undici'
 import type { ClusterConfig } from '../config/index.ts'
@@ -14,8 +15,10 @@ export interface UpstreamCluster {
   /** TLS options for raw upgrade connections (the same trust and client certificate as the agent). */
   readonly tls: ConnectionOptions
   readonly warnings: string[]
-  /** The Authorization header value Gatehouse sends as itself, if it uses a token. */
+  /** The Authorization header value for forwarded requests (own token, or a minted ServiceAccount token). */
   authorization(): Promise<string | undefined>
+  /** Gatehouse's own Authorization header, for its own calls (TokenReview, TokenRequest). */
+  ownAuthorization(): string | undefined
   close(): Promise<void>
 }
 
@@ -24,24 +27,34 @@ interface MintedToken {
   refreshAt: number
 }
 
-export function createUpstreamCluster(config: ClusterConfig, now: () => number = Date.now): UpstreamCluster {
+export function createUpstreamCluster(
+  config: ClusterConfig,
+  now: () => number = Date.now,
+): UpstreamCluster {
   const resolved: ResolvedUpstream = resolveUpstream(config)
   const warnings: string[] = []
   if (resolved.insecureSkipTLSVerify) {
-    warnings.push(`cluster '${config.name}': TLS verification of the API server is DISABLED (insecureSkipTLSVerify); anyone on the network path can impersonate it`)
+    warnings.push(
+      `cluster '${config.name}': TLS verification of the API server is DISABLED (insecureSkipTLSVerify); anyone on the network path can impersonate it`,
+    )
   }
   const tls: ConnectionOptions = {
     ...(resolved.ca ? { ca: resolved.ca } : {}),
-    ...(resolved.clientCert ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key } : {}),
+    ...(resolved.clientCert
+      ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key }
+      : {}),
     rejectUnauthorized: !resolved.insecureSkipTLSVerify,
-    servername: resolved.server.hostname,
+    // SNI carries host names only (RFC 6066); for an IP the certificate's IP SAN is checked.
+    ...(isIP(resolved.server.hostname) ? {} : { servername: resolved.server.hostname }),
   }
   const agent = new Agent({
     connect: {
       ...(resolved.ca ? { ca: resolved.ca } : {}),
-      ...(resolved.clientCert ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key } : {}),
+      ...(resolved.clientCert
+        ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key }
+        : {}),
       rejectUnauthorized: !resolved.insecureSkipTLSVerify,
-      servername: resolved.server.hostname,
+      ...(isIP(resolved.server.hostname) ? {} : { servername: resolved.server.hostname }),
       timeout: config.upstreamTimeouts.connectMs,
     },
     // HTTP/1.1 upstream: upgrades require it, and undici's allowH2 default changes across majors.
@@ -58,10 +71,17 @@ export function createUpstreamCluster(config: ClusterConfig, now: () => number =
   // API, reused until most of its lifetime is spent.
   const mint = async (): Promise<MintedToken> => {
     const sa = config.forwarding.serviceAccount
-    if (!sa) throw new GatewayError('GW_UPSTREAM_CREDENTIAL', `cluster '${config.name}' has no forwarding.serviceAccount`)
+    if (!sa)
+      throw new GatewayError(
+        'GW_UPSTREAM_CREDENTIAL',
+        `cluster '${config.name}' has no forwarding.serviceAccount`,
+      )
     const own = resolved.token?.()
     const res = await request(
-      new URL(`/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`, resolved.server),
+      new URL(
+        `/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`,
+        resolved.server,
+      ),
       {
         method: 'POST',
         dispatcher: agent,
@@ -79,9 +99,13 @@ export function createUpstreamCluster(config: ClusterConfig, now: () => number =
     )
     const text = await res.body.text()
     if (res.statusCode !== 201 && res.statusCode !== 200) {
-      throw new GatewayError('GW_UPSTREAM_CREDENTIAL', `Gatehouse could not obtain a token for cluster '${config.name}'`, {
-        detail: `TokenRequest for ${sa.namespace}/${sa.name} answered ${res.statusCode}: ${text.slice(0, 300)}`,
-      })
+      throw new GatewayError(
+        'GW_UPSTREAM_CREDENTIAL',
+        `Gatehouse could not obtain a token for cluster '${config.name}'`,
+        {
+          detail: `TokenRequest for ${sa.namespace}/${sa.name} answered ${res.statusCode}: ${text.slice(0, 300)}`,
+        },
+      )
     }
     const body = JSON.parse(text) as { status: { token: string; expirationTimestamp: string } }
     const expires = Date.parse(body.status.expirationTimestamp)
@@ -104,6 +128,10 @@ export function createUpstreamCluster(config: ClusterConfig, now: () => number =
         }
         return `Bearer ${minted.token}`
       }
+      const token = resolved.token?.()
+      return token ? `Bearer ${token}` : undefined
+    },
+    ownAuthorization() {
       const token = resolved.token?.()
       return token ? `Bearer ${token}` : undefined
     },

@@ -36,7 +36,10 @@ interface KubeconfigFile {
   users?: { name: string; user: Record<string, unknown> }[]
 }
 
-function fromKubeconfig(path: string, contextName: string | undefined): Omit<ResolvedUpstream, 'insecureSkipTLSVerify'> & { insecure: boolean } {
+function fromKubeconfig(
+  path: string,
+  contextName: string | undefined,
+): Omit<ResolvedUpstream, 'insecureSkipTLSVerify'> & { insecure: boolean } {
   const where = (field: string): string => `kubeconfig ${path}: ${field}`
   const kc = parseYaml(readFileSync(path, 'utf8')) as KubeconfigFile
   const name = contextName ?? kc['current-context']
@@ -44,9 +47,11 @@ function fromKubeconfig(path: string, contextName: string | undefined): Omit<Res
   if (!ctx) throw new Error(where(`context '${name ?? ''}' not found`))
   const cluster = kc.clusters?.find((c) => c.name === ctx.context.cluster)?.cluster
   const user = kc.users?.find((u) => u.name === ctx.context.user)?.user ?? {}
-  if (!cluster || typeof cluster['server'] !== 'string') throw new Error(where(`cluster '${ctx.context.cluster}' has no server`))
+  if (!cluster || typeof cluster['server'] !== 'string')
+    throw new Error(where(`cluster '${ctx.context.cluster}' has no server`))
   const dataOrFile = (data: string, file: string): string | undefined => {
-    if (typeof cluster[data] === 'string') return Buffer.from(cluster[data], 'base64').toString('utf8')
+    if (typeof cluster[data] === 'string')
+      return Buffer.from(cluster[data], 'base64').toString('utf8')
     if (typeof cluster[file] === 'string') return readFileSync(cluster[file], 'utf8')
     return undefined
   }
@@ -56,17 +61,27 @@ function fromKubeconfig(path: string, contextName: string | undefined): Omit<Res
     return undefined
   }
   if (user['exec'] || user['auth-provider']) {
-    throw new Error(where(`user '${ctx.context.user}' uses an exec or auth-provider plugin; give Gatehouse a token, token file or client certificate instead`))
+    throw new Error(
+      where(
+        `user '${ctx.context.user}' uses an exec or auth-provider plugin; give Gatehouse a token, token file or client certificate instead`,
+      ),
+    )
   }
   const cert = userDataOrFile('client-certificate-data', 'client-certificate')
   const key = userDataOrFile('client-key-data', 'client-key')
   const token =
     typeof user['token'] === 'string'
-      ? ((t: string) => () => t)(user['token'])
+      ? (
+          (t: string) => () =>
+            t
+        )(user['token'])
       : typeof user['tokenFile'] === 'string'
         ? tokenFromFile(user['tokenFile'])
         : undefined
-  if (!token && !(cert && key)) throw new Error(where(`user '${ctx.context.user}' has no token, tokenFile or client certificate`))
+  if (!token && !(cert && key))
+    throw new Error(
+      where(`user '${ctx.context.user}' has no token, tokenFile or client certificate`),
+    )
   return {
     server: new URL(cluster['server']),
     ca: dataOrFile('certificate-authority-data', 'certificate-authority'),
@@ -76,7 +91,10 @@ function fromKubeconfig(path: string, contextName: string | undefined): Omit<Res
   }
 }
 
-export function resolveUpstream(cluster: ClusterConfig, env: NodeJS.ProcessEnv = process.env): ResolvedUpstream {
+export function resolveUpstream(
+  cluster: ClusterConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedUpstream {
   const c = cluster.credential
   const configuredCa = cluster.caFile ? readFileSync(cluster.caFile, 'utf8') : undefined
   const need = (what: string): never => {
@@ -95,7 +113,11 @@ export function resolveUpstream(cluster: ClusterConfig, env: NodeJS.ProcessEnv =
   if ('inCluster' in c) {
     const host = env['KUBERNETES_SERVICE_HOST']
     const port = env['KUBERNETES_SERVICE_PORT'] ?? '443'
-    const server = cluster.server ?? (host ? `https://${host.includes(':') ? `[${host}]` : host}:${port}` : need('inCluster needs KUBERNETES_SERVICE_HOST or server'))
+    const server =
+      cluster.server ??
+      (host
+        ? `https://${host.includes(':') ? `[${host}]` : host}:${port}`
+        : need('inCluster needs KUBERNETES_SERVICE_HOST or server'))
     return {
       server: new URL(server),
       ca: configuredCa ?? readFileSync(`${IN_CLUSTER_DIR}/ca.crt`, 'utf8'),
@@ -108,12 +130,16 @@ export function resolveUpstream(cluster: ClusterConfig, env: NodeJS.ProcessEnv =
   const base = { server, ca: configuredCa, insecureSkipTLSVerify: cluster.insecureSkipTLSVerify }
   if ('tokenFile' in c) return { ...base, clientCert: undefined, token: tokenFromFile(c.tokenFile) }
   if ('tokenEnv' in c) {
-    const value = env[c.tokenEnv] ?? need(`environment variable ${c.tokenEnv} (credential.tokenEnv) is not set`)
+    const value =
+      env[c.tokenEnv] ?? need(`environment variable ${c.tokenEnv} (credential.tokenEnv) is not set`)
     return { ...base, clientCert: undefined, token: () => value }
   }
   return {
     ...base,
-    clientCert: { cert: readFileSync(c.clientCertificate.certFile, 'utf8'), key: readFileSync(c.clientCertificate.keyFile, 'utf8') },
+    clientCert: {
+      cert: readFileSync(c.clientCertificate.certFile, 'utf8'),
+      key: readFileSync(c.clientCertificate.keyFile, 'utf8'),
+    },
     token: undefined,
   }
 }

@@ -21,7 +21,13 @@ class BodyLimit extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length
-    if (this.bytes > this.#limit) cb(new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `request body exceeds the limit of ${this.#limit} bytes`))
+    if (this.bytes > this.#limit)
+      cb(
+        new GatewayError(
+          'GW_REQUEST_BODY_TOO_LARGE',
+          `request body exceeds the limit of ${this.#limit} bytes`,
+        ),
+      )
     else cb(null, chunk)
   }
 }
@@ -31,15 +37,35 @@ export function upstreamError(cluster: UpstreamCluster, e: unknown): GatewayErro
   const code = (e as { code?: string }).code ?? ''
   const msg = (e as Error).message ?? String(e)
   if (e instanceof undiciErrors.HeadersTimeoutError || code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return new GatewayError('GW_UPSTREAM_TIMEOUT', `the API server of cluster '${cluster.name}' did not answer in time`, { detail: msg, cause: e })
+    return new GatewayError(
+      'GW_UPSTREAM_TIMEOUT',
+      `the API server of cluster '${cluster.name}' did not answer in time`,
+      { detail: msg, cause: e },
+    )
   }
   if (/CERT|SSL|TLS|self.signed|UNABLE_TO_VERIFY|ERR_TLS/i.test(code + msg)) {
-    return new GatewayError('GW_UPSTREAM_BAD_GATEWAY', `Gatehouse could not verify the TLS certificate of cluster '${cluster.name}'`, { detail: `${code} ${msg}`, cause: e })
+    return new GatewayError(
+      'GW_UPSTREAM_BAD_GATEWAY',
+      `Gatehouse could not verify the TLS certificate of cluster '${cluster.name}'`,
+      { detail: `${code} ${msg}`, cause: e },
+    )
   }
-  if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_CONNECT_TIMEOUT|ETIMEDOUT/.test(code + msg)) {
-    return new GatewayError('GW_UPSTREAM_UNAVAILABLE', `the API server of cluster '${cluster.name}' is unreachable`, { detail: `${code} ${msg}`, cause: e })
+  if (
+    /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_CONNECT_TIMEOUT|ETIMEDOUT/.test(
+      code + msg,
+    )
+  ) {
+    return new GatewayError(
+      'GW_UPSTREAM_UNAVAILABLE',
+      `the API server of cluster '${cluster.name}' is unreachable`,
+      { detail: `${code} ${msg}`, cause: e },
+    )
   }
-  return new GatewayError('GW_UPSTREAM_BAD_GATEWAY', `the connection to the API server of cluster '${cluster.name}' failed`, { detail: `${code} ${msg}`, cause: e })
+  return new GatewayError(
+    'GW_UPSTREAM_BAD_GATEWAY',
+    `the connection to the API server of cluster '${cluster.name}' failed`,
+    { detail: `${code} ${msg}`, cause: e },
+  )
 }
 
 export interface ForwardResult {
@@ -61,7 +87,10 @@ export async function forwardRequest(opts: {
   const method = (req.method ?? 'GET').toUpperCase()
   const declared = Number(req.headers['content-length'] ?? '0')
   if (declared > opts.maxBodyBytes) {
-    throw new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${opts.maxBodyBytes} bytes`)
+    throw new GatewayError(
+      'GW_REQUEST_BODY_TOO_LARGE',
+      `request body of ${declared} bytes exceeds the limit of ${opts.maxBodyBytes} bytes`,
+    )
   }
   const abort = new AbortController()
   const onClientGone = (): void => {
@@ -69,10 +98,13 @@ export async function forwardRequest(opts: {
   }
   res.once('close', onClientGone)
   const limit = new BodyLimit(opts.maxBodyBytes)
-  const hasBody = !METHODS_WITHOUT_BODY.has(method) || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
-  let bodyError: unknown
+  const hasBody =
+    !METHODS_WITHOUT_BODY.has(method) ||
+    req.headers['content-length'] !== undefined ||
+    req.headers['transfer-encoding'] !== undefined
+  let bodyError: Error | undefined
   const body = hasBody ? req.pipe(limit) : null
-  limit.on('error', (e) => {
+  limit.on('error', (e: Error) => {
     bodyError = e
     abort.abort()
   })

@@ -13,7 +13,13 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ])
 
-const NEVER_FORWARDED = new Set(['authorization', 'host', 'audit-id', 'x-remote-user', 'x-remote-group'])
+const NEVER_FORWARDED = new Set([
+  'authorization',
+  'host',
+  'audit-id',
+  'x-remote-user',
+  'x-remote-group',
+])
 
 /** Bearer tokens carried in the WebSocket subprotocol list (browsers cannot set headers). */
 export const WS_BEARER_PREFIX = 'base64url.bearer.authorization.k8s.io.'
@@ -39,7 +45,12 @@ export function forwardableHeaders(rawHeaders: readonly string[], keepUpgrade: b
     const name = rawHeaders[i]!
     let value = rawHeaders[i + 1]!
     const lower = name.toLowerCase()
-    if (NEVER_FORWARDED.has(lower) || isImpersonationHeader(lower) || lower.startsWith('x-remote-extra-')) continue
+    if (
+      NEVER_FORWARDED.has(lower) ||
+      isImpersonationHeader(lower) ||
+      lower.startsWith('x-remote-extra-')
+    )
+      continue
     if (keepUpgrade && (lower === 'connection' || lower === 'upgrade')) {
       out.push(name, value)
       continue
@@ -59,7 +70,9 @@ export function forwardableHeaders(rawHeaders: readonly string[], keepUpgrade: b
 }
 
 /** Response headers to relay to the client: hop-by-hop ones removed. */
-export function relayableResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+export function relayableResponseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined || HOP_BY_HOP.has(k.toLowerCase())) continue

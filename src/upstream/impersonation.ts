@@ -6,7 +6,11 @@ const TOKEN_CHAR = /[A-Za-z0-9!#$&'*+\-.^_`|~]/
 export function encodeExtraKey(key: string): string {
   let out = ''
   for (const ch of key.toLowerCase()) {
-    out += TOKEN_CHAR.test(ch) ? ch : [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('')
+    out += TOKEN_CHAR.test(ch)
+      ? ch
+      : [...Buffer.from(ch, 'utf8')]
+          .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
+          .join('')
   }
   return out
 }
@@ -41,8 +45,10 @@ export function impersonationHeaders(p: Principal): string[] {
   return out
 }
 
-const SERVICE_ACCOUNT_USER = /^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/
-const ALLOWED_SYSTEM_GROUPS = /^system:(authenticated|serviceaccounts|serviceaccounts:[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/
+const SERVICE_ACCOUNT_USER =
+  /^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/
+const ALLOWED_SYSTEM_GROUPS =
+  /^system:(authenticated|serviceaccounts|serviceaccounts:[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/
 
 /**
  * Names the cluster reserves (`system:` users and groups such as system:masters or

@@ -26,13 +26,24 @@ function requestHead(method: string, path: string, host: string, headers: string
 function connectUpstream(cluster: UpstreamCluster): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const port = Number(cluster.server.port || 443)
-    const socket = connect({ ...cluster.tls, host: cluster.server.hostname, port, ALPNProtocols: ['http/1.1'] })
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), cluster.config.upstreamTimeouts.connectMs)
+    const socket = connect({
+      ...cluster.tls,
+      host: cluster.server.hostname,
+      port,
+      ALPNProtocols: ['http/1.1'],
+    })
+    const timer = setTimeout(
+      () =>
+        socket.destroy(
+          Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }),
+        ),
+      cluster.config.upstreamTimeouts.connectMs,
+    )
     socket.once('secureConnect', () => {
       clearTimeout(timer)
       resolve(socket)
     })
-    socket.once('error', (e) => {
+    socket.once('error', (e: Error) => {
       clearTimeout(timer)
       reject(e)
     })
@@ -40,10 +51,16 @@ function connectUpstream(cluster: UpstreamCluster): Promise<TLSSocket> {
 }
 
 /** Reads the upstream response head; returns it and any bytes after it. */
-function readResponseHead(socket: TLSSocket, timeoutMs: number): Promise<{ head: Buffer; rest: Buffer; status: number }> {
+function readResponseHead(
+  socket: TLSSocket,
+  timeoutMs: number,
+): Promise<{ head: Buffer; rest: Buffer; status: number }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0)
-    const timer = setTimeout(() => done(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), timeoutMs)
+    const timer = setTimeout(
+      () => done(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+      timeoutMs,
+    )
     const onData = (chunk: Buffer): void => {
       buf = Buffer.concat([buf, chunk])
       const end = buf.indexOf('\r\n\r\n')
@@ -52,9 +69,11 @@ function readResponseHead(socket: TLSSocket, timeoutMs: number): Promise<{ head:
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1'))
         if (!m) return done(new Error('malformed response from the API server'))
         done(undefined, { head, rest: buf.subarray(end + 4), status: Number(m[1]) })
-      } else if (buf.length > MAX_RESPONSE_HEAD) done(new Error('oversized response head from the API server'))
+      } else if (buf.length > MAX_RESPONSE_HEAD)
+        done(new Error('oversized response head from the API server'))
     }
-    const onEnd = (): void => done(new Error('the API server closed the connection before answering'))
+    const onEnd = (): void =>
+      done(new Error('the API server closed the connection before answering'))
     const done = (err?: Error, value?: { head: Buffer; rest: Buffer; status: number }): void => {
       clearTimeout(timer)
       socket.off('data', onData)
@@ -117,7 +136,9 @@ export async function tunnelUpgrade(opts: {
     upstream.destroy()
     throw new GatewayError('GW_REQUEST_INVALID', 'client went away')
   }
-  upstream.write(requestHead(opts.req.method ?? 'GET', opts.path, cluster.server.host, opts.headers))
+  upstream.write(
+    requestHead(opts.req.method ?? 'GET', opts.path, cluster.server.host, opts.headers),
+  )
   if (opts.head.length) upstream.write(opts.head)
   let response: { head: Buffer; rest: Buffer; status: number }
   try {

@@ -1,9 +1,17 @@
 // Where the harness finds the real binaries: the prereqs cache, KUBEBUILDER_ASSETS, or PATH.
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, existsSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export const KUBE_APISERVER_VERSION = 'v1.20.2'
+
+/** The repository root (tests run from build/, so walk up to the package.json). */
+export const repoRoot: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return dir
+})()
 
 export function cacheDir(): string {
   return process.env['GATEHOUSE_CACHE'] ?? join(homedir(), '.cache', 'gatehouse')

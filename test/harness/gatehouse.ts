@@ -6,7 +6,9 @@ import { parseConfig, type GatewayConfig } from '../../src/config/index.ts'
 import { createLogger, silentLogger } from '../../src/observability/logger.ts'
 import { startServer, type RunningServer } from '../../src/server.ts'
 import { buildKubeconfig } from '../../src/cli/kubeconfig.ts'
-import type { ClusterInfo } from './cluster.ts'
+import { repoRoot } from './binaries.ts'
+import { adminClient, type ClusterInfo } from './cluster.ts'
+import { kubectl } from './kubectl.ts'
 
 export interface RunningGatehouse {
   readonly url: string
@@ -15,7 +17,12 @@ export interface RunningGatehouse {
   readonly config: GatewayConfig
   readonly server: RunningServer
   /** A kubeconfig for `cluster` (default: the harness cluster 'harness') with a literal token or an exec plugin. */
-  kubeconfig(opts: { token?: string; exec?: { command: string; args: string[] }; cluster?: string; name?: string }): string
+  kubeconfig(opts: {
+    token?: string
+    exec?: { command: string; args: string[] }
+    cluster?: string
+    name?: string
+  }): string
   stop(): Promise<void>
 }
 
@@ -29,7 +36,10 @@ export interface GatehouseOptions {
   clusterOverrides?: Record<string, unknown>
 }
 
-export async function startGatehouse(cluster: ClusterInfo, opts: GatehouseOptions): Promise<RunningGatehouse> {
+export async function startGatehouse(
+  cluster: ClusterInfo,
+  opts: GatehouseOptions,
+): Promise<RunningGatehouse> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-data-'))
   const raw = {
     apiVersion: 'gatehouse.dev/v1alpha1',
@@ -53,7 +63,10 @@ export async function startGatehouse(cluster: ClusterInfo, opts: GatehouseOption
   const config = parseConfig(raw, 'test gatehouse.yaml')
   const logFile = join(dataDir, 'gatehouse.log')
   const { createWriteStream } = await import('node:fs')
-  const logger = process.env['GATEHOUSE_TEST_LOG'] === 'stderr' ? createLogger('debug') : createLogger('debug', createWriteStream(logFile))
+  const logger =
+    process.env['GATEHOUSE_TEST_LOG'] === 'stderr'
+      ? createLogger('debug')
+      : createLogger('debug', createWriteStream(logFile))
   const server = await startServer(config, { logger: logger ?? silentLogger() })
   const caFile = join(dataDir, 'pki', 'ca.crt')
   let n = 0
@@ -82,4 +95,67 @@ export async function startGatehouse(cluster: ClusterInfo, opts: GatehouseOption
       await server.close()
     },
   }
+}
+
+async function retry<T>(what: string, fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (i >= attempts)
+        throw new Error(`${what} failed after ${attempts} attempts: ${String(err)}`)
+      await new Promise((r) => setTimeout(r, 200 * i))
+    }
+  }
+}
+
+/**
+ * Set the cluster up as a user following docs/upstream-rbac.md would: apply deploy/rbac (the
+ * gatehouse ServiceAccount with impersonation and TokenReview rights, nothing more), let
+ * unauthenticated clients read the service-account issuer discovery (so Gatehouse can verify
+ * the API server's tokens), and write a token for Gatehouse's account to `dir`. Idempotent.
+ */
+export async function prepareGatehouseAccount(cluster: ClusterInfo, dir: string): Promise<string> {
+  await retry('kubectl apply deploy/rbac', async () => {
+    const r = await kubectl(
+      '1.32',
+      [
+        'apply',
+        '-f',
+        join(repoRoot, 'deploy', 'rbac', 'impersonate.yaml'),
+        '-f',
+        join(repoRoot, 'deploy', 'rbac', 'token-review.yaml'),
+      ],
+      {
+        kubeconfig: cluster.adminKubeconfig,
+      },
+    )
+    if (r.code !== 0) throw new Error(r.stderr)
+  })
+  const admin = adminClient(cluster)
+  await admin.ensure('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'gatehouse:issuer-discovery-public' },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'system:service-account-issuer-discovery',
+    },
+    subjects: [
+      { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:unauthenticated' },
+    ],
+  })
+  const { status } = await admin.json<{ status: { token: string } }>(
+    'POST',
+    '/api/v1/namespaces/gatehouse-system/serviceaccounts/gatehouse/token',
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 86400 },
+    },
+  )
+  const tokenFile = join(dir, 'gatehouse-upstream.token')
+  writeFileSync(tokenFile, status.token, { mode: 0o600 })
+  return tokenFile
 }

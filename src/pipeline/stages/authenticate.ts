@@ -15,10 +15,14 @@ export function extractCredentials(ctx: RequestContext): Credentials {
     if (m) creds.bearerToken = m[1]!
   } else {
     // Browsers cannot set headers on WebSocket: the token rides in the subprotocol list.
-    const offered = (ctx.req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
+    const offered = (ctx.req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
     const carrier = offered.find((p) => p.startsWith(WS_BEARER_PREFIX))
     if (carrier) {
-      const token = Buffer.from(carrier.slice(WS_BEARER_PREFIX.length), 'base64url').toString('utf8')
+      const token = Buffer.from(carrier.slice(WS_BEARER_PREFIX.length), 'base64url').toString(
+        'utf8',
+      )
       if (token) creds.bearerToken = token
     }
   }
@@ -39,11 +43,21 @@ export function createAuthenticateStage(authenticator: Authenticator): Stage {
         ctx.identity = result.identity
         return
       }
-      const detail = result.outcome === 'rejected' ? `${result.code}: ${result.detail}` : 'no authenticator accepted the credentials'
+      const detail =
+        result.outcome === 'rejected'
+          ? `${result.code}: ${result.detail}`
+          : 'no authenticator accepted the credentials'
       if (result.outcome === 'rejected' && result.code === 'GW_AUTHN_ISSUER_UNAVAILABLE') {
-        throw new GatewayError('GW_AUTHN_UNAVAILABLE', 'Gatehouse cannot verify credentials right now; try again shortly', { detail })
+        throw new GatewayError(
+          'GW_AUTHN_UNAVAILABLE',
+          'Gatehouse cannot verify credentials right now; try again shortly',
+          { detail },
+        )
       }
-      const code = result.outcome === 'rejected' && result.code === 'GW_AUTHN_MISSING_CREDENTIALS' ? 'GW_AUTHN_MISSING_CREDENTIALS' : 'GW_AUTHN_INVALID_TOKEN'
+      const code =
+        result.outcome === 'rejected' && result.code === 'GW_AUTHN_MISSING_CREDENTIALS'
+          ? 'GW_AUTHN_MISSING_CREDENTIALS'
+          : 'GW_AUTHN_INVALID_TOKEN'
       throw new GatewayError(code, 'Unauthorized', { detail })
     },
   }

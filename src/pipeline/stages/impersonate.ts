@@ -1,6 +1,7 @@
 // impersonate: drop every caller credential and decide what the cluster sees: Gatehouse's own
 // credential plus Impersonate-* for the caller (impersonate mode), or a minted ServiceAccount
 // token (serviceAccountToken mode). Audit-ID joins Gatehouse's record and the cluster's.
+import { isProvenanceKey, PROVENANCE_PREFIX } from '../../authn/index.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { forwardableHeaders } from '../../upstream/headers.ts'
 import { impersonationHeaders, reservedNameProblem } from '../../upstream/impersonation.ts'
@@ -20,7 +21,11 @@ export function createImpersonateStage(): Stage {
       } catch (e) {
         throw e instanceof GatewayError
           ? e
-          : new GatewayError('GW_UPSTREAM_CREDENTIAL', `Gatehouse has no usable credential for cluster '${cluster.name}'`, { detail: String(e), cause: e })
+          : new GatewayError(
+              'GW_UPSTREAM_CREDENTIAL',
+              `Gatehouse has no usable credential for cluster '${cluster.name}'`,
+              { detail: String(e), cause: e },
+            )
       }
       if (authorization) headers.push('Authorization', authorization)
       headers.push('Audit-ID', ctx.id)
@@ -29,14 +34,25 @@ export function createImpersonateStage(): Stage {
           user: identity.name,
           groups: identity.groups,
           extra: {
-            ...identity.extra,
+            // Only keys Gatehouse's RBAC grants (deploy/rbac/impersonate.yaml): any other key
+            // would make the API server refuse the request.
+            ...Object.fromEntries(
+              Object.entries(identity.extra).filter(
+                ([k]) =>
+                  k.startsWith(PROVENANCE_PREFIX) &&
+                  isProvenanceKey(k.slice(PROVENANCE_PREFIX.length)),
+              ),
+            ),
             'gatehouse.dev/request-id': [ctx.id],
             'gatehouse.dev/auth-method': [identity.method],
           },
         }
         const problem = reservedNameProblem(principal)
         if (problem) {
-          throw new GatewayError('GW_AUTHZ_IMPERSONATION_REFUSED', `Gatehouse will not act as this identity: ${problem}`)
+          throw new GatewayError(
+            'GW_AUTHZ_IMPERSONATION_REFUSED',
+            `Gatehouse will not act as this identity: ${problem}`,
+          )
         }
         headers.push(...impersonationHeaders(principal))
         ctx.principal = { user: principal.user, groups: principal.groups }

@@ -11,7 +11,10 @@ export function createRequestInfoStage(): Stage {
     run(ctx: RequestContext) {
       const result = parseRequestInfo(ctx.req.method ?? 'GET', ctx.upstreamPath ?? '/')
       if (!result.ok) {
-        throw new GatewayError('GW_REQUEST_UNCLASSIFIABLE', `Gatehouse refused a request it cannot classify: ${result.reason}`)
+        throw new GatewayError(
+          'GW_REQUEST_UNCLASSIFIABLE',
+          `Gatehouse refused a request it cannot classify: ${result.reason}`,
+        )
       }
       ctx.requestInfo = result.info
     },

@@ -16,7 +16,10 @@ export function createRouteStage(clusters: ReadonlyMap<string, UpstreamCluster>)
     run(ctx: RequestContext) {
       const url = ctx.req.url ?? ''
       if (!url.startsWith('/')) {
-        throw new GatewayError('GW_REQUEST_INVALID', 'the request target must be an absolute path (origin-form)')
+        throw new GatewayError(
+          'GW_REQUEST_INVALID',
+          'the request target must be an absolute path (origin-form)',
+        )
       }
       if (url.startsWith(CLUSTER_PREFIX)) {
         const rest = url.slice(CLUSTER_PREFIX.length)
@@ -24,7 +27,10 @@ export function createRouteStage(clusters: ReadonlyMap<string, UpstreamCluster>)
         const name = end < 0 ? rest : rest.slice(0, end)
         const cluster = clusters.get(name)
         if (!cluster) {
-          throw new GatewayError('GW_ROUTE_UNKNOWN_CLUSTER', `Gatehouse has no cluster named '${name.slice(0, 64)}'; known clusters: ${[...clusters.keys()].join(', ')}`)
+          throw new GatewayError(
+            'GW_ROUTE_UNKNOWN_CLUSTER',
+            `Gatehouse has no cluster named '${name.slice(0, 64)}'; known clusters: ${[...clusters.keys()].join(', ')}`,
+          )
         }
         const path = end < 0 ? '/' : rest.slice(end)
         ctx.cluster = cluster
@@ -32,7 +38,10 @@ export function createRouteStage(clusters: ReadonlyMap<string, UpstreamCluster>)
         return
       }
       if (!fallback) {
-        throw new GatewayError('GW_ROUTE_UNKNOWN_CLUSTER', `no default cluster: use https://<gatehouse>/clusters/<name>/ as the server (known clusters: ${[...clusters.keys()].join(', ')})`)
+        throw new GatewayError(
+          'GW_ROUTE_UNKNOWN_CLUSTER',
+          `no default cluster: use https://<gatehouse>/clusters/<name>/ as the server (known clusters: ${[...clusters.keys()].join(', ')})`,
+        )
       }
       ctx.cluster = fallback
       ctx.upstreamPath = url

@@ -12,7 +12,10 @@ test('emits an ExecCredential with the token from a file and its expiry', () => 
   const dir = mkdtempSync(join(tmpdir(), 'gh-cred-'))
   const token = jwt({ exp: 1_900_000_000 })
   writeFileSync(join(dir, 't'), `${token}\n`)
-  const out = JSON.parse(execCredential({ tokenFile: join(dir, 't') }, {})) as Record<string, unknown>
+  const out = JSON.parse(execCredential({ tokenFile: join(dir, 't') }, {})) as Record<
+    string,
+    unknown
+  >
   assert.deepEqual(out, {
     apiVersion: 'client.authentication.k8s.io/v1beta1',
     kind: 'ExecCredential',
@@ -22,15 +25,28 @@ test('emits an ExecCredential with the token from a file and its expiry', () => 
 
 test('answers in the API version kubectl asks for', () => {
   const out = JSON.parse(
-    execCredential({ tokenEnv: 'CI_TOKEN' }, { CI_TOKEN: 'opaque', KUBERNETES_EXEC_INFO: '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential"}' }),
+    execCredential(
+      { tokenEnv: 'CI_TOKEN' },
+      {
+        CI_TOKEN: 'opaque',
+        KUBERNETES_EXEC_INFO:
+          '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential"}',
+      },
+    ),
   ) as { apiVersion: string; status: Record<string, string> }
   assert.equal(out.apiVersion, 'client.authentication.k8s.io/v1')
   assert.deepEqual(out.status, { token: 'opaque' })
 })
 
 test('clear errors name the flag and the file or variable', () => {
-  assert.throws(() => execCredential({ tokenFile: '/nonexistent/token' }, {}), /--token-file \/nonexistent\/token/)
-  assert.throws(() => execCredential({ tokenEnv: 'MISSING' }, {}), /MISSING \(--token-env\) is empty or not set/)
+  assert.throws(
+    () => execCredential({ tokenFile: '/nonexistent/token' }, {}),
+    /--token-file \/nonexistent\/token/,
+  )
+  assert.throws(
+    () => execCredential({ tokenEnv: 'MISSING' }, {}),
+    /MISSING \(--token-env\) is empty or not set/,
+  )
   assert.throws(() => execCredential({}, {}), /give --token-file PATH or --token-env NAME/)
 })
 

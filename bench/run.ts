@@ -1,0 +1,313 @@
+// `npm run bench`: direct, nginx proxy_pass and Gatehouse (authentication on: every request
+// carries an OIDC token Gatehouse verifies) in one run, on the same machine and upstream.
+// Prints throughput ratios Gatehouse/nginx and p50/p99 latency at a fixed rate, and a CPU
+// profile of Gatehouse under load. Not part of the test command: speed is measured, not asserted
+// in tests. Gatehouse runs as its own process (`gatehouse serve`), like in production.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { adminClient, ensureNamespace, startCluster } from '../test/harness/index.ts'
+import { prepareGatehouseAccount } from '../test/harness/gatehouse.ts'
+import { startOidcIssuer } from '../test/harness/oidc-issuer.ts'
+import { createCa, issueCert } from '../test/harness/pki.ts'
+import { freePort } from '../test/harness/ports.ts'
+import { repoRoot } from '../test/harness/binaries.ts'
+import { fixedRate, watchFanOut } from './load.ts'
+import { startNginx } from './nginx.ts'
+import { summarizeProfile } from './profile.ts'
+import { runWrk, type WrkResult } from './wrk.ts'
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
+const AUDIENCE = 'gatehouse'
+
+interface Subject {
+  name: 'direct' | 'nginx' | 'gatehouse'
+  base: string
+  token: string | undefined
+}
+
+async function waitReady(url: string, ca: string): Promise<void> {
+  const { Agent, request } = await import('undici')
+  const agent = new Agent({ connect: { ca } })
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    try {
+      const res = await request(`${url}/gatehouse/readyz`, { dispatcher: agent })
+      await res.body.text()
+      if (res.statusCode === 200) break
+    } catch {
+      /* not yet listening */
+    }
+    if (Date.now() > deadline) throw new Error('gatehouse did not become ready')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await agent.close()
+}
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
+}
+
+async function main(): Promise<void> {
+  const dir = join(repoRoot, '.bench', String(Date.now()))
+  mkdirSync(dir, { recursive: true })
+  console.log(`[bench] run directory ${dir}; ${SECONDS}s per measurement`)
+  const cluster = await startCluster({ dir: join(dir, 'cluster') })
+  let gatehouse: ChildProcess | undefined
+  let stopNginx: (() => void) | undefined
+  const issuer = await startOidcIssuer({ dir, audience: AUDIENCE })
+  try {
+    const info = cluster.info
+    const admin = adminClient(info)
+    const upstreamTokenFile = await prepareGatehouseAccount(info, dir)
+    await admin.ensure('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'bench:ci-admins' },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'cluster-admin',
+      },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'github:octo-org' }],
+    })
+
+    // Data: one small ConfigMap, and ~5 MB of ConfigMaps in another namespace.
+    await ensureNamespace(admin, 'bench')
+    await ensureNamespace(admin, 'bench-big')
+    await admin.ensure('/api/v1/namespaces/bench/configmaps', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'small' },
+      data: { greeting: 'hello' },
+    })
+    const blob = 'x'.repeat(10 * 1024)
+    for (let i = 0; i < 500; i += 25) {
+      await Promise.all(
+        Array.from({ length: 25 }, (_, j) =>
+          admin.ensure('/api/v1/namespaces/bench-big/configmaps', {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: `big-${i + j}` },
+            data: { blob },
+          }),
+        ),
+      )
+    }
+
+    // nginx, TLS on both legs, injecting the admin token (it cannot authenticate callers).
+    mkdirSync(join(dir, 'nginx-pki'), { recursive: true })
+    const nginxCert = issueCert(createCa(join(dir, 'nginx-pki'), 'bench-nginx-ca'), 'nginx')
+    const nginx = await startNginx({
+      dir: join(dir, 'nginx'),
+      upstream: info.server,
+      upstreamCaFile: info.caFile,
+      token: info.adminToken,
+      certFile: nginxCert.certFile,
+      keyFile: nginxCert.keyFile,
+    })
+    stopNginx = () => void nginx.proc.stop()
+
+    // Gatehouse as a separate process with a CPU profile.
+    const port = await freePort()
+    const dataDir = join(dir, 'gatehouse-data')
+    const configFile = join(dir, 'gatehouse.yaml')
+    writeFileSync(
+      configFile,
+      stringify({
+        apiVersion: 'gatehouse.dev/v1alpha1',
+        kind: 'GatewayConfig',
+        dataDir,
+        logLevel: 'warn',
+        listen: { address: '127.0.0.1', port },
+        authentication: {
+          authenticators: [
+            {
+              oidc: {
+                name: 'github',
+                issuer: issuer.url,
+                caFile: issuer.caFile,
+                audiences: [AUDIENCE],
+                preset: 'github-actions',
+              },
+            },
+          ],
+        },
+        clusters: [
+          {
+            name: 'bench',
+            default: true,
+            server: info.server,
+            caFile: info.caFile,
+            credential: { tokenFile: upstreamTokenFile },
+          },
+        ],
+      }),
+    )
+    const profileDir = join(dir, 'profile')
+    gatehouse = spawn(
+      process.execPath,
+      [
+        '--cpu-prof',
+        `--cpu-prof-dir=${profileDir}`,
+        join(repoRoot, 'build', 'src', 'cli', 'main.js'),
+        'serve',
+        '--config',
+        configFile,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    )
+    const gatehouseUrl = `https://127.0.0.1:${port}`
+    await new Promise((r) => setTimeout(r, 300))
+    for (let i = 0; i < 100; i++) {
+      try {
+        readFileSync(join(dataDir, 'pki', 'ca.crt'))
+        break
+      } catch {
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    const gatehouseCa = readFileSync(join(dataDir, 'pki', 'ca.crt'), 'utf8')
+    await waitReady(gatehouseUrl, gatehouseCa)
+    const ciToken = await issuer.mintGitHubActions({
+      repository: 'octo-org/app',
+      repository_owner: 'octo-org',
+      expiresInSeconds: 3600,
+    })
+
+    const subjects: Subject[] = [
+      { name: 'direct', base: info.server, token: info.adminToken },
+      { name: 'nginx', base: nginx.url, token: undefined },
+      { name: 'gatehouse', base: gatehouseUrl, token: ciToken },
+    ]
+    // wrk does not verify certificates; autocannon and undici do, with each subject's CA.
+    const results: Record<string, Record<string, WrkResult>> = {}
+    const scenarios = [
+      { key: 'small GET', path: '/api/v1/namespaces/bench/configmaps/small', connections: 32 },
+      { key: '5 MB list', path: '/api/v1/namespaces/bench-big/configmaps', connections: 4 },
+    ]
+    for (const s of scenarios) {
+      for (const subject of subjects) {
+        const r = await runWrk({
+          url: subject.base + s.path,
+          ...(subject.token ? { token: subject.token } : {}),
+          connections: s.connections,
+          threads: 2,
+          seconds: SECONDS,
+        })
+        ;(results[s.key] ??= {})[subject.name] = r
+        console.log(
+          `[bench] ${s.key.padEnd(10)} ${subject.name.padEnd(9)} ${fmt(r.requestsPerSec)} req/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms  errors ${r.errors}`,
+        )
+      }
+    }
+
+    const rate = Number(process.env['BENCH_RATE'] ?? 200)
+    const fixed: Record<string, Awaited<ReturnType<typeof fixedRate>>> = {}
+    process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0' // autocannon has no CA option; loopback only
+    for (const subject of subjects) {
+      fixed[subject.name] = await fixedRate({
+        url: subject.base + scenarios[0]!.path,
+        ...(subject.token ? { token: subject.token } : {}),
+        rate,
+        seconds: SECONDS,
+        connections: 8,
+      })
+    }
+    delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
+
+    const watch: Record<string, Awaited<ReturnType<typeof watchFanOut>>> = {}
+    let n = 0
+    for (const subject of subjects) {
+      const ns = `watch-${subject.name}`
+      await ensureNamespace(admin, ns)
+      watch[subject.name] = await watchFanOut({
+        watchUrl: `${subject.base}/api/v1/namespaces/${ns}/configmaps?watch=true`,
+        watchToken: subject.token,
+        ca: subject.name === 'gatehouse' ? gatehouseCa : readFileSync(info.caFile, 'utf8'),
+        create: (name) =>
+          admin.ensure(`/api/v1/namespaces/${ns}/configmaps`, {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: `${name}` },
+          }),
+        watchers: 50,
+        events: 20,
+      })
+      n++
+    }
+
+    gatehouse.kill('SIGINT')
+    await new Promise((r) => gatehouse?.once('exit', r))
+    gatehouse = undefined
+
+    const ratio = (key: string): string =>
+      fmt(results[key]!['gatehouse']!.requestsPerSec / results[key]!['nginx']!.requestsPerSec, 2)
+    const lines = [
+      '',
+      `## Gatehouse benchmark (${new Date().toISOString()}, ${SECONDS}s per measurement, node ${process.version})`,
+      '',
+      '| scenario | direct req/s | nginx req/s | gatehouse req/s | gatehouse/nginx | gatehouse/direct |',
+      '|---|---|---|---|---|---|',
+      ...scenarios.map((s) => {
+        const r = results[s.key]!
+        return `| ${s.key} (${s.connections} conns) | ${fmt(r['direct']!.requestsPerSec)} | ${fmt(r['nginx']!.requestsPerSec)} | ${fmt(r['gatehouse']!.requestsPerSec)} | ${ratio(s.key)} | ${fmt(r['gatehouse']!.requestsPerSec / r['direct']!.requestsPerSec, 2)} |`
+      }),
+      '',
+      `Latency at a fixed ${rate} req/s (small GET): ` +
+        subjects
+          .map(
+            (s) =>
+              `${s.name} p50 ${fmt(fixed[s.name]!.p50Ms, 2)} ms / p99 ${fmt(fixed[s.name]!.p99Ms, 2)} ms (errors ${fixed[s.name]!.errors + fixed[s.name]!.non2xx})`,
+          )
+          .join('; '),
+      '',
+      `Watch fan-out (50 watchers × 20 events): ` +
+        subjects
+          .map(
+            (s) =>
+              `${s.name} p50 ${fmt(watch[s.name]!.p50Ms, 2)} ms / p99 ${fmt(watch[s.name]!.p99Ms, 2)} ms, ${watch[s.name]!.delivered}/${watch[s.name]!.expected} delivered`,
+          )
+          .join('; '),
+      '',
+    ]
+    const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
+    if (profiles[0])
+      lines.push(
+        '### Where Gatehouse spends CPU (whole run)',
+        '',
+        '```',
+        summarizeProfile(join(profileDir, profiles[0])),
+        '```',
+        '',
+      )
+    const smallRatio =
+      results['small GET']!['gatehouse']!.requestsPerSec /
+      results['small GET']!['nginx']!.requestsPerSec
+    lines.push(
+      `Target: gatehouse/nginx >= 0.5 for small GETs: ${smallRatio >= 0.5 ? 'met' : 'NOT met'} (${fmt(smallRatio, 2)}).`,
+    )
+    const report = lines.join('\n')
+    console.log(report)
+    writeFileSync(join(dir, 'report.md'), report)
+    console.log(`[bench] report written to ${join(dir, 'report.md')} (${n} watch runs)`)
+  } finally {
+    gatehouse?.kill('SIGKILL')
+    stopNginx?.()
+    await issuer.close()
+    await cluster.stop()
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(
+      `[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    )
+    process.exit(1)
+  },
+)

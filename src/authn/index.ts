@@ -1,0 +1,42 @@
+// Authentication: credentials in, a named identity (or a reason for the log) out.
+import type { Logger } from 'pino'
+import { createAuthenticatorChain } from './chain.ts'
+import type { AuthnConfig } from './config.ts'
+import { createMtlsAuthenticator } from './mtls.ts'
+import { createOidcAuthenticator } from './oidc.ts'
+import { createStaticTokenAuthenticator } from './static-tokens.ts'
+import { createTokenReviewAuthenticator, type TokenReviewer } from './token-review.ts'
+import type { Authenticator } from './types.ts'
+
+export { createAuthenticatorChain } from './chain.ts'
+export {
+  authnConfigSchema,
+  ASYMMETRIC_ALGORITHMS,
+  type AuthnConfig,
+  type OidcConfig,
+} from './config.ts'
+export { createOidcAuthenticator, unverifiedIssuer } from './oidc.ts'
+export { PROVENANCE_KEYS, PROVENANCE_PREFIX, isProvenanceKey } from './provenance.ts'
+export { type TokenReviewer, type TokenReviewResult } from './token-review.ts'
+export type { Authenticator, AuthnResult, Credentials, Identity } from './types.ts'
+
+export async function createAuthenticatorFromConfig(
+  config: AuthnConfig,
+  deps: { logger: Logger; baseDir?: string; tokenReviewer?: TokenReviewer },
+): Promise<{ authenticator: Authenticator; warnings: string[] }> {
+  const warnings: string[] = []
+  const baseDir = deps.baseDir ?? process.cwd()
+  const oidcIssuers = config.authenticators.flatMap((a) => ('oidc' in a ? [a.oidc.issuer] : []))
+  const list: Authenticator[] = config.authenticators.map((entry) => {
+    if ('oidc' in entry) return createOidcAuthenticator(entry.oidc, { baseDir })
+    if ('tokenReview' in entry) {
+      if (!deps.tokenReviewer)
+        throw new Error('tokenReview authentication needs a cluster connection')
+      return createTokenReviewAuthenticator(entry.tokenReview, deps.tokenReviewer, { oidcIssuers })
+    }
+    if ('mtls' in entry) return createMtlsAuthenticator(entry.mtls)
+    warnings.push('static tokens are enabled: for local development only, never in production')
+    return createStaticTokenAuthenticator(entry.staticTokens, baseDir)
+  })
+  return Promise.resolve({ authenticator: createAuthenticatorChain(list), warnings })
+}

@@ -1,0 +1,169 @@
+// A real OIDC issuer for tests and the sandbox: HTTPS discovery and JWKS on loopback, minting
+// tokens shaped like GitHub Actions' (or any claims), plus the malformed and forged tokens the
+// negative tests need (alg none, HS256 keyed with the public key, unpublished keys).
+import { createHmac } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { createCa, issueCert } from './pki.ts'
+
+export interface MintOptions {
+  alg?: 'RS256' | 'none' | 'HS256'
+  kid?: string
+  header?: Record<string, unknown>
+  /** 'rotated' uses the newest published key; 'foreign' a key never published in the JWKS. */
+  signWith?: 'default' | 'rotated' | 'foreign'
+}
+
+export interface OidcIssuer {
+  readonly url: string
+  readonly caFile: string
+  /** Sign exactly these claims (nothing is added). */
+  mint(claims: Record<string, unknown>, opts?: MintOptions): Promise<string>
+  /** A GitHub-Actions-shaped token; overrides replace claims (iat/nbf/exp too); expiresInSeconds sets exp. */
+  mintGitHubActions(
+    overrides?: Record<string, unknown> & { expiresInSeconds?: number },
+  ): Promise<string>
+  /** Publish a new key and sign subsequent default tokens with it. */
+  rotateKeys(): Promise<void>
+  /** Serve a different issuer value in discovery (to test the mismatch check). */
+  setDiscoveryIssuer(value: string | undefined): void
+  readonly publicKeyPem: string
+  readonly jwksRequests: number
+  close(): Promise<void>
+}
+
+interface Key {
+  kid: string
+  privateKey: CryptoKey
+  publicJwk: JWK
+  publicPem: string
+}
+
+async function newKey(kid: string): Promise<Key> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true })
+  return {
+    kid,
+    privateKey,
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
+    publicPem: await exportSPKI(publicKey),
+  }
+}
+
+const b64url = (v: unknown): string =>
+  Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
+
+export async function startOidcIssuer(opts: {
+  dir: string
+  audience?: string
+}): Promise<OidcIssuer> {
+  const ca = createCa(opts.dir, 'oidc-issuer-ca')
+  const cert = issueCert(ca, 'oidc-issuer')
+  const audience = opts.audience ?? 'gatehouse'
+  const keys: Key[] = [await newKey('key-1')]
+  const foreign = await newKey('key-foreign')
+  let current = keys[0]!
+  let jwksRequests = 0
+  let discoveryIssuer: string | undefined
+  let url = ''
+
+  const server: Server = createServer(
+    { cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) },
+    (req, res) => {
+      const json = (body: unknown): void => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(body))
+      }
+      if (req.url === '/.well-known/openid-configuration') {
+        return json({
+          issuer: discoveryIssuer ?? url,
+          jwks_uri: `${url}/jwks`,
+          id_token_signing_alg_values_supported: ['RS256'],
+          response_types_supported: ['id_token'],
+          subject_types_supported: ['public'],
+        })
+      }
+      if (req.url === '/jwks') {
+        jwksRequests++
+        return json({ keys: keys.map((k) => k.publicJwk) })
+      }
+      res.writeHead(404)
+      res.end()
+    },
+  )
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+  const mint = async (claims: Record<string, unknown>, o: MintOptions = {}): Promise<string> => {
+    const alg = o.alg ?? 'RS256'
+    if (alg === 'none')
+      return `${b64url({ alg: 'none', typ: 'JWT', ...o.header })}.${b64url(claims)}.`
+    if (alg === 'HS256') {
+      // The classic key-confusion forgery: HMAC keyed with the issuer's public key.
+      const signingInput = `${b64url({ alg: 'HS256', typ: 'JWT', kid: current.kid, ...o.header })}.${b64url(claims)}`
+      return `${signingInput}.${createHmac('sha256', current.publicPem).update(signingInput).digest('base64url')}`
+    }
+    const key = o.signWith === 'foreign' ? foreign : current
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: o.kid ?? key.kid, ...o.header })
+      .sign(key.privateKey)
+  }
+
+  return {
+    url,
+    caFile: ca.certFile,
+    mint,
+    async mintGitHubActions(overrides = {}) {
+      const now = Math.floor(Date.now() / 1000)
+      const { expiresInSeconds, ...rest } = overrides
+      const repository =
+        typeof rest['repository'] === 'string' ? rest['repository'] : 'octo-org/app'
+      return mint({
+        jti: `${now}-${Math.random().toString(36).slice(2)}`,
+        sub: `repo:${repository}:ref:refs/heads/main`,
+        aud: audience,
+        ref: 'refs/heads/main',
+        sha: 'd6b4a7a3c1f0e2b9a8c7d6e5f4a3b2c1d0e9f8a7',
+        repository,
+        repository_owner: repository.split('/')[0],
+        repository_owner_id: '123456',
+        run_id: '987654321',
+        run_number: '42',
+        run_attempt: '1',
+        repository_visibility: 'private',
+        repository_id: '654321',
+        actor_id: '1001',
+        actor: 'octocat',
+        workflow: 'deploy',
+        head_ref: '',
+        base_ref: '',
+        event_name: 'push',
+        ref_type: 'branch',
+        job_workflow_ref: `${repository}/.github/workflows/deploy.yml@refs/heads/main`,
+        iss: url,
+        nbf: now - 5,
+        iat: now - 5,
+        exp: now + (expiresInSeconds ?? 300),
+        ...rest,
+      })
+    },
+    async rotateKeys() {
+      current = await newKey(`key-${keys.length + 1}`)
+      keys.push(current)
+    },
+    setDiscoveryIssuer(value) {
+      discoveryIssuer = value
+    },
+    get publicKeyPem() {
+      return current.publicPem
+    },
+    get jwksRequests() {
+      return jwksRequests
+    },
+    close() {
+      server.closeAllConnections()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
