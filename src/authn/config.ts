@@ -1,5 +1,6 @@
 // The `authentication` section of gatehouse.yaml.
 import { z } from 'zod'
+import { exactlyOneOf } from '../config/one-of.ts'
 import { PROVENANCE_KEYS, PROVENANCE_PREFIX } from './provenance.ts'
 
 /** Asymmetric algorithms only: `none` and HMAC (which a public key could forge) are never accepted. */
@@ -42,24 +43,28 @@ const oidcSchema = z.strictObject({
     })
     .default([...ASYMMETRIC_ALGORITHMS]),
   clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+  /** After a JWKS fetch, no other for this long, however many unknown key ids arrive (rate limit). */
+  jwksRefreshCooldownSeconds: z.number().min(0).max(300).default(5),
   claimMappings: z
     .strictObject({
       username: claimMapping.optional(),
       groups: claimMapping.optional(),
       /** gatehouse.dev/<key> → claim name; keys limited to those Gatehouse's RBAC grants. */
       extra: z
-        .record(
-          z
-            .string()
-            .refine(
-              (k) =>
-                (PROVENANCE_KEYS as readonly string[]).includes(k.replace(PROVENANCE_PREFIX, '')),
-              {
+        .record(z.string(), z.string().min(1))
+        .superRefine((record, ctx) => {
+          for (const key of Object.keys(record)) {
+            if (
+              !(PROVENANCE_KEYS as readonly string[]).includes(key.replace(PROVENANCE_PREFIX, ''))
+            ) {
+              ctx.addIssue({
+                code: 'custom',
+                path: [key],
                 message: `extra keys must be one of ${PROVENANCE_KEYS.map((k) => PROVENANCE_PREFIX + k).join(', ')} (see deploy/rbac/impersonate.yaml)`,
-              },
-            ),
-          z.string().min(1),
-        )
+              })
+            }
+          }
+        })
         .optional(),
     })
     .optional(),
@@ -92,12 +97,12 @@ const staticTokensSchema = z.strictObject({
   }),
 })
 
-export const authenticatorSchema = z.union([
-  z.strictObject({ oidc: oidcSchema }),
-  z.strictObject({ tokenReview: tokenReviewSchema }),
-  z.strictObject({ mtls: mtlsSchema }),
-  z.strictObject({ staticTokens: staticTokensSchema }),
-])
+export const authenticatorSchema = exactlyOneOf({
+  oidc: oidcSchema,
+  tokenReview: tokenReviewSchema,
+  mtls: mtlsSchema,
+  staticTokens: staticTokensSchema,
+})
 
 export const authnConfigSchema = z.strictObject({
   /** Tried in this order; the first that accepts or rejects the credentials decides. */

@@ -26,17 +26,20 @@ export async function createAuthenticatorFromConfig(
 ): Promise<{ authenticator: Authenticator; warnings: string[] }> {
   const warnings: string[] = []
   const baseDir = deps.baseDir ?? process.cwd()
-  const oidcIssuers = config.authenticators.flatMap((a) => ('oidc' in a ? [a.oidc.issuer] : []))
-  const list: Authenticator[] = config.authenticators.map((entry) => {
-    if ('oidc' in entry) return createOidcAuthenticator(entry.oidc, { baseDir })
-    if ('tokenReview' in entry) {
-      if (!deps.tokenReviewer)
-        throw new Error('tokenReview authentication needs a cluster connection')
-      return createTokenReviewAuthenticator(entry.tokenReview, deps.tokenReviewer, { oidcIssuers })
-    }
-    if ('mtls' in entry) return createMtlsAuthenticator(entry.mtls)
-    warnings.push('static tokens are enabled: for local development only, never in production')
-    return createStaticTokenAuthenticator(entry.staticTokens, baseDir)
-  })
+  const oidcIssuers = config.authenticators.flatMap(({ oidc }) => (oidc ? [oidc.issuer] : []))
+  const list: Authenticator[] = config.authenticators.map(
+    ({ oidc, tokenReview, mtls, staticTokens }) => {
+      if (oidc) return createOidcAuthenticator(oidc, { baseDir })
+      if (tokenReview) {
+        if (!deps.tokenReviewer)
+          throw new Error('tokenReview authentication needs a cluster connection')
+        return createTokenReviewAuthenticator(tokenReview, deps.tokenReviewer, { oidcIssuers })
+      }
+      if (mtls) return createMtlsAuthenticator(mtls)
+      if (!staticTokens) throw new Error('an authenticator entry names no method')
+      warnings.push('static tokens are enabled: for local development only, never in production')
+      return createStaticTokenAuthenticator(staticTokens, baseDir)
+    },
+  )
   return Promise.resolve({ authenticator: createAuthenticatorChain(list), warnings })
 }

@@ -74,7 +74,7 @@ export function createOidcAuthenticator(
 
   const keySet = (jwksUri: string): ReturnType<typeof createRemoteJWKSet> =>
     createRemoteJWKSet(new URL(jwksUri), {
-      cooldownDuration: 30_000,
+      cooldownDuration: config.jwksRefreshCooldownSeconds * 1000,
       cacheMaxAge: 10 * 60_000,
       timeoutDuration: FETCH_TIMEOUT_MS,
       [customFetch]: (url, init) => doFetch(url, init),

@@ -2,19 +2,18 @@
 // rejected, units in names. Secrets are never inline: they come from files or environment variables.
 import { z } from 'zod'
 import { authnConfigSchema } from '../authn/index.ts'
+import { exactlyOneOf } from './one-of.ts'
 
 const filePath = z.string().min(1, 'expected a file path')
 
 /** How Gatehouse authenticates itself to a cluster. Exactly one source. */
-export const upstreamCredentialSchema = z.union([
-  z.strictObject({
-    kubeconfig: z.strictObject({ path: filePath, context: z.string().optional() }),
-  }),
-  z.strictObject({ inCluster: z.strictObject({}) }),
-  z.strictObject({ tokenFile: filePath }),
-  z.strictObject({ tokenEnv: z.string().min(1) }),
-  z.strictObject({ clientCertificate: z.strictObject({ certFile: filePath, keyFile: filePath }) }),
-])
+export const upstreamCredentialSchema = exactlyOneOf({
+  kubeconfig: z.strictObject({ path: filePath, context: z.string().optional() }),
+  inCluster: z.strictObject({}),
+  tokenFile: filePath,
+  tokenEnv: z.string().min(1),
+  clientCertificate: z.strictObject({ certFile: filePath, keyFile: filePath }),
+})
 
 export const clusterSchema = z.strictObject({
   name: z

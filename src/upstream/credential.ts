@@ -100,7 +100,7 @@ export function resolveUpstream(
   const need = (what: string): never => {
     throw new Error(`cluster '${cluster.name}': ${what}`)
   }
-  if ('kubeconfig' in c) {
+  if (c.kubeconfig) {
     const r = fromKubeconfig(c.kubeconfig.path, c.kubeconfig.context)
     return {
       server: cluster.server ? new URL(cluster.server) : r.server,
@@ -110,7 +110,7 @@ export function resolveUpstream(
       token: r.token,
     }
   }
-  if ('inCluster' in c) {
+  if (c.inCluster) {
     const host = env['KUBERNETES_SERVICE_HOST']
     const port = env['KUBERNETES_SERVICE_PORT'] ?? '443'
     const server =
@@ -128,17 +128,18 @@ export function resolveUpstream(
   }
   const server = new URL(cluster.server ?? need('server is required with this credential'))
   const base = { server, ca: configuredCa, insecureSkipTLSVerify: cluster.insecureSkipTLSVerify }
-  if ('tokenFile' in c) return { ...base, clientCert: undefined, token: tokenFromFile(c.tokenFile) }
-  if ('tokenEnv' in c) {
-    const value =
-      env[c.tokenEnv] ?? need(`environment variable ${c.tokenEnv} (credential.tokenEnv) is not set`)
+  if (c.tokenFile) return { ...base, clientCert: undefined, token: tokenFromFile(c.tokenFile) }
+  if (c.tokenEnv) {
+    const name = c.tokenEnv
+    const value = env[name] ?? need(`environment variable ${name} (credential.tokenEnv) is not set`)
     return { ...base, clientCert: undefined, token: () => value }
   }
+  const clientCertificate = c.clientCertificate ?? need('credential names no method')
   return {
     ...base,
     clientCert: {
-      cert: readFileSync(c.clientCertificate.certFile, 'utf8'),
-      key: readFileSync(c.clientCertificate.keyFile, 'utf8'),
+      cert: readFileSync(clientCertificate.certFile, 'utf8'),
+      key: readFileSync(clientCertificate.keyFile, 'utf8'),
     },
     token: undefined,
   }

@@ -13,7 +13,7 @@ const doc = readFileSync(
 
 test('docs/errors.md lists exactly the codes of src/errors/codes.ts with their status and reason', () => {
   const rows = new Map<string, [number, string]>()
-  for (const m of doc.matchAll(/^\| `(GW_[A-Z_]+)` \| (\d{3}) \| (\w+) \|/gm))
+  for (const m of doc.matchAll(/^\|\s*`(GW_[A-Z_]+)`\s*\|\s*(\d{3})\s*\|\s*(\w+)\s*\|/gm))
     rows.set(m[1]!, [Number(m[2]), m[3]!])
   assert.deepEqual([...rows.keys()].sort(), Object.keys(errorCodes).sort())
   for (const [code, { status, reason }] of Object.entries(errorCodes)) {
