@@ -61,7 +61,7 @@ describe('static tokens, mTLS, TokenReview and the chain', () => {
     const ok = await authenticator.authenticate({
       peerCertificate: cert({
         subjectaltname: 'URI:spiffe://prod.example/ns/ci/sa/deployer',
-        subject: { O: 'platform' } as PeerCertificate['subject'],
+        subject: { O: 'platform' },
       }),
     })
     assert.equal(
@@ -87,7 +87,7 @@ describe('static tokens, mTLS, TokenReview and the chain', () => {
   test('mTLS: subject CN without a trust domain', async () => {
     const { authenticator } = await fromConfig([{ mtls: {} }])
     const ok = await authenticator.authenticate({
-      peerCertificate: cert({ subject: { CN: 'backup-job' } as PeerCertificate['subject'] }),
+      peerCertificate: cert({ subject: { CN: 'backup-job' } }),
     })
     assert.equal(ok.outcome === 'authenticated' && ok.identity.name, 'mtls:backup-job')
   })
