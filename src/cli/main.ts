@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from '../config/index.ts'
+import { ConfigError, configJsonSchema, loadConfig } from '../config/index.ts'
 import { startServer } from '../server.ts'
 import { execCredential } from './credential.ts'
 import { buildKubeconfig } from './kubeconfig.ts'
@@ -19,6 +19,7 @@ commands:
                                           write a kubeconfig for a client of Gatehouse
   credential (--token-file PATH | --token-env NAME)
                                           kubectl exec credential plugin: print an ExecCredential
+  schema                                  print the JSON Schema of gatehouse.yaml (for editors)
 `
 
 function fail(message: string, code = 1): never {
@@ -136,6 +137,9 @@ async function main(argv: string[]): Promise<void> {
       return kubeconfig(rest)
     case 'credential':
       return credential(rest)
+    case 'schema':
+      process.stdout.write(configJsonSchema())
+      return
     case undefined:
     case 'help':
     case '--help':

@@ -6,3 +6,4 @@ export {
   type GatewayConfig,
   type UpstreamCredentialConfig,
 } from './schema.ts'
+export { configJsonSchema } from './json-schema.ts'

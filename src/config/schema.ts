@@ -73,20 +73,58 @@ export const limitsSchema = z.strictObject({
   shutdownGraceMs: z.number().int().min(0).default(10_000),
 })
 
-export const gatewayConfigSchema = z.strictObject({
-  apiVersion: z.literal('gatehouse.dev/v1alpha1'),
-  kind: z.literal('GatewayConfig'),
-  dataDir: z.string().default('.gatehouse'),
-  listen: listenerSchema.default({ address: '127.0.0.1', port: 8443, hostnames: [] }),
-  authentication: authnConfigSchema,
-  clusters: z.array(clusterSchema).min(1, 'expected at least one cluster'),
-  limits: limitsSchema.default({
-    maxHeaderBytes: 32 * 1024,
-    maxRequestBodyBytes: 8 * 1024 * 1024,
-    shutdownGraceMs: 10_000,
-  }),
-  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-})
+export const gatewayConfigSchema = z
+  .strictObject({
+    apiVersion: z.literal('gatehouse.dev/v1alpha1'),
+    kind: z.literal('GatewayConfig'),
+    dataDir: z.string().default('.gatehouse'),
+    listen: listenerSchema.default({ address: '127.0.0.1', port: 8443, hostnames: [] }),
+    authentication: authnConfigSchema,
+    clusters: z.array(clusterSchema).min(1, 'expected at least one cluster'),
+    limits: limitsSchema.default({
+      maxHeaderBytes: 32 * 1024,
+      maxRequestBodyBytes: 8 * 1024 * 1024,
+      shutdownGraceMs: 10_000,
+    }),
+    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .superRefine((config, ctx) => {
+    // References between sections, checked once everything parsed.
+    const names = config.clusters.map((c) => c.name)
+    names.forEach((name, i) => {
+      if (names.indexOf(name) !== i)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', i, 'name'],
+          message: `cluster name '${name}' is used twice`,
+        })
+    })
+    const defaults = config.clusters.flatMap((c, i) => (c.default ? [i] : []))
+    if (defaults.length > 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clusters', defaults[1]!, 'default'],
+        message: 'only one cluster may be the default',
+      })
+    config.clusters.forEach((c, i) => {
+      if (c.forwarding.mode === 'serviceAccountToken' && !c.forwarding.serviceAccount) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', i, 'forwarding', 'serviceAccount'],
+          message: 'required when mode is serviceAccountToken (namespace and name)',
+        })
+      }
+    })
+    config.authentication.authenticators.forEach((a, i) => {
+      if (a.tokenReview && !names.includes(a.tokenReview.cluster)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['authentication', 'authenticators', i, 'tokenReview', 'cluster'],
+          message: `no cluster named '${a.tokenReview.cluster}' (clusters: ${names.join(', ')})`,
+        })
+      }
+    })
+  })
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>
 export type ClusterConfig = z.infer<typeof clusterSchema>
