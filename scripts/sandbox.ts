@@ -103,14 +103,28 @@ async function main(): Promise<number> {
       })
     }
     // The cluster's RBAC still decides what each caller may do; Gatehouse makes it see them.
+    // (Own roles: the built-in edit/view are filled by controller-manager, which is not running.)
+    const role = (name: string, rules: unknown[]): Promise<void> =>
+      admin.ensure('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name },
+        rules,
+      })
+    await role('sandbox:deployer', [
+      { apiGroups: ['', 'apps', 'batch'], resources: ['*'], verbs: ['*'] },
+    ])
+    await role('sandbox:reader', [
+      { apiGroups: ['', 'apps', 'batch'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
+    ])
     await bind(
       'sandbox:ci-deployer',
       'RoleBinding',
-      'edit',
+      'sandbox:deployer',
       { kind: 'User', name: 'github:octo-org/app' },
       'apps',
     )
-    await bind('sandbox:backup-job', 'ClusterRoleBinding', 'view', {
+    await bind('sandbox:backup-job', 'ClusterRoleBinding', 'sandbox:reader', {
       kind: 'Group',
       name: 'k8s-namespace:backups',
     })
