@@ -105,11 +105,13 @@ describe('identity through Gatehouse', () => {
       (ev) => ev.user.username === GATEHOUSE_ACCOUNT,
     )
     assert.ok(own.length > 0, 'Gatehouse made requests in this run')
-    // TokenReview is Gatehouse's own call (authenticating opaque tokens); everything else is on
-    // behalf of a caller and must be impersonated.
-    const unimpersonated = own.filter(
-      (ev) => !ev.impersonatedUser && ev.objectRef?.resource !== 'tokenreviews',
-    )
+    // TokenReview (authenticating opaque tokens) and TokenRequest (serviceAccountToken
+    // forwarding) are Gatehouse's own calls; everything else is on behalf of a caller and must
+    // be impersonated.
+    const ownCall = (ev: (typeof own)[number]): boolean =>
+      ev.objectRef?.resource === 'tokenreviews' ||
+      (ev.objectRef?.resource === 'serviceaccounts' && ev.objectRef.subresource === 'token')
+    const unimpersonated = own.filter((ev) => !ev.impersonatedUser && !ownCall(ev))
     assert.deepEqual(
       unimpersonated.map((ev) => `${ev.verb} ${ev.requestURI}`),
       [],

@@ -26,7 +26,16 @@ interface Probe {
 
 function corpus(): Probe[] {
   const out: Probe[] = []
-  const add = (method: string, target: string): void => void out.push({ method, target })
+  // Writes are dry runs: the corpus includes DELETE on cluster-scoped collections (nodes,
+  // clusterroles), which would otherwise wipe the shared test cluster. dryRun does not change
+  // the request's attributes.
+  const add = (method: string, target: string): void => {
+    const write = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)
+    out.push({
+      method,
+      target: write ? `${target}${target.includes('?') ? '&' : '?'}dryRun=All` : target,
+    })
+  }
   const collections = [
     { base: '/api/v1', resource: 'pods', namespaced: true },
     { base: '/api/v1', resource: 'configmaps', namespaced: true },
