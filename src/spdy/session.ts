@@ -39,6 +39,10 @@ export class SpdyStream extends Duplex {
     this.#session = session
     this.id = id
     this.headers = headers
+    // A stream that ends or closes while saturated will never ask for more (_read): release it.
+    const release = (): void => this.#session.unsaturate(this)
+    this.once('end', release)
+    this.once('close', release)
   }
 
   /** The first value of a header, e.g. stream.header('streamtype'). */
@@ -64,7 +68,7 @@ export class SpdyStream extends Duplex {
   }
 
   override _read(): void {
-    this.#session.resumeInput()
+    this.#session.unsaturate(this)
   }
 
   override _write(
@@ -163,7 +167,7 @@ export class SpdySession extends EventEmitter<SessionEvents> {
   #in: Promise<void> = Promise.resolve()
   #open = true
   #goingAway = false
-  #inputPaused = false
+  readonly #saturated = new Set<SpdyStream>()
 
   constructor(socket: Duplex, options: SpdySessionOptions) {
     super()
@@ -208,6 +212,8 @@ export class SpdySession extends EventEmitter<SessionEvents> {
     const replied = new Promise<SpdyHeaders>((resolve, reject) =>
       this.#awaitingReply.set(id, { resolve, reject }),
     )
+    // Handled even if sending the SYN_STREAM fails first (then nobody awaits it).
+    replied.catch(() => undefined)
     const flags = (options.fin ? FLAG_FIN : 0) | (options.unidirectional ? FLAG_UNIDIRECTIONAL : 0)
     await this.#enqueueOutput(async () => {
       const headerBlock = await this.#compressor.compress(map)
@@ -290,11 +296,14 @@ export class SpdySession extends EventEmitter<SessionEvents> {
     if (stream.fullyClosed) this.forget(stream)
   }
 
-  resumeInput(): void {
-    if (this.#inputPaused && this.#open) {
-      this.#inputPaused = false
-      this.#socket.resume()
-    }
+  /**
+   * Backpressure: while any stream's reader is saturated the socket is paused; it resumes when
+   * every such stream has asked for more, ended or closed (else one finished stream could stall
+   * the whole connection).
+   */
+  unsaturate(stream: SpdyStream): void {
+    if (!this.#saturated.delete(stream) || this.#saturated.size > 0) return
+    if (this.#open) this.#socket.resume()
   }
 
   // --- internals ---
@@ -415,8 +424,12 @@ export class SpdySession extends EventEmitter<SessionEvents> {
           })
           return
         }
-        if (!stream.deliver(frame.data, (frame.flags & FLAG_FIN) !== 0) && !this.#inputPaused) {
-          this.#inputPaused = true
+        if (
+          !stream.deliver(frame.data, (frame.flags & FLAG_FIN) !== 0) &&
+          !stream.readableEnded &&
+          !stream.destroyed
+        ) {
+          this.#saturated.add(stream)
           this.#socket.pause()
         }
         return

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer, connect, type Socket } from 'node:net'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import {
   FrameParser,
   SpdySession,
   type SpdyFrame,
   type SpdyStream,
 } from '../../../src/spdy/index.ts'
+
+// Every socket of the file, destroyed at the end so no test leaves the process alive.
+const opened: Socket[] = []
+after(() => opened.forEach((s) => s.destroy()))
 
 async function socketPair(): Promise<[Socket, Socket]> {
   const server = createServer()
@@ -19,6 +23,7 @@ async function socketPair(): Promise<[Socket, Socket]> {
   const [serverSide] = await accepted
   await once(client, 'connect')
   server.close()
+  opened.push(client, serverSide)
   return [client, serverSide]
 }
 
