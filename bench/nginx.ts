@@ -49,7 +49,7 @@ http {
       proxy_http_version 1.1;
       proxy_ssl_trusted_certificate ${opts.upstreamCaFile};
       proxy_ssl_verify on;
-      proxy_ssl_name 127.0.0.1;
+      proxy_ssl_name localhost; # nginx checks DNS names only, not IP SANs
       proxy_ssl_session_reuse on;
       proxy_set_header Authorization "Bearer ${opts.token}";
       proxy_set_header Upgrade $http_upgrade;

@@ -98,7 +98,8 @@ async function main(): Promise<void> {
 
     // nginx, TLS on both legs, injecting the admin token (it cannot authenticate callers).
     mkdirSync(join(dir, 'nginx-pki'), { recursive: true })
-    const nginxCert = issueCert(createCa(join(dir, 'nginx-pki'), 'bench-nginx-ca'), 'nginx')
+    const nginxCa = createCa(join(dir, 'nginx-pki'), 'bench-nginx-ca')
+    const nginxCert = issueCert(nginxCa, 'nginx')
     const nginx = await startNginx({
       dir: join(dir, 'nginx'),
       upstream: info.server,
@@ -227,7 +228,12 @@ async function main(): Promise<void> {
       watch[subject.name] = await watchFanOut({
         watchUrl: `${subject.base}/api/v1/namespaces/${ns}/configmaps?watch=true`,
         watchToken: subject.token,
-        ca: subject.name === 'gatehouse' ? gatehouseCa : readFileSync(info.caFile, 'utf8'),
+        ca:
+          subject.name === 'gatehouse'
+            ? gatehouseCa
+            : subject.name === 'nginx'
+              ? readFileSync(nginxCa.certFile, 'utf8')
+              : readFileSync(info.caFile, 'utf8'),
         create: (name) =>
           admin.ensure(`/api/v1/namespaces/${ns}/configmaps`, {
             apiVersion: 'v1',

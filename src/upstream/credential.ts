@@ -15,10 +15,15 @@ export interface ResolvedUpstream {
 const IN_CLUSTER_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
 
 /** A token file re-read only when its mtime changes. */
+/** Re-read when the file changes (rotated projected tokens), checked at most once a second. */
 function tokenFromFile(path: string): () => string {
   let cached = ''
   let mtime = -1
+  let checkedAt = 0
   return () => {
+    const now = Date.now()
+    if (cached && now - checkedAt < 1000) return cached
+    checkedAt = now
     const m = statSync(path).mtimeMs
     if (m !== mtime) {
       cached = readFileSync(path, 'utf8').trim()

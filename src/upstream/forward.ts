@@ -110,9 +110,11 @@ export async function forwardRequest(opts: {
   })
   let upstream: Awaited<ReturnType<typeof request>>
   try {
-    upstream = await request(new URL(opts.path, cluster.server), {
+    // origin + path: the path goes upstream byte for byte (no URL re-parsing or normalising).
+    upstream = await cluster.agent.request({
+      origin: cluster.server.origin,
+      path: opts.path,
       method: method as 'GET',
-      dispatcher: cluster.agent,
       headers: opts.headers,
       body,
       signal: abort.signal,
@@ -128,8 +130,10 @@ export async function forwardRequest(opts: {
   const headers = relayableResponseHeaders(upstream.headers)
   headers['audit-id'] ??= opts.requestId
   res.writeHead(upstream.statusCode, headers)
-  // Watches and log follows: send headers now so clients see the stream start.
-  res.flushHeaders()
+  // Responses without a length may be streams (watches, log follows) whose first bytes can take
+  // minutes: send the headers now so clients see the stream start. Sized responses go out with
+  // their body in one write.
+  if (upstream.headers['content-length'] === undefined) res.flushHeaders()
   let responseBytes = 0
   upstream.body.on('data', (c: Buffer) => (responseBytes += c.length))
   try {

@@ -3,7 +3,11 @@
 // percent-encoded; the API server decodes them (k8s.io/apiserver impersonation filter).
 const TOKEN_CHAR = /[A-Za-z0-9!#$&'*+\-.^_`|~]/
 
+const encodedKeys = new Map<string, string>()
+
 export function encodeExtraKey(key: string): string {
+  const known = encodedKeys.get(key)
+  if (known !== undefined) return known
   let out = ''
   for (const ch of key.toLowerCase()) {
     out += TOKEN_CHAR.test(ch)
@@ -12,6 +16,8 @@ export function encodeExtraKey(key: string): string {
           .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
           .join('')
   }
+  // Keys come from a fixed list (PROVENANCE_KEYS), so the memo stays small.
+  if (encodedKeys.size < 1000) encodedKeys.set(key, out)
   return out
 }
 

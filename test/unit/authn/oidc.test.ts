@@ -155,6 +155,34 @@ describe('OIDC authenticator', () => {
     })
   }
 
+  test('successful verifications are cached for a minute at most and never past exp', async () => {
+    let clock = Date.now()
+    const auth = createOidcAuthenticator(config(), { now: () => clock })
+    const token = await issuer.mintGitHubActions({ expiresInSeconds: 600 })
+    const first = await auth.authenticate({ bearerToken: token })
+    const second = await auth.authenticate({ bearerToken: token })
+    assert.equal(first.outcome, 'authenticated')
+    assert.ok(
+      first.outcome === 'authenticated' &&
+        second.outcome === 'authenticated' &&
+        first.identity === second.identity,
+      'served from the cache',
+    )
+    clock += 61_000
+    const third = await auth.authenticate({ bearerToken: token })
+    assert.ok(
+      third.outcome === 'authenticated' &&
+        first.outcome === 'authenticated' &&
+        third.identity !== first.identity,
+      'verified again after a minute',
+    )
+    const shortLived = await issuer.mintGitHubActions({ expiresInSeconds: 5 })
+    clock = Date.now()
+    assert.equal((await auth.authenticate({ bearerToken: shortLived })).outcome, 'authenticated')
+    clock += 40_000 // past exp + skew: the cache must not keep it alive
+    assert.equal((await auth.authenticate({ bearerToken: shortLived })).outcome, 'rejected')
+  })
+
   test('requiredClaims must match exactly', async () => {
     const auth = createOidcAuthenticator(
       config({ requiredClaims: { ref: 'refs/heads/main', ref_type: 'branch' } }),
