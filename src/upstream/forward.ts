@@ -114,7 +114,7 @@ export async function forwardRequest(opts: {
     upstream = await cluster.agent.request({
       origin: cluster.server.origin,
       path: opts.path,
-      method: method as 'GET',
+      method: method,
       headers: opts.headers,
       body,
       signal: abort.signal,
