@@ -31,13 +31,17 @@ export function summarizeProfile(file: string, top = 15): string {
   profile.samples.forEach((id, i) =>
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)),
   )
-  const total = [...selfUs.values()].reduce((a, b) => a + b, 0) || 1
+  // Percentages of busy time: the run includes the other subjects' phases, when Gatehouse idles.
+  const isIdle = (id: number): boolean => byId.get(id)?.callFrame.functionName === '(idle)'
+  const total =
+    [...selfUs.entries()].filter(([id]) => !isIdle(id)).reduce((a, [, b]) => a + b, 0) || 1
   const fn = new Map<string, number>()
   const pkg = new Map<string, number>()
   for (const [id, us] of selfUs) {
     const n = byId.get(id)!
     const name = n.callFrame.functionName || '(anonymous)'
-    if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') {
+    if (name === '(idle)') continue
+    if (name === '(program)' || name === '(garbage collector)') {
       pkg.set(name, (pkg.get(name) ?? 0) + us)
       fn.set(name, (fn.get(name) ?? 0) + us)
       continue
@@ -52,5 +56,5 @@ export function summarizeProfile(file: string, top = 15): string {
       .slice(0, top)
       .map(([k, us]) => `  ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`)
       .join('\n')
-  return `self time by package:\n${fmt(pkg)}\n\nself time by function:\n${fmt(fn)}`
+  return `busy CPU ${(total / 1e6).toFixed(1)} s; share of busy time by package:\n${fmt(pkg)}\n\nby function:\n${fmt(fn)}`
 }
