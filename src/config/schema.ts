@@ -56,6 +56,8 @@ export const listenerSchema = z.strictObject({
   hostnames: z.array(z.string()).default([]),
   /** CA bundle for client certificates (mTLS authentication); clients without a certificate may still use tokens. */
   clientCAFile: filePath.optional(),
+  /** Offer HTTP/2 by ALPN for ordinary requests (upgrades for exec/attach/port-forward stay HTTP/1.1). */
+  http2: z.boolean().default(true),
 })
 
 export const limitsSchema = z.strictObject({
@@ -78,7 +80,12 @@ export const gatewayConfigSchema = z
     apiVersion: z.literal('gatehouse.dev/v1alpha1'),
     kind: z.literal('GatewayConfig'),
     dataDir: z.string().default('.gatehouse'),
-    listen: listenerSchema.default({ address: '127.0.0.1', port: 8443, hostnames: [] }),
+    listen: listenerSchema.default({
+      address: '127.0.0.1',
+      port: 8443,
+      hostnames: [],
+      http2: true,
+    }),
     authentication: authnConfigSchema,
     clusters: z.array(clusterSchema).min(1, 'expected at least one cluster'),
     limits: limitsSchema.default({

@@ -55,6 +55,8 @@ export function forwardableHeaders(rawHeaders: readonly string[], keepUpgrade: b
       out.push(name, value)
       continue
     }
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) describe this hop only.
+    if (lower.startsWith(':')) continue
     if (HOP_BY_HOP.has(lower) || (connectionTokens.has(lower) && !keepUpgrade)) continue
     if (lower === 'sec-websocket-protocol') {
       value = value

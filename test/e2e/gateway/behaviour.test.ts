@@ -339,6 +339,59 @@ describe('Gatehouse at its edges', () => {
     assert.ok(events.join('').includes(name))
   })
 
+  test('HTTP/2 by ALPN: requests and a watch multiplexed on one connection', async () => {
+    const { connect } = await import('node:http2')
+    const session = connect(gatehouse.url, { ca: readFileSync(gatehouse.caFile) })
+    try {
+      const get = (path: string): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          const stream = session.request({
+            ':path': path,
+            authorization: `Bearer ${token}`,
+            accept: 'application/json',
+          })
+          let body = ''
+          let status = 0
+          stream.on('response', (h) => (status = Number(h[':status'])))
+          stream.setEncoding('utf8')
+          stream.on('data', (d: string) => (body += d))
+          stream.on('end', () => resolve({ status, body }))
+          stream.on('error', reject)
+        })
+      const name = `h2-${randomUUID().slice(0, 8)}`
+      const watch = session.request({
+        ':path': `/api/v1/namespaces/${NS}/configmaps?watch=1&fieldSelector=metadata.name%3D${name}`,
+        authorization: `Bearer ${token}`,
+      })
+      const added = new Promise<string>((resolve) => {
+        let text = ''
+        watch.setEncoding('utf8')
+        watch.on('data', (d: string) => {
+          text += d
+          if (text.includes('"ADDED"')) resolve(text)
+        })
+      })
+      const [a, b] = await Promise.all([
+        get(`/api/v1/namespaces/${NS}/configmaps`),
+        get('/clusters/second/version'),
+      ])
+      assert.equal(a.status, 200, a.body)
+      assert.equal((JSON.parse(a.body) as { kind: string }).kind, 'ConfigMapList')
+      assert.equal(b.status, 200)
+      const refused = await get('/clusters/nope/api')
+      assert.equal(refused.status, 404)
+      await adminClient(cluster).json('POST', `/api/v1/namespaces/${NS}/configmaps`, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name },
+      })
+      assert.match(await added, new RegExp(name))
+      watch.close()
+    } finally {
+      session.close()
+    }
+  })
+
   test('/gatehouse/readyz reports ready and the disabled TLS verification loudly', async () => {
     const r = await send('/gatehouse/readyz', { headers: {} })
     assert.equal(r.status, 200)
