@@ -40,7 +40,7 @@ http {
   upstream apiserver { server ${upstream.host}; keepalive 64; }
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   server {
-    listen 127.0.0.1:${port} ssl;
+    listen 127.0.0.1:${port} ssl http2;
     ssl_certificate ${opts.certFile};
     ssl_certificate_key ${opts.keyFile};
     client_max_body_size 16m;

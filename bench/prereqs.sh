@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The benchmark's own tools: nginx (the proxy Gatehouse is measured against) and wrk.
+# The benchmark's own tools: nginx (the proxy Gatehouse is measured against), wrk and h2load.
 set -euo pipefail
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[bench] installing ${missing[*]}"

@@ -17,6 +17,7 @@ import { fixedRate, watchFanOut } from './load.ts'
 import { startNginx } from './nginx.ts'
 import { summarizeProfile } from './profile.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
+import { runH2load, type H2Result } from './h2load.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
 const AUDIENCE = 'gatehouse'
@@ -206,6 +207,22 @@ async function main(): Promise<void> {
       }
     }
 
+    // HTTP/1.1 vs HTTP/2 with the same tool: 32 connections, or 4 connections x 8 streams.
+    const protocols: Record<string, { h1: H2Result; h2: H2Result }> = {}
+    for (const subject of subjects) {
+      const common = {
+        url: subject.base + scenarios[0]!.path,
+        ...(subject.token ? { token: subject.token } : {}),
+        seconds: SECONDS,
+      }
+      const h1 = await runH2load({ ...common, clients: 32, streams: 1, http1: true })
+      const h2 = await runH2load({ ...common, clients: 4, streams: 8 })
+      protocols[subject.name] = { h1, h2 }
+      console.log(
+        `[bench] h2load    ${subject.name.padEnd(9)} HTTP/1.1 ${fmt(h1.requestsPerSec)} req/s (mean ${fmt(h1.meanMs, 2)} ms)  ${h2.protocol} ${fmt(h2.requestsPerSec)} req/s (mean ${fmt(h2.meanMs, 2)} ms)  failed ${h1.failed + h2.failed}`,
+      )
+    }
+
     const rate = Number(process.env['BENCH_RATE'] ?? 200)
     const fixed: Record<string, Awaited<ReturnType<typeof fixedRate>>> = {}
     process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0' // autocannon has no CA option; loopback only
@@ -262,6 +279,15 @@ async function main(): Promise<void> {
         const r = results[s.key]!
         return `| ${s.key} (${s.connections} conns) | ${fmt(r['direct']!.requestsPerSec)} | ${fmt(r['nginx']!.requestsPerSec)} | ${fmt(r['gatehouse']!.requestsPerSec)} | ${ratio(s.key)} | ${fmt(r['gatehouse']!.requestsPerSec / r['direct']!.requestsPerSec, 2)} |`
       }),
+      '',
+      'Small GET with h2load, HTTP/1.1 (32 connections) vs HTTP/2 (4 connections x 8 streams):',
+      '',
+      '| subject | HTTP/1.1 req/s | HTTP/2 req/s | HTTP/2 mean ms |',
+      '|---|---|---|---|',
+      ...subjects.map(
+        (s) =>
+          `| ${s.name} | ${fmt(protocols[s.name]!.h1.requestsPerSec)} | ${fmt(protocols[s.name]!.h2.requestsPerSec)} (${protocols[s.name]!.h2.protocol}) | ${fmt(protocols[s.name]!.h2.meanMs, 2)} |`,
+      ),
       '',
       `Latency at a fixed ${rate} req/s (small GET): ` +
         subjects
