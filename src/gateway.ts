@@ -3,10 +3,12 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { buildAuditRecord, type AuditWriter } from './audit/index.ts'
 import type { Authenticator } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
 import { GatewayError } from './errors/index.ts'
 import type { Logger } from './observability/logger.ts'
+import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
 
@@ -15,13 +17,17 @@ export interface GatewayDeps {
   logger: Logger
   /** Upstream clusters, when the caller built them already (to share them with TokenReview). */
   clusters?: ReadonlyMap<string, UpstreamCluster>
-  /** Called after every request, however it ended (audit plugs in here). */
+  policies: PolicySource
+  audit: AuditWriter
+  /** Called after every request, however it ended (after its audit record is queued). */
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
 
 export interface Gateway {
   readonly clusters: ReadonlyMap<string, UpstreamCluster>
   readonly warnings: readonly string[]
+  /** Static warnings plus the live ones (a rejected policy change, an audit store outage). */
+  currentWarnings(): string[]
   handleRequest(req: IncomingMessage, res: ServerResponse): void
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
   /** Stop taking requests; let plain ones finish within graceMs; end watches and sessions. */
@@ -39,15 +45,19 @@ export const READYZ_PATH = '/gatehouse/readyz'
 function serveHealth(
   path: string,
   res: ServerResponse,
-  draining: boolean,
-  warnings: readonly string[],
+  state: { draining: boolean; auditAdmits: boolean; warnings: readonly string[] },
 ): void {
-  const ready = path === HEALTHZ_PATH || !draining
+  const problem = state.draining
+    ? 'shutting down'
+    : !state.auditAdmits
+      ? 'audit store unavailable: refusing requests'
+      : undefined
+  const ready = path === HEALTHZ_PATH || !problem
   res.writeHead(ready ? 200 : 503, {
     'content-type': 'application/json',
     'cache-control': 'no-store',
   })
-  res.end(JSON.stringify({ status: ready ? 'ok' : 'shutting down', warnings }) + '\n')
+  res.end(JSON.stringify({ status: ready ? 'ok' : problem, warnings: state.warnings }) + '\n')
 }
 
 export function createClusters(config: GatewayConfig): ReadonlyMap<string, UpstreamCluster> {
@@ -61,10 +71,27 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   const tunnels = new Set<Duplex>()
   let draining = false
 
+  const currentWarnings = (): string[] => {
+    const live = [...warnings]
+    const policy = deps.policies.status
+    if (policy.error)
+      live.push(`policy change rejected, the last good set stays in force: ${policy.error}`)
+    if (policy.policies === 0) live.push('no policies are loaded: every request is denied')
+    const audit = deps.audit.stats()
+    if (!audit.storeHealthy)
+      live.push(
+        `audit store ${deps.audit.store.location} is failing (${audit.buffered} records buffered): ${audit.lastError ?? ''}`,
+      )
+    return live
+  }
+
   const chain = buildChain({
     clusters,
     authenticator: deps.authenticator,
+    policies: () => deps.policies.current,
+    admits: () => deps.audit.admits(),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
+    auditBodyBytes: config.audit.maxBodyBytes,
     hooks: {
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
@@ -86,7 +113,24 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     upgrade,
     sourceAddress: req.socket.remoteAddress ?? '',
     timings: {},
+    warnings: [],
   })
+
+  const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
+    // Refusals for a full audit buffer are counted by the writer, not recorded one by one:
+    // recording them would grow the very buffer that is full.
+    if (error?.code !== 'GW_AUDIT_UNAVAILABLE') {
+      try {
+        deps.audit.write(buildAuditRecord(ctx, error, { maxBodyBytes: config.audit.maxBodyBytes }))
+      } catch (e) {
+        deps.logger.error(
+          { requestId: ctx.id, error: String(e) },
+          'audit record could not be built',
+        )
+      }
+    }
+    deps.onComplete?.(ctx, error)
+  }
 
   const run = (ctx: RequestContext): void => {
     if (draining) {
@@ -100,18 +144,24 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       return
     }
     inflight.add(ctx)
-    void runStages(chain, ctx, {
-      logger: deps.logger,
-      ...(deps.onComplete ? { onComplete: deps.onComplete } : {}),
-    }).finally(() => inflight.delete(ctx))
+    void runStages(chain, ctx, { logger: deps.logger, onComplete: complete }).finally(() =>
+      inflight.delete(ctx),
+    )
   }
 
   return {
     clusters,
     warnings,
+    currentWarnings,
     handleRequest(req, res) {
       if (req.url === HEALTHZ_PATH || req.url === READYZ_PATH)
-        return serveHealth(req.url, res, draining, warnings)
+        return serveHealth(req.url, res, {
+          draining,
+          auditAdmits:
+            deps.audit.stats().buffered < config.audit.maxBufferedRecords ||
+            config.audit.onStoreFailure === 'dropRecords',
+          warnings: currentWarnings(),
+        })
       run(newContext(req, res, undefined))
     },
     handleUpgrade(req, socket, head) {

@@ -1,15 +1,23 @@
-// startServer(config): the running product — logger, authenticators, gateway, TLS listener.
+// startServer(config): the running product — logger, policies, audit store, authenticators,
+// gateway, the TLS listener, and the admin listener when configured.
+import { join } from 'node:path'
+import { startAdminListener, type AdminListener } from './admin/server.ts'
+import { auditStoreFromConfig, AuditWriter, startRetention } from './audit/index.ts'
+import { createAuthenticatorFromConfig } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
 import { buildGateway, createClusters, type Gateway } from './gateway.ts'
-import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { listen, type Listener } from './http/server.ts'
-import { createAuthenticatorFromConfig } from './authn/index.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
+import { PolicySource } from './policy/index.ts'
+import { clusterTokenReviewer } from './upstream/token-review.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
   readonly listener: Listener
+  readonly admin: AdminListener | undefined
   readonly logger: Logger
+  readonly policies: PolicySource
+  readonly audit: AuditWriter
   close(): Promise<void>
 }
 
@@ -18,21 +26,76 @@ export async function startServer(
   opts: { logger?: Logger } = {},
 ): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel)
+  // Broken policies or an unusable audit store stop the start: never serve without either.
+  const policies = new PolicySource(config.policies.paths, {
+    logger,
+    watchIntervalMs: config.policies.watchIntervalMs,
+  })
+  const store = auditStoreFromConfig(config.audit, config.dataDir)
+  try {
+    await store.migrate()
+  } catch (e) {
+    await store.close().catch(() => undefined)
+    policies.close()
+    throw new Error(`audit store ${store.location} is not usable: ${(e as Error).message}`, {
+      cause: e,
+    })
+  }
+  const audit = new AuditWriter(store, {
+    maxBufferedRecords: config.audit.maxBufferedRecords,
+    batchSize: config.audit.batchSize,
+    flushIntervalMs: config.audit.flushIntervalMs,
+    onStoreFailure: config.audit.onStoreFailure,
+    spoolDir: join(config.dataDir, 'audit-spool'),
+    logger,
+  })
+  audit.recoverSpool()
+  const retention = startRetention(store, config.audit.retentionDays, { logger })
+
   const clusters = createClusters(config)
   const authn = await createAuthenticatorFromConfig(config.authentication, {
     logger,
     tokenReviewer: clusterTokenReviewer(clusters),
   })
-  const gateway = buildGateway(config, { authenticator: authn.authenticator, logger, clusters })
-  for (const w of [...authn.warnings, ...gateway.warnings]) logger.warn(w)
+  const gateway = buildGateway(config, {
+    authenticator: authn.authenticator,
+    logger,
+    clusters,
+    policies,
+    audit,
+  })
+  for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)
   const listener = await listen(config, gateway)
-  logger.info({ url: listener.url, clusters: [...gateway.clusters.keys()] }, 'gatehouse is serving')
+  const admin = await startAdminListener(config, {
+    authenticator: authn.authenticator,
+    store,
+    policies,
+    logger,
+  })
+  logger.info(
+    {
+      url: listener.url,
+      admin: admin?.url,
+      clusters: [...gateway.clusters.keys()],
+      policies: policies.status.policies,
+      auditStore: store.location,
+    },
+    'gatehouse is serving',
+  )
   return {
     gateway,
     listener,
+    admin,
     logger,
+    policies,
+    audit,
     async close() {
       await listener.close()
+      await admin?.close()
+      retention.stop()
+      policies.close()
+      // Every request has ended: its record is queued. Flush, or spool what the store refuses.
+      await audit.close(config.limits.shutdownGraceMs)
     },
   }
 }

@@ -6,7 +6,11 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError, configJsonSchema, loadConfig } from '../config/index.ts'
 import { startServer } from '../server.ts'
+import { auditQueryFromParams } from '../admin/server.ts'
+import { loadPolicies, PolicyCompileError, PolicyLoadError, PolicySet } from '../policy/index.ts'
+import { formatTable, listRecords, showRecord } from './audit.ts'
 import { execCredential } from './credential.ts'
+import { formatResult, loadTestFile, runPolicyTests, type PolicyTestCase } from './policy-test.ts'
 import { buildKubeconfig } from './kubeconfig.ts'
 
 const USAGE = `usage: gatehouse <command> [options]
@@ -20,6 +24,15 @@ commands:
   credential (--token-file PATH | --token-env NAME)
                                           kubectl exec credential plugin: print an ExecCredential
   schema                                  print the JSON Schema of gatehouse.yaml (for editors)
+  policy test (--policies PATH)... [--file CASES.yaml]
+             [--identity NAME [--group G]... [--issuer URL] [--claim K=V]... [--cluster NAME]
+              [--object FILE] "METHOD /path?query"...] [--output text|json]
+                                          evaluate policies against requests; exit 1 when an
+                                          expectation in CASES.yaml fails
+  audit list --config FILE [--identity NAME|GLOB] [--cluster C] [--namespace NS] [--verb V]
+             [--resource R] [--decision allow|deny] [--since 1h|ISO] [--until ISO]
+             [--limit N] [--output table|jsonl]
+  audit show --config FILE ID             print one audit record as JSON
 `
 
 function fail(message: string, code = 1): never {
@@ -118,6 +131,140 @@ function credential(args: string[]): void {
   )
 }
 
+function policyTest(args: string[]): void {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      policies: { type: 'string', short: 'p', multiple: true },
+      file: { type: 'string', short: 'f' },
+      identity: { type: 'string' },
+      group: { type: 'string', multiple: true },
+      issuer: { type: 'string' },
+      method: { type: 'string' },
+      claim: { type: 'string', multiple: true },
+      cluster: { type: 'string' },
+      object: { type: 'string' },
+      output: { type: 'string', short: 'o', default: 'text' },
+    },
+  })
+  if (!values.policies?.length) fail('gatehouse policy test: --policies is required', 2)
+  if (!values.file && positionals.length === 0)
+    fail('gatehouse policy test: give --file CASES.yaml or requests like "GET /api/v1/pods"', 2)
+  if (positionals.length && !values.identity)
+    fail('gatehouse policy test: --identity is required with requests on the command line', 2)
+  const set = new PolicySet(loadPolicies(values.policies))
+  const cases: PolicyTestCase[] = values.file ? loadTestFile(values.file) : []
+  const claims: Record<string, unknown> = {}
+  for (const c of values.claim ?? []) {
+    const eq = c.indexOf('=')
+    if (eq < 1) fail(`gatehouse policy test: --claim ${c}: expected NAME=VALUE`, 2)
+    claims[c.slice(0, eq)] = c.slice(eq + 1)
+  }
+  let object: unknown
+  if (values.object) {
+    try {
+      object = JSON.parse(readFileSync(values.object, 'utf8'))
+    } catch (e) {
+      fail(`gatehouse policy test: --object ${values.object}: ${(e as Error).message}`, 2)
+    }
+  }
+  for (const request of positionals) {
+    if (!/^[A-Z]+ \/\S*$/.test(request))
+      fail(`gatehouse policy test: '${request}': expected "METHOD /path?query"`, 2)
+    cases.push({
+      identity: {
+        name: values.identity!,
+        groups: values.group ?? [],
+        method: (values.method ?? 'oidc') as PolicyTestCase['identity']['method'],
+        ...(values.issuer ? { issuer: values.issuer } : {}),
+        claims,
+      },
+      cluster: values.cluster ?? 'default',
+      request,
+      ...(object !== undefined ? { object } : {}),
+    })
+  }
+  const results = runPolicyTests(set, cases)
+  if (values.output === 'json') {
+    for (const r of results)
+      process.stdout.write(
+        JSON.stringify({
+          name: r.case.name,
+          identity: r.case.identity.name,
+          request: r.case.request,
+          ...(r.decision ? { decision: r.decision } : {}),
+          ...(r.error ? { error: r.error } : {}),
+          ...(r.failure ? { failure: r.failure } : {}),
+        }) + '\n',
+      )
+  } else {
+    process.stdout.write(results.map(formatResult).join('\n') + '\n')
+  }
+  const failed = results.filter((r) => r.failure).length
+  if (values.output !== 'json' && (values.file || failed))
+    process.stdout.write(`\n${results.length - failed} passed, ${failed} failed\n`)
+  if (failed) process.exit(1)
+}
+
+async function audit(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      identity: { type: 'string' },
+      cluster: { type: 'string' },
+      namespace: { type: 'string' },
+      verb: { type: 'string' },
+      resource: { type: 'string' },
+      decision: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+    },
+  })
+  if (!values.config) fail(`gatehouse audit ${sub ?? ''}: --config is required`, 2)
+  const config = loadConfig(values.config)
+  if (sub === 'show') {
+    if (positionals.length !== 1) fail('gatehouse audit show: give one record id', 2)
+    const record = await showRecord(config, positionals[0]!)
+    if (!record) fail(`gatehouse audit show: no audit record ${positionals[0]}`)
+    process.stdout.write(JSON.stringify(record, null, 2) + '\n')
+    return
+  }
+  if (sub !== 'list') fail(`gatehouse audit: expected list or show\n\n${USAGE}`, 2)
+  const params = new URLSearchParams()
+  for (const k of [
+    'identity',
+    'cluster',
+    'namespace',
+    'verb',
+    'resource',
+    'decision',
+    'since',
+    'until',
+    'limit',
+  ] as const) {
+    const v = values[k]
+    if (v !== undefined) params.set(k, v)
+  }
+  let q
+  try {
+    q = auditQueryFromParams(params)
+  } catch (e) {
+    fail(`gatehouse audit list: --${(e as Error).message}`, 2)
+  }
+  const records = await listRecords(config, q)
+  const output = values.output ?? 'table'
+  if (output === 'jsonl')
+    process.stdout.write(records.map((r) => JSON.stringify(r) + '\n').join(''))
+  else if (output === 'table') process.stdout.write(formatTable(records))
+  else fail(`gatehouse audit list: --output ${output}: expected table or jsonl`, 2)
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   switch (command) {
@@ -129,14 +276,21 @@ async function main(argv: string[]): Promise<void> {
         options: { config: { type: 'string', short: 'c' } },
       })
       if (!values.config) fail('gatehouse check-config: --config is required', 2)
-      loadConfig(values.config)
-      process.stdout.write(`${values.config}: valid\n`)
+      const config = loadConfig(values.config)
+      const policies = loadPolicies(config.policies.paths)
+      new PolicySet(policies)
+      process.stdout.write(`${values.config}: valid (${policies.length} policies)\n`)
       return
     }
     case 'kubeconfig':
       return kubeconfig(rest)
     case 'credential':
       return credential(rest)
+    case 'policy':
+      if (rest[0] !== 'test') fail(`gatehouse policy: expected 'test'\n\n${USAGE}`, 2)
+      return policyTest(rest.slice(1))
+    case 'audit':
+      return audit(rest)
     case 'schema':
       process.stdout.write(configJsonSchema())
       return
@@ -152,6 +306,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
-  if (e instanceof ConfigError) fail(e.message)
+  if (e instanceof ConfigError || e instanceof PolicyLoadError || e instanceof PolicyCompileError)
+    fail(e.message)
   fail(`gatehouse: ${(e as Error).message}`)
 })

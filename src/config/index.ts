@@ -2,6 +2,8 @@ export { ConfigError, formatPath, loadConfig, parseConfig } from './load.ts'
 export {
   clusterSchema,
   gatewayConfigSchema,
+  type AdminConfig,
+  type AuditConfig,
   type ClusterConfig,
   type GatewayConfig,
   type UpstreamCredentialConfig,

@@ -47,12 +47,17 @@ export function parseConfig(raw: unknown, file: string): GatewayConfig {
 // Relative file paths in the config are relative to the config file, not the working directory.
 function resolvePaths(value: unknown, base: string, key = ''): unknown {
   if (typeof value === 'string') {
-    return (key.endsWith('File') || key === 'file' || key === 'path' || key === 'dataDir') &&
+    return (key.endsWith('File') ||
+      key === 'file' ||
+      key === 'path' ||
+      key === 'paths' ||
+      key === 'dataDir') &&
       !isAbsolute(value)
       ? resolve(base, value)
       : value
   }
-  if (Array.isArray(value)) return value.map((v) => resolvePaths(v, base))
+  if (Array.isArray(value))
+    return value.map((v) => resolvePaths(v, base, key === 'paths' ? key : ''))
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolvePaths(v, base, k)]))
   }

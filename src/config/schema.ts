@@ -2,6 +2,7 @@
 // rejected, units in names. Secrets are never inline: they come from files or environment variables.
 import { z } from 'zod'
 import { authnConfigSchema } from '../authn/index.ts'
+import { subjectSchema } from '../policy/schema.ts'
 import { exactlyOneOf } from './one-of.ts'
 
 const filePath = z.string().min(1, 'expected a file path')
@@ -75,6 +76,64 @@ export const limitsSchema = z.strictObject({
   shutdownGraceMs: z.number().int().min(0).default(10_000),
 })
 
+export const policiesSchema = z.strictObject({
+  /** Policy files and folders (YAML documents of kind Policy). None: every request is denied. */
+  paths: z.array(filePath).default([]),
+  /** How often files are checked for changes; 0 disables reloading. */
+  watchIntervalMs: z.number().int().min(0).default(2000),
+})
+
+export const auditStoreSchema = exactlyOneOf({
+  /** Embedded store; path defaults to <dataDir>/audit.db. */
+  sqlite: z.strictObject({ path: filePath.optional() }),
+  postgres: z
+    .strictObject({
+      /** Without a password only; use urlFile or urlEnv when the URL carries one. */
+      url: z
+        .string()
+        .startsWith('postgres', 'expected a postgres:// or postgresql:// URL')
+        .optional(),
+      urlFile: filePath.optional(),
+      urlEnv: z.string().min(1).optional(),
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case SQL identifier')
+        .default('gatehouse'),
+    })
+    .refine(
+      (p) => [p.url, p.urlFile, p.urlEnv].filter((v) => v !== undefined).length === 1,
+      'expected exactly one of url, urlFile, urlEnv',
+    ),
+})
+
+export const auditSchema = z.strictObject({
+  store: auditStoreSchema.default({ sqlite: {} }),
+  /** Records held in memory while the store is slow or down; then onStoreFailure applies. */
+  maxBufferedRecords: z.number().int().min(100).default(10_000),
+  batchSize: z.number().int().min(1).max(5000).default(500),
+  flushIntervalMs: z.number().int().min(1).default(100),
+  /** refuseRequests: fail closed with 503 once the buffer is full (AU-5). dropRecords: keep serving. */
+  onStoreFailure: z.enum(['refuseRequests', 'dropRecords']).default('refuseRequests'),
+  /** Records older than this are removed by a background job; 0 keeps them forever. */
+  retentionDays: z.number().min(0).default(90),
+  /** Longest request or response body kept in a record (bodies are kept per policy audit level). */
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024),
+})
+
+export const adminSchema = z.strictObject({
+  /** A separate TLS listener for the admin API (never the data-path port). */
+  listen: z.strictObject({
+    address: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8444),
+  }),
+  /** Identities allowed to use the admin API (same matchers as policy subjects). */
+  subjects: z.array(subjectSchema).min(1, 'expected at least one admin subject'),
+})
+
 export const gatewayConfigSchema = z
   .strictObject({
     apiVersion: z.literal('gatehouse.dev/v1alpha1'),
@@ -93,6 +152,17 @@ export const gatewayConfigSchema = z
       maxRequestBodyBytes: 8 * 1024 * 1024,
       shutdownGraceMs: 10_000,
     }),
+    policies: policiesSchema.default({ paths: [], watchIntervalMs: 2000 }),
+    audit: auditSchema.default({
+      store: { sqlite: {} },
+      maxBufferedRecords: 10_000,
+      batchSize: 500,
+      flushIntervalMs: 100,
+      onStoreFailure: 'refuseRequests',
+      retentionDays: 90,
+      maxBodyBytes: 64 * 1024,
+    }),
+    admin: adminSchema.optional(),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   })
   .superRefine((config, ctx) => {
@@ -136,3 +206,5 @@ export const gatewayConfigSchema = z
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>
 export type ClusterConfig = z.infer<typeof clusterSchema>
 export type UpstreamCredentialConfig = z.infer<typeof upstreamCredentialSchema>
+export type AuditConfig = z.infer<typeof auditSchema>
+export type AdminConfig = z.infer<typeof adminSchema>

@@ -1,32 +1,48 @@
 // The request pipeline, in execution order. Order matters:
+//  - admit first: while audit records cannot be kept, nothing else is done (fail closed);
 //  - route before requestInfo: attributes are computed on the path the cluster will see;
 //  - requestInfo before authenticate: unclassifiable requests are refused without touching
 //    credentials, and every later stage (and the audit record) can rely on the attributes;
+//  - readBody after authenticate (no body is read for unknown callers) and before authorize
+//    (conditions may read the object);
 //  - authorize before impersonate: nothing about the upstream credential is computed for a
 //    request that will be refused;
 //  - forward last: the only stage that talks to the cluster.
 import type { Authenticator } from '../authn/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
+import type { PolicySet } from '../policy/index.ts'
 import type { Stage } from './stage.ts'
+import { createAdmitStage } from './stages/admit.ts'
 import { createAuthenticateStage } from './stages/authenticate.ts'
 import { createAuthorizeStage } from './stages/authorize.ts'
 import { createForwardStage, type ForwardHooks } from './stages/forward.ts'
 import { createImpersonateStage } from './stages/impersonate.ts'
+import { createReadBodyStage } from './stages/read-body.ts'
 import { createRequestInfoStage } from './stages/request-info.ts'
 import { createRouteStage } from './stages/route.ts'
 
 export function buildChain(deps: {
   clusters: ReadonlyMap<string, UpstreamCluster>
   authenticator: Authenticator
+  policies: () => PolicySet
+  /** False while audit records cannot be kept: requests are refused. */
+  admits: () => boolean
   maxBodyBytes: number
+  auditBodyBytes: number
   hooks: ForwardHooks
 }): readonly Stage[] {
   return Object.freeze([
+    createAdmitStage(deps.admits),
     createRouteStage(deps.clusters),
     createRequestInfoStage(),
     createAuthenticateStage(deps.authenticator),
-    createAuthorizeStage(),
+    createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes }),
+    createAuthorizeStage(deps.policies),
     createImpersonateStage(),
-    createForwardStage({ maxBodyBytes: deps.maxBodyBytes, hooks: deps.hooks }),
+    createForwardStage({
+      maxBodyBytes: deps.maxBodyBytes,
+      auditBodyBytes: deps.auditBodyBytes,
+      hooks: deps.hooks,
+    }),
   ])
 }

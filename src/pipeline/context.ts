@@ -4,15 +4,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Identity } from '../authn/index.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
+import type { Decision } from '../policy/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
 
-/** allow, or a refusal; policy (next issue) adds approve and obligations to the same type. */
-export interface Decision {
-  action: 'allow' | 'deny'
-  /** Which rule decided, for audit and for the caller's message. */
-  rule: string
-  message?: string
-}
+export type { Decision } from '../policy/index.ts'
 
 export interface RequestContext {
   /** Gatehouse request id, also sent upstream as Audit-ID to join both audit trails. */
@@ -26,6 +21,8 @@ export interface RequestContext {
   readonly sourceAddress: string
   /** Stage durations in ms, filled by the runner. */
   readonly timings: Record<string, number>
+  /** `Warning` headers for the response (kubectl prints them), e.g. shadow-mode outcomes. */
+  readonly warnings: string[]
 
   /** route */
   cluster?: UpstreamCluster
@@ -35,12 +32,20 @@ export interface RequestContext {
   requestInfo?: RequestInfo
   /** authenticate */
   identity?: Identity
+  /** readBody: the whole request body of writes (bounded by limits.maxRequestBodyBytes). */
+  requestBody?: Buffer
   /** authorize */
   decision?: Decision
   /** impersonate: the headers (flat name/value list) to send upstream. */
   upstreamHeaders?: string[]
   /** impersonate: who the cluster will see. */
-  principal?: { user: string; groups: string[] }
+  principal?: { user: string; groups: string[]; via: 'impersonation' | 'serviceAccountToken' }
   /** forward */
   responseStatus?: number
+  /** forward */
+  requestBytes?: number
+  /** forward */
+  responseBytes?: number
+  /** forward: the head of the response body, when the audit level asks for it. */
+  responseBody?: { contentType: string; head: Buffer; bytes: number }
 }

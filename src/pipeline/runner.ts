@@ -2,6 +2,7 @@
 // stages never write error responses themselves.
 import { GatewayError, isGatewayError, rawStatusResponse, toKubeStatus } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
+import { warningValue } from '../upstream/forward.ts'
 import type { RequestContext } from './context.ts'
 import type { Stage } from './stage.ts'
 
@@ -20,12 +21,14 @@ export function respondWithError(ctx: RequestContext, err: GatewayError): void {
       return
     }
     const body = JSON.stringify(status)
-    ctx.res.writeHead(err.status, {
+    const headers: Record<string, string | string[] | number> = {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       'audit-id': ctx.id,
+      ...(ctx.warnings.length ? { warning: ctx.warnings.map(warningValue) } : {}),
       ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
-    })
+    }
+    ctx.res.writeHead(err.status, headers)
     ctx.res.end(body)
   } else if (ctx.upgrade) {
     const { socket } = ctx.upgrade

@@ -2,7 +2,14 @@
 import type { RequestContext } from './context.ts'
 
 export type StageName =
-  'route' | 'requestInfo' | 'authenticate' | 'authorize' | 'impersonate' | 'forward'
+  | 'admit'
+  | 'route'
+  | 'requestInfo'
+  | 'authenticate'
+  | 'readBody'
+  | 'authorize'
+  | 'impersonate'
+  | 'forward'
 
 export interface Stage {
   readonly name: StageName

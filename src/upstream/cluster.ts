@@ -17,6 +17,8 @@ export interface UpstreamCluster {
   readonly warnings: string[]
   /** The Authorization header value for forwarded requests (own token, or a minted ServiceAccount token). */
   authorization(): Promise<string | undefined>
+  /** A short-lived token of this ServiceAccount (TokenRequest API), cached until most of its life is spent. */
+  serviceAccountAuthorization(sa: { namespace: string; name: string }): Promise<string>
   /** Gatehouse's own Authorization header, for its own calls (TokenReview, TokenRequest). */
   ownAuthorization(): string | undefined
   close(): Promise<void>
@@ -64,18 +66,12 @@ export function createUpstreamCluster(
     pipelining: 1,
   })
 
-  let minted: MintedToken | undefined
-  let minting: Promise<MintedToken> | undefined
+  const minted = new Map<string, MintedToken>()
+  const minting = new Map<string, Promise<MintedToken>>()
 
-  // serviceAccountToken mode: a short-lived token of the mapped ServiceAccount from the TokenRequest
-  // API, reused until most of its lifetime is spent.
-  const mint = async (): Promise<MintedToken> => {
-    const sa = config.forwarding.serviceAccount
-    if (!sa)
-      throw new GatewayError(
-        'GW_UPSTREAM_CREDENTIAL',
-        `cluster '${config.name}' has no forwarding.serviceAccount`,
-      )
+  // serviceAccountToken forwarding: a short-lived token of the mapped ServiceAccount from the
+  // TokenRequest API, reused until most of its lifetime is spent.
+  const mint = async (sa: { namespace: string; name: string }): Promise<MintedToken> => {
     const own = resolved.token?.()
     const res = await request(
       new URL(
@@ -120,13 +116,29 @@ export function createUpstreamCluster(
     agent,
     tls,
     warnings,
+    async serviceAccountAuthorization(sa) {
+      const key = `${sa.namespace}/${sa.name}`
+      let token = minted.get(key)
+      if (!token || now() >= token.refreshAt) {
+        let pending = minting.get(key)
+        if (!pending) {
+          pending = mint(sa).finally(() => minting.delete(key))
+          minting.set(key, pending)
+        }
+        token = await pending
+        minted.set(key, token)
+      }
+      return `Bearer ${token.token}`
+    },
     async authorization() {
       if (config.forwarding.mode === 'serviceAccountToken') {
-        if (!minted || now() >= minted.refreshAt) {
-          minting ??= mint().finally(() => (minting = undefined))
-          minted = await minting
-        }
-        return `Bearer ${minted.token}`
+        const sa = config.forwarding.serviceAccount
+        if (!sa)
+          throw new GatewayError(
+            'GW_UPSTREAM_CREDENTIAL',
+            `cluster '${config.name}' has no forwarding.serviceAccount`,
+          )
+        return this.serviceAccountAuthorization(sa)
       }
       const token = resolved.token?.()
       return token ? `Bearer ${token}` : undefined

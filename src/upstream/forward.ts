@@ -72,6 +72,8 @@ export interface ForwardResult {
   status: number
   requestBytes: number
   responseBytes: number
+  /** The first `captureBytes` of the response body, when asked for. */
+  captured?: { contentType: string; head: Buffer; bytes: number }
 }
 
 export async function forwardRequest(opts: {
@@ -82,6 +84,12 @@ export async function forwardRequest(opts: {
   headers: string[]
   maxBodyBytes: number
   requestId: string
+  /** The request body, already read (readBody stage); otherwise the request streams through. */
+  body?: Buffer
+  /** `Warning` header values Gatehouse adds to the response. */
+  warnings?: readonly string[]
+  /** Keep up to this many bytes of the response body (for the audit record). */
+  captureBytes?: number
 }): Promise<ForwardResult> {
   const { cluster, req, res } = opts
   const method = (req.method ?? 'GET').toUpperCase()
@@ -103,7 +111,7 @@ export async function forwardRequest(opts: {
     req.headers['content-length'] !== undefined ||
     req.headers['transfer-encoding'] !== undefined
   let bodyError: Error | undefined
-  const body = hasBody ? req.pipe(limit) : null
+  const body = opts.body ?? (hasBody ? req.pipe(limit) : null)
   limit.on('error', (e: Error) => {
     bodyError = e
     abort.abort()
@@ -129,13 +137,29 @@ export async function forwardRequest(opts: {
   }
   const headers = relayableResponseHeaders(upstream.headers)
   headers['audit-id'] ??= opts.requestId
+  if (opts.warnings?.length) {
+    const existing = headers['warning']
+    const list =
+      existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
+    headers['warning'] = [...list, ...opts.warnings.map(warningValue)]
+  }
   res.writeHead(upstream.statusCode, headers)
   // Responses without a length may be streams (watches, log follows) whose first bytes can take
   // minutes: send the headers now so clients see the stream start. Sized responses go out with
   // their body in one write.
   if (upstream.headers['content-length'] === undefined) res.flushHeaders()
   let responseBytes = 0
-  upstream.body.on('data', (c: Buffer) => (responseBytes += c.length))
+  const capture = opts.captureBytes ?? 0
+  const head: Buffer[] = []
+  let headBytes = 0
+  upstream.body.on('data', (c: Buffer) => {
+    responseBytes += c.length
+    if (headBytes < capture) {
+      const part = c.subarray(0, capture - headBytes)
+      head.push(part)
+      headBytes += part.length
+    }
+  })
   try {
     await pipeline(upstream.body, res)
   } catch {
@@ -145,5 +169,23 @@ export async function forwardRequest(opts: {
   } finally {
     res.off('close', onClientGone)
   }
-  return { status: upstream.statusCode, requestBytes: limit.bytes, responseBytes }
+  return {
+    status: upstream.statusCode,
+    requestBytes: opts.body?.length ?? limit.bytes,
+    responseBytes,
+    ...(capture
+      ? {
+          captured: {
+            contentType: String(upstream.headers['content-type'] ?? ''),
+            head: Buffer.concat(head),
+            bytes: responseBytes,
+          },
+        }
+      : {}),
+  }
+}
+
+/** RFC 7234 warn-value with code 299 (kubectl prints the text as `Warning: ...`). */
+export function warningValue(text: string): string {
+  return `299 - "${text.replace(/["\\]/g, '\\$&').replace(/[\r\n]/g, ' ')}"`
 }

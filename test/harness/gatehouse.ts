@@ -34,7 +34,17 @@ export interface GatehouseOptions {
   /** Extra config merged at the top level (limits, more clusters...). */
   overrides?: Record<string, unknown>
   clusterOverrides?: Record<string, unknown>
+  /** Policy files or folders; default: test/fixtures/policies/allow-authenticated.yaml. */
+  policies?: string[]
 }
+
+export const ALLOW_AUTHENTICATED_POLICY = join(
+  repoRoot,
+  'test',
+  'fixtures',
+  'policies',
+  'allow-authenticated.yaml',
+)
 
 export async function startGatehouse(
   cluster: ClusterInfo,
@@ -57,6 +67,7 @@ export async function startGatehouse(
         ...opts.clusterOverrides,
       },
     ],
+    policies: { paths: opts.policies ?? [ALLOW_AUTHENTICATED_POLICY], watchIntervalMs: 200 },
     logLevel: 'debug',
     ...opts.overrides,
   }

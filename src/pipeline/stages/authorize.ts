@@ -1,10 +1,14 @@
-// authorize: Identity × request → Decision. Until policies arrive (issue #4) every authenticated
-// request is allowed here and the cluster's RBAC decides for the impersonated identity; what is
-// refused already is client impersonation, which would let a caller choose its own identity.
+// authorize: Identity × request attributes (× request object) → Decision, by the policy set in
+// force. Built-in rules come first: client impersonation is refused (a caller must not choose
+// its own identity), and API discovery is answered for every authenticated caller unless a
+// policy denies it explicitly (kubectl needs discovery before it can show any clear refusal).
 import { GatewayError } from '../../errors/index.ts'
+import type { RequestInfo } from '../../kube/request-info.ts'
+import { DEFAULT_AUDIT_LEVEL, ruleRef, type Decision, type PolicySet } from '../../policy/index.ts'
 import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
+import { decodeRequestObject } from './read-body.ts'
 
 /**
  * API discovery (GET /api, /apis, /apis/<group>[/<version>], /version, /openapi/...) is the same
@@ -12,31 +16,93 @@ import type { Stage } from '../stage.ts'
  * as "Error from server (Forbidden): unknown"; answering discovery as the authenticated caller
  * (the headers are never forwarded) lets the actual request carry the clear refusal.
  */
-function isDiscovery(ctx: RequestContext): boolean {
-  const info = ctx.requestInfo
+function isDiscovery(info: RequestInfo | undefined): boolean {
   if (!info || info.isResourceRequest || info.verb !== 'get') return false
   return /^\/(api(\/v1)?|apis(\/[^/]+(\/[^/]+)?)?|version|openapi\/.*)\/?$/.test(info.path)
 }
 
-export function createAuthorizeStage(): Stage {
+const builtin = (action: 'allow' | 'deny', rule: string): Decision => ({
+  action,
+  rule,
+  obligations: { audit: DEFAULT_AUDIT_LEVEL },
+})
+
+/** `delete namespaces "prod"`, `list secrets in all namespaces`, `get /healthz`. */
+export function describeRequest(info: RequestInfo): string {
+  if (!info.isResourceRequest) return `${info.verb} ${info.path}`
+  const resource =
+    (info.apiGroup ? `${info.resource}.${info.apiGroup}` : info.resource) +
+    (info.subresource ? `/${info.subresource}` : '')
+  const name = info.name ? ` "${info.name}"` : ''
+  const where =
+    info.namespace && !(info.resource === 'namespaces' && info.name === info.namespace)
+      ? ` in namespace "${info.namespace}"`
+      : info.namespace || ['namespaces', 'nodes'].includes(info.resource)
+        ? ''
+        : ' in all namespaces'
+  return `${info.authzVerb} ${resource}${name}${where}`
+}
+
+function refusal(ctx: RequestContext, d: Decision): GatewayError {
+  const info = ctx.requestInfo!
+  const who = ctx.identity!.name
+  const what = describeRequest(info)
+  if (!d.policy) {
+    const shadowNote = d.shadow ? `; ${ruleRef(d.shadow)} would allow it but is in shadow mode` : ''
+    return new GatewayError(
+      'GW_POLICY_DENIED',
+      `no Gatehouse policy allows ${who} to ${what} (default deny${shadowNote})`,
+    )
+  }
+  const failed = d.conditionErrors?.find((e) => e.startsWith(`${d.policy}/${d.rule}: `))
+  const why = failed
+    ? `; its condition could not be evaluated (${failed.slice(`${d.policy}/${d.rule}: `.length)}), so the deny applies`
+    : ''
+  return new GatewayError(
+    'GW_POLICY_DENIED',
+    `Gatehouse denied ${who} to ${what}${d.message ? `: ${d.message}` : ''} (${ruleRef(d)}${why})`,
+  )
+}
+
+export function createAuthorizeStage(policies: () => PolicySet): Stage {
   return {
     name: 'authorize',
     run(ctx: RequestContext) {
-      if (isDiscovery(ctx)) {
-        ctx.decision = { action: 'allow', rule: 'builtin:discovery' }
-        return
-      }
+      const info = ctx.requestInfo!
       const raw = ctx.req.rawHeaders
-      for (let i = 0; i < raw.length; i += 2) {
-        if (isImpersonationHeader(raw[i]!)) {
-          ctx.decision = { action: 'deny', rule: 'builtin:client-impersonation' }
-          throw new GatewayError(
-            'GW_AUTHZ_IMPERSONATION_REFUSED',
-            `impersonation (kubectl --as/--as-group, header ${raw[i]}) is not allowed through Gatehouse: it acts as your authenticated identity`,
-          )
+      if (!isDiscovery(info)) {
+        for (let i = 0; i < raw.length; i += 2) {
+          if (isImpersonationHeader(raw[i]!)) {
+            ctx.decision = builtin('deny', 'builtin:client-impersonation')
+            throw new GatewayError(
+              'GW_AUTHZ_IMPERSONATION_REFUSED',
+              `impersonation (kubectl --as/--as-group, header ${raw[i]}) is not allowed through Gatehouse: it acts as your authenticated identity`,
+            )
+          }
         }
       }
-      ctx.decision = { action: 'allow', rule: 'builtin:authenticated' }
+      const query = ctx.upstreamPath?.split('?')[1] ?? ''
+      let decision = policies().evaluate({
+        cluster: ctx.cluster!.name,
+        info,
+        identity: ctx.identity!,
+        object: () => decodeRequestObject(ctx),
+        userAgent: ctx.req.headers['user-agent'] ?? '',
+        dryRun: /(^|&)dryRun=All(&|$)/.test(query),
+      })
+      if (decision.rule === 'builtin:default-deny' && isDiscovery(info)) {
+        decision = {
+          ...builtin('allow', 'builtin:discovery'),
+          ...(decision.shadow ? { shadow: decision.shadow } : {}),
+        }
+      }
+      ctx.decision = decision
+      if (decision.shadow && decision.action === 'allow') {
+        ctx.warnings.push(
+          `Gatehouse: ${ruleRef(decision.shadow)} would deny this request; allowed only because the policy is in shadow mode`,
+        )
+      }
+      if (decision.action === 'deny') throw refusal(ctx, decision)
     },
   }
 }

@@ -9,7 +9,19 @@ export interface ForwardHooks {
   trackTunnel(ctx: RequestContext, closed: Promise<unknown>): void
 }
 
-export function createForwardStage(opts: { maxBodyBytes: number; hooks: ForwardHooks }): Stage {
+/** Responses whose head the audit record may keep (Secrets never: their values are not recorded). */
+function captureBytes(ctx: RequestContext, max: number): number {
+  if (ctx.decision?.obligations.audit !== 'requestResponse') return 0
+  const info = ctx.requestInfo
+  if (info?.isResourceRequest && info.apiGroup === '' && info.resource === 'secrets') return 0
+  return max
+}
+
+export function createForwardStage(opts: {
+  maxBodyBytes: number
+  auditBodyBytes: number
+  hooks: ForwardHooks
+}): Stage {
   return {
     name: 'forward',
     async run(ctx: RequestContext) {
@@ -35,8 +47,14 @@ export function createForwardStage(opts: { maxBodyBytes: number; hooks: ForwardH
         headers: ctx.upstreamHeaders!,
         maxBodyBytes: opts.maxBodyBytes,
         requestId: ctx.id,
+        ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
+        warnings: ctx.warnings,
+        captureBytes: captureBytes(ctx, opts.auditBodyBytes),
       })
       ctx.responseStatus = result.status
+      ctx.requestBytes = result.requestBytes
+      ctx.responseBytes = result.responseBytes
+      if (result.captured) ctx.responseBody = result.captured
     },
   }
 }

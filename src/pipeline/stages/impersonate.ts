@@ -1,12 +1,24 @@
 // impersonate: drop every caller credential and decide what the cluster sees: Gatehouse's own
 // credential plus Impersonate-* for the caller (impersonate mode), or a minted ServiceAccount
-// token (serviceAccountToken mode). Audit-ID joins Gatehouse's record and the cluster's.
+// token (serviceAccountToken mode). The deciding policy's `forwarding` overrides the cluster's
+// mode, so least privilege is stated once, next to the rules. Audit-ID joins Gatehouse's record
+// and the cluster's.
 import { isProvenanceKey, PROVENANCE_PREFIX } from '../../authn/index.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { forwardableHeaders } from '../../upstream/headers.ts'
 import { impersonationHeaders, reservedNameProblem } from '../../upstream/impersonation.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
+
+function credentialError(ctx: RequestContext, e: unknown): GatewayError {
+  return e instanceof GatewayError
+    ? e
+    : new GatewayError(
+        'GW_UPSTREAM_CREDENTIAL',
+        `Gatehouse has no usable credential for cluster '${ctx.cluster!.name}'`,
+        { detail: String(e), cause: e },
+      )
+}
 
 export function createImpersonateStage(): Stage {
   return {
@@ -15,24 +27,37 @@ export function createImpersonateStage(): Stage {
       const cluster = ctx.cluster!
       const identity = ctx.identity!
       const headers = forwardableHeaders(ctx.req.rawHeaders, ctx.upgrade !== undefined)
+      const mapping = ctx.decision?.obligations.forwarding
+      const sa =
+        mapping?.serviceAccount ??
+        (!mapping && cluster.config.forwarding.mode === 'serviceAccountToken'
+          ? cluster.config.forwarding.serviceAccount
+          : undefined)
       let authorization: string | undefined
       try {
-        authorization = await cluster.authorization()
+        authorization = sa
+          ? await cluster.serviceAccountAuthorization(sa)
+          : cluster.ownAuthorization()
       } catch (e) {
-        throw e instanceof GatewayError
-          ? e
-          : new GatewayError(
-              'GW_UPSTREAM_CREDENTIAL',
-              `Gatehouse has no usable credential for cluster '${cluster.name}'`,
-              { detail: String(e), cause: e },
-            )
+        throw credentialError(ctx, e)
       }
       if (authorization) headers.push('Authorization', authorization)
       headers.push('Audit-ID', ctx.id)
-      if (cluster.config.forwarding.mode === 'impersonate') {
+      if (sa) {
+        ctx.principal = {
+          user: `system:serviceaccount:${sa.namespace}:${sa.name}`,
+          groups: [],
+          via: 'serviceAccountToken',
+        }
+      } else if (cluster.config.forwarding.mode === 'serviceAccountToken' && !mapping) {
+        throw credentialError(
+          ctx,
+          new Error(`cluster '${cluster.name}' has no forwarding.serviceAccount`),
+        )
+      } else {
         const principal = {
-          user: identity.name,
-          groups: identity.groups,
+          user: mapping?.impersonate?.user ?? identity.name,
+          groups: mapping?.impersonate?.groups ?? identity.groups,
           extra: {
             // Only keys Gatehouse's RBAC grants (deploy/rbac/impersonate.yaml): any other key
             // would make the API server refuse the request.
@@ -55,10 +80,7 @@ export function createImpersonateStage(): Stage {
           )
         }
         headers.push(...impersonationHeaders(principal))
-        ctx.principal = { user: principal.user, groups: principal.groups }
-      } else {
-        const sa = cluster.config.forwarding.serviceAccount
-        ctx.principal = { user: `system:serviceaccount:${sa?.namespace}:${sa?.name}`, groups: [] }
+        ctx.principal = { user: principal.user, groups: principal.groups, via: 'impersonation' }
       }
       ctx.upstreamHeaders = headers
     },

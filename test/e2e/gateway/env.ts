@@ -25,6 +25,8 @@ export interface GatewayEnv {
   gatehouse: RunningGatehouse
   issuer: OidcIssuer
   dir: string
+  /** Gatehouse's own (least-privilege) token for the cluster, to start more instances. */
+  upstreamTokenFile: string
   /** A token minted by the apiserver for a ServiceAccount in SA_NAMESPACE, audience 'gatehouse'. */
   serviceAccountToken(name: string): Promise<string>
 }
@@ -80,7 +82,11 @@ export function authenticationConfig(cluster: ClusterInfo, issuer: OidcIssuer): 
 
 /** Registers before/after hooks; the returned getter is valid inside tests. */
 export function useGatewayEnv(
-  opts: { overrides?: Record<string, unknown> } = {},
+  opts: {
+    overrides?: Record<string, unknown>
+    /** Policy files for Gatehouse, given the running OIDC issuer (default: allow authenticated). */
+    policies?: (issuer: OidcIssuer, dir: string) => string[]
+  } = {},
 ): () => GatewayEnv {
   let env: GatewayEnv | undefined
   before(async () => {
@@ -92,6 +98,7 @@ export function useGatewayEnv(
       authentication: authenticationConfig(cluster, issuer),
       upstreamTokenFile,
       ...(opts.overrides ? { overrides: opts.overrides } : {}),
+      ...(opts.policies ? { policies: opts.policies(issuer, dir) } : {}),
     })
     const admin = adminClient(cluster)
     env = {
@@ -99,6 +106,7 @@ export function useGatewayEnv(
       gatehouse,
       issuer,
       dir,
+      upstreamTokenFile,
       async serviceAccountToken(name) {
         await admin.ensure(`/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts`, {
           apiVersion: 'v1',

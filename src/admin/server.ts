@@ -1,0 +1,147 @@
+// The admin API: a separate TLS listener (never the data-path port), for people and tools that
+// investigate: audit queries today, approvals and sessions later. Callers authenticate with the
+// same authenticators as the data path and must match `admin.subjects`.
+import { readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:https'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Authenticator } from '../authn/index.ts'
+import { auditQuerySchema, parseTime, type AuditStore } from '../audit/index.ts'
+import type { GatewayConfig } from '../config/index.ts'
+import { ensureLocalServingMaterial } from '../http/local-ca.ts'
+import type { Logger } from '../observability/logger.ts'
+import { subjectsMatcher, type PolicySource } from '../policy/index.ts'
+
+export interface AdminListener {
+  readonly url: string
+  readonly port: number
+  close(): Promise<void>
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n'
+  res.writeHead(code, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  })
+  res.end(text)
+}
+
+/** Query string → audit query; throws a message naming the bad parameter. */
+export function auditQueryFromParams(
+  params: URLSearchParams,
+): ReturnType<typeof auditQuerySchema.parse> {
+  const raw: Record<string, unknown> = {}
+  for (const key of ['identity', 'cluster', 'namespace', 'verb', 'resource', 'decision'])
+    if (params.has(key)) raw[key] = params.get(key)
+  for (const [param, field] of [
+    ['since', 'sinceMs'],
+    ['until', 'untilMs'],
+  ] as const) {
+    const v = params.get(param)
+    if (v === null) continue
+    const t = parseTime(v)
+    if (t === undefined)
+      throw new Error(`${param}: expected a duration (30m, 2h, 7d) or an ISO time, got '${v}'`)
+    raw[field] = t
+  }
+  if (params.has('limit')) raw['limit'] = Number(params.get('limit'))
+  const known = new Set([
+    'identity',
+    'cluster',
+    'namespace',
+    'verb',
+    'resource',
+    'decision',
+    'since',
+    'until',
+    'limit',
+  ])
+  for (const key of params.keys())
+    if (!known.has(key)) throw new Error(`unknown parameter '${key}'`)
+  const parsed = auditQuerySchema.safeParse(raw)
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!
+    throw new Error(`${i.path.join('.')}: ${i.message}`)
+  }
+  return parsed.data
+}
+
+export async function startAdminListener(
+  config: GatewayConfig,
+  deps: { authenticator: Authenticator; store: AuditStore; policies: PolicySource; logger: Logger },
+): Promise<AdminListener | undefined> {
+  const admin = config.admin
+  if (!admin) return undefined
+  const isAdmin = subjectsMatcher(admin.subjects)
+  const material = config.listen.tls
+    ? {
+        certPem: readFileSync(config.listen.tls.certFile, 'utf8'),
+        keyPem: readFileSync(config.listen.tls.keyFile, 'utf8'),
+      }
+    : ensureLocalServingMaterial(config.dataDir, config.listen.hostnames)
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'https://admin')
+    if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' })
+    const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
+    const result = auth
+      ? await deps.authenticator.authenticate({ bearerToken: auth[1]! })
+      : undefined
+    if (!result || result.outcome !== 'authenticated') {
+      res.setHeader('www-authenticate', 'Bearer realm="gatehouse-admin"')
+      return send(res, 401, { error: 'Unauthorized' })
+    }
+    const who = result.identity
+    if (!isAdmin(who)) {
+      deps.logger.warn({ identity: who.name, path: url.pathname }, 'admin API refused')
+      return send(res, 403, { error: `${who.name} is not an admin (admin.subjects)` })
+    }
+    if (req.method !== 'GET') return send(res, 405, { error: 'only GET is supported' })
+    const m = /^\/api\/v1\/audit\/records(?:\/([^/]+))?$/.exec(url.pathname)
+    if (m?.[1]) {
+      const record = await deps.store.get(decodeURIComponent(m[1]))
+      return record ? send(res, 200, record) : send(res, 404, { error: `no audit record ${m[1]}` })
+    }
+    if (m) {
+      let q
+      try {
+        q = auditQueryFromParams(url.searchParams)
+      } catch (e) {
+        return send(res, 400, { error: (e as Error).message })
+      }
+      return send(res, 200, { items: await deps.store.query(q) })
+    }
+    if (url.pathname === '/api/v1/policies/status') return send(res, 200, deps.policies.status)
+    return send(res, 404, { error: `no such endpoint ${url.pathname}` })
+  }
+
+  const server: Server = createServer(
+    { cert: material.certPem, key: material.keyPem },
+    (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        deps.logger.error({ error: String(e) }, 'admin API request failed')
+        if (!res.headersSent) send(res, 500, { error: 'internal error; see the Gatehouse log' })
+        else res.destroy()
+      })
+    },
+  )
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(admin.listen.port, admin.listen.address, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (server.address() as AddressInfo).port
+  return {
+    port,
+    url: `https://${admin.listen.address === '0.0.0.0' ? '127.0.0.1' : admin.listen.address}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}

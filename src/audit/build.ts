@@ -1,0 +1,125 @@
+// RequestContext (after the request ended) → AuditRecord. Bodies are kept only as far as the
+// decision's audit level asks, never beyond audit.maxBodyBytes, and never for Secrets (until
+// masking can redact their values, a Secret's body is recorded as metadata only).
+import type { GatewayError } from '../errors/index.ts'
+import type { RequestContext } from '../pipeline/context.ts'
+import type { AuditBody, AuditRecord } from './record.ts'
+import { selectClaims } from './record.ts'
+
+const TEXT_TYPES = /^(application\/([\w.+-]*\+)?(json|yaml)|application\/apply-patch\+yaml|text\/)/i
+
+function body(contentType: string, data: Buffer, fullBytes: number, max: number): AuditBody {
+  const head = data.subarray(0, max)
+  const text = TEXT_TYPES.test(contentType)
+  return {
+    contentType,
+    encoding: text ? 'utf8' : 'base64',
+    data: text ? head.toString('utf8') : head.toString('base64'),
+    truncated: fullBytes > head.length,
+    bytes: fullBytes,
+  }
+}
+
+function isSecret(ctx: RequestContext): boolean {
+  const info = ctx.requestInfo
+  return (
+    info !== undefined &&
+    info.isResourceRequest &&
+    info.apiGroup === '' &&
+    info.resource === 'secrets'
+  )
+}
+
+const SECRET_OMITTED = { omitted: 'Secret bodies are recorded as metadata only' }
+
+export function buildAuditRecord(
+  ctx: RequestContext,
+  error: GatewayError | undefined,
+  opts: { maxBodyBytes: number; now?: number },
+): AuditRecord {
+  const { req, identity, requestInfo: info, decision } = ctx
+  const level = decision?.obligations.audit ?? 'metadata'
+  const header = (name: string): string | undefined => {
+    const v = req.headers[name]
+    return typeof v === 'string' ? v.slice(0, 1024) : undefined
+  }
+  const source: AuditRecord['source'] = { address: ctx.sourceAddress }
+  if (level !== 'none') {
+    const ua = header('user-agent')
+    const cmd = header('kubectl-command')
+    const session = header('kubectl-session')
+    if (ua) source.userAgent = ua
+    if (cmd) source.kubectlCommand = cmd
+    if (session) source.kubectlSession = session
+  }
+  const record: AuditRecord = {
+    id: ctx.id,
+    time: new Date(ctx.receivedAt).toISOString(),
+    durationMs: Math.round(((opts.now ?? Date.now()) - ctx.receivedAt) * 1000) / 1000,
+    cluster: ctx.cluster?.name ?? null,
+    identity: identity
+      ? {
+          name: identity.name,
+          groups: identity.groups,
+          method: identity.method,
+          ...(identity.issuer ? { issuer: identity.issuer } : {}),
+          ...(identity.subject ? { subject: identity.subject } : {}),
+          claims: level === 'none' ? {} : selectClaims(identity.claims),
+        }
+      : null,
+    source,
+    request: info
+      ? {
+          method: req.method ?? 'GET',
+          target: ctx.upstreamPath ?? req.url ?? '',
+          isResourceRequest: info.isResourceRequest,
+          verb: info.authzVerb,
+          apiGroup: info.apiGroup,
+          apiVersion: info.apiVersion,
+          resource: info.resource,
+          subresource: info.subresource,
+          namespace: info.namespace,
+          name: info.name,
+        }
+      : null,
+    decision: decision
+      ? {
+          action: decision.action,
+          ...(decision.policy ? { policy: decision.policy } : {}),
+          rule: decision.rule,
+          ...(decision.message ? { message: decision.message } : {}),
+          ...(decision.shadow ? { shadow: decision.shadow } : {}),
+          ...(decision.conditionErrors ? { conditionErrors: decision.conditionErrors } : {}),
+          auditLevel: level,
+        }
+      : null,
+    principal: ctx.principal ?? null,
+    response: {
+      code: ctx.responseStatus ?? 0,
+      requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
+      responseBytes: ctx.responseBytes ?? 0,
+    },
+  }
+  if (error) record.error = { code: error.code, message: error.message }
+  if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
+    record.requestBody = isSecret(ctx)
+      ? SECRET_OMITTED
+      : body(
+          header('content-type') ?? '',
+          ctx.requestBody,
+          ctx.requestBody.length,
+          opts.maxBodyBytes,
+        )
+  }
+  if (level === 'requestResponse' && ctx.responseBody) {
+    record.responseBody = isSecret(ctx)
+      ? SECRET_OMITTED
+      : body(
+          ctx.responseBody.contentType,
+          ctx.responseBody.head,
+          ctx.responseBody.bytes,
+          opts.maxBodyBytes,
+        )
+  }
+  return record
+}

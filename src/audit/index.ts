@@ -1,0 +1,10 @@
+// The audit trail: one record per request, written off the request path into SQLite or PostgreSQL.
+export { auditStoreFromConfig, postgresUrl } from './open.ts'
+export { openPostgresStore } from './postgres-store.ts'
+export { openSqliteStore } from './sqlite-store.ts'
+export { auditQuerySchema, parseTime, type AuditQuery } from './query.ts'
+export { RECORDED_CLAIMS, selectClaims, type AuditBody, type AuditRecord } from './record.ts'
+export type { AuditStore } from './store.ts'
+export { AuditWriter, type AuditWriterOptions, type AuditWriterStats } from './writer.ts'
+export { buildAuditRecord } from './build.ts'
+export { startRetention } from './retention.ts'

@@ -1,0 +1,67 @@
+// One schema and one migration history for SQLite and PostgreSQL: portable DDL only (TEXT,
+// BIGINT, INTEGER, DOUBLE PRECISION), applied in order at start, each version once. The whole
+// record is kept as JSON text; the columns beside it exist to filter and to expire.
+export interface Migration {
+  version: number
+  description: string
+  statements: string[]
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'audit records',
+    statements: [
+      `CREATE TABLE audit_records (
+        id TEXT PRIMARY KEY,
+        time_ms BIGINT NOT NULL,
+        identity TEXT,
+        cluster TEXT,
+        namespace TEXT,
+        verb TEXT,
+        resource TEXT,
+        decision TEXT NOT NULL,
+        response_code INTEGER NOT NULL,
+        record TEXT NOT NULL
+      )`,
+      'CREATE INDEX audit_records_time ON audit_records (time_ms)',
+      'CREATE INDEX audit_records_identity_time ON audit_records (identity, time_ms)',
+      'CREATE INDEX audit_records_cluster_namespace_time ON audit_records (cluster, namespace, time_ms)',
+    ],
+  },
+]
+
+export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS gatehouse_schema_migrations (
+  version INTEGER PRIMARY KEY,
+  description TEXT NOT NULL,
+  applied_at TEXT NOT NULL
+)`
+
+/** The columns of a record row, in insert order. */
+export function recordRow(r: import('./record.ts').AuditRecord): unknown[] {
+  return [
+    r.id,
+    Date.parse(r.time),
+    r.identity?.name ?? null,
+    r.cluster,
+    r.request?.namespace ?? null,
+    r.request?.verb ?? null,
+    r.request?.resource ?? null,
+    r.decision?.action ?? 'none',
+    r.response.code,
+    JSON.stringify(r),
+  ]
+}
+
+export const RECORD_COLUMNS = [
+  'id',
+  'time_ms',
+  'identity',
+  'cluster',
+  'namespace',
+  'verb',
+  'resource',
+  'decision',
+  'response_code',
+  'record',
+] as const

@@ -1,0 +1,131 @@
+// The shared audit store: PostgreSQL, for production and for several Gatehouse replicas. A batch
+// is one INSERT of a JSON array (one round trip whatever its size); migrations take an advisory
+// lock so replicas starting together apply each version once.
+import pg from 'pg'
+import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_COLUMNS, recordRow } from './migrations.ts'
+import { auditQuerySchema, whereClause } from './query.ts'
+import type { AuditRecord } from './record.ts'
+import type { AuditStore } from './store.ts'
+
+/** Arbitrary, fixed: the advisory lock that serialises migrations across replicas. */
+const MIGRATION_LOCK = 0x6761_7465
+
+export interface PostgresStoreOptions {
+  connectionString: string
+  /** The schema holding Gatehouse's tables (created when missing). */
+  schema: string
+  /** Per query, so an unreachable database fails a batch instead of hanging it. */
+  statementTimeoutMs?: number
+  connectTimeoutMs?: number
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`
+}
+
+/** host:port/database (schema) without credentials, for logs. */
+function describe(connectionString: string, schema: string): string {
+  try {
+    const u = new URL(connectionString)
+    return `postgres://${u.host}${u.pathname} (schema ${schema})`
+  } catch {
+    return `postgres (schema ${schema})`
+  }
+}
+
+export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
+  const schema = quoteIdent(opts.schema)
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: 4,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    statement_timeout: opts.statementTimeoutMs ?? 15_000,
+    query_timeout: opts.statementTimeoutMs ?? 15_000,
+    options: `-c search_path=${opts.schema}`,
+  })
+  // An idle connection dropped by the server must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined)
+  const parse = (row: { record: string } | undefined): AuditRecord | undefined =>
+    row ? (JSON.parse(row.record) as AuditRecord) : undefined
+  const columns = RECORD_COLUMNS.join(', ')
+
+  return {
+    kind: 'postgres',
+    location: describe(opts.connectionString, opts.schema),
+    async migrate() {
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN')
+        await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+        await client.query(`SET LOCAL search_path TO ${schema}`)
+        await client.query(MIGRATIONS_TABLE)
+        const { rows } = await client.query<{ version: number }>(
+          'SELECT version FROM gatehouse_schema_migrations',
+        )
+        const applied = new Set(rows.map((r) => Number(r.version)))
+        for (const m of MIGRATIONS) {
+          if (applied.has(m.version)) continue
+          for (const s of m.statements) await client.query(s)
+          await client.query(
+            'INSERT INTO gatehouse_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)',
+            [m.version, m.description, new Date().toISOString()],
+          )
+        }
+        await client.query('COMMIT')
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw e
+      } finally {
+        client.release()
+      }
+    },
+    async insert(records) {
+      if (records.length === 0) return
+      const rows = records.map(recordRow)
+      await pool.query(
+        `INSERT INTO audit_records (${columns})
+         SELECT * FROM json_to_recordset($1::json) AS x(id text, time_ms bigint, identity text,
+           cluster text, namespace text, verb text, resource text, decision text,
+           response_code integer, record text)
+         ON CONFLICT (id) DO NOTHING`,
+        [
+          JSON.stringify(
+            rows.map((r) => Object.fromEntries(RECORD_COLUMNS.map((c, i) => [c, r[i]]))),
+          ),
+        ],
+      )
+    },
+    async query(input) {
+      const q = auditQuerySchema.parse(input)
+      const { sql, params } = whereClause(q, (i) => `$${i + 1}`)
+      const { rows } = await pool.query<{ record: string }>(
+        `SELECT record FROM audit_records ${sql} ORDER BY time_ms DESC, id DESC LIMIT $${params.length + 1}`,
+        [...params, q.limit],
+      )
+      return rows.map((r) => parse(r)!)
+    },
+    async get(id) {
+      const { rows } = await pool.query<{ record: string }>(
+        'SELECT record FROM audit_records WHERE id = $1',
+        [id],
+      )
+      return parse(rows[0])
+    },
+    async count(input = {}) {
+      const { sql, params } = whereClause(auditQuerySchema.parse(input), (i) => `$${i + 1}`)
+      const { rows } = await pool.query<{ n: string }>(
+        `SELECT COUNT(*) AS n FROM audit_records ${sql}`,
+        params,
+      )
+      return Number(rows[0]!.n)
+    },
+    async deleteBefore(timeMs) {
+      const r = await pool.query('DELETE FROM audit_records WHERE time_ms < $1', [timeMs])
+      return r.rowCount ?? 0
+    },
+    async close() {
+      await pool.end()
+    },
+  }
+}

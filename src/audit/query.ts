@@ -1,0 +1,61 @@
+// The audit query: one filter shape for the CLI, the admin API and both stores.
+import { z } from 'zod'
+
+export const auditQuerySchema = z.strictObject({
+  /** Identity name; `*` globs allowed (github:octo-org/*). */
+  identity: z.string().min(1).optional(),
+  cluster: z.string().min(1).optional(),
+  namespace: z.string().optional(),
+  verb: z.string().min(1).optional(),
+  resource: z.string().min(1).optional(),
+  decision: z.enum(['allow', 'deny', 'none']).optional(),
+  /** Epoch milliseconds, inclusive. */
+  sinceMs: z.number().int().optional(),
+  /** Epoch milliseconds, exclusive. */
+  untilMs: z.number().int().optional(),
+  limit: z.number().int().min(1).max(10_000).default(100),
+})
+
+export type AuditQuery = z.input<typeof auditQuerySchema>
+
+/** `1h`, `30m`, `7d`, or an ISO timestamp → epoch ms (relative values count back from `now`). */
+export function parseTime(value: string, now = Date.now()): number | undefined {
+  const rel = /^(\d+)(s|m|h|d)$/.exec(value.trim())
+  if (rel) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      rel[2] as 's' | 'm' | 'h' | 'd'
+    ]
+    return now - Number(rel[1]) * unit
+  }
+  const t = Date.parse(value)
+  return Number.isNaN(t) ? undefined : t
+}
+
+/** SQL WHERE clause for both dialects: `placeholder(i)` renders the i-th (0-based) parameter. */
+export function whereClause(
+  q: AuditQuery,
+  placeholder: (i: number) => string,
+): { sql: string; params: unknown[] } {
+  const parts: string[] = []
+  const params: unknown[] = []
+  const add = (expr: (p: string) => string, value: unknown): void => {
+    parts.push(expr(placeholder(params.length)))
+    params.push(value)
+  }
+  if (q.identity !== undefined) {
+    if (q.identity.includes('*'))
+      add(
+        (p) => `identity LIKE ${p} ESCAPE '\\'`,
+        q.identity.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%'),
+      )
+    else add((p) => `identity = ${p}`, q.identity)
+  }
+  if (q.cluster !== undefined) add((p) => `cluster = ${p}`, q.cluster)
+  if (q.namespace !== undefined) add((p) => `namespace = ${p}`, q.namespace)
+  if (q.verb !== undefined) add((p) => `verb = ${p}`, q.verb)
+  if (q.resource !== undefined) add((p) => `resource = ${p}`, q.resource)
+  if (q.decision !== undefined) add((p) => `decision = ${p}`, q.decision)
+  if (q.sinceMs !== undefined) add((p) => `time_ms >= ${p}`, q.sinceMs)
+  if (q.untilMs !== undefined) add((p) => `time_ms < ${p}`, q.untilMs)
+  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params }
+}

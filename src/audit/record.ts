@@ -1,0 +1,98 @@
+// One audit record per request: who, from where, what, what Gatehouse decided and why, what the
+// cluster answered. Built once the request has ended, however it ended (refusals included:
+// failed authentication attempts are evidence too).
+import type { AuditLevel } from '../policy/index.ts'
+
+export interface AuditBody {
+  contentType: string
+  encoding: 'utf8' | 'base64'
+  data: string
+  /** The body was longer than the audit body limit; `bytes` is its full size. */
+  truncated: boolean
+  bytes: number
+}
+
+export interface AuditRecord {
+  /** Gatehouse request id, sent upstream as Audit-ID (joins the cluster's audit log). */
+  id: string
+  /** Receipt time, ISO 8601 UTC. */
+  time: string
+  durationMs: number
+  cluster: string | null
+  identity: {
+    name: string
+    groups: string[]
+    method: string
+    issuer?: string
+    subject?: string
+    /** Selected claims (CI provenance: repository, ref, run id...), never the whole token. */
+    claims: Record<string, unknown>
+  } | null
+  source: {
+    address: string
+    userAgent?: string
+    kubectlCommand?: string
+    kubectlSession?: string
+  }
+  request: {
+    method: string
+    /** The request target as sent to the cluster (cluster prefix removed). */
+    target: string
+    isResourceRequest: boolean
+    verb: string
+    apiGroup: string
+    apiVersion: string
+    resource: string
+    subresource: string
+    namespace: string
+    name: string
+  } | null
+  decision: {
+    action: string
+    policy?: string
+    rule: string
+    message?: string
+    shadow?: { action: string; policy?: string; rule: string }
+    conditionErrors?: string[]
+    auditLevel: AuditLevel
+  } | null
+  /** Who the cluster saw: an impersonated user/groups or a minted ServiceAccount. */
+  principal: { user: string; groups: string[]; via: 'impersonation' | 'serviceAccountToken' } | null
+  response: { code: number; requestBytes: number; responseBytes: number }
+  /** Why Gatehouse refused or failed the request (error code and the caller's message). */
+  error?: { code: string; message: string }
+  requestBody?: AuditBody | { omitted: string }
+  responseBody?: AuditBody | { omitted: string }
+}
+
+/** Claims worth keeping: CI provenance and standard identifiers (GitHub Actions, GitLab CI, Kubernetes). */
+export const RECORDED_CLAIMS = [
+  'iss',
+  'sub',
+  'aud',
+  'repository',
+  'repository_owner',
+  'ref',
+  'ref_type',
+  'sha',
+  'run_id',
+  'run_attempt',
+  'workflow',
+  'workflow_ref',
+  'job_workflow_ref',
+  'actor',
+  'event_name',
+  'environment',
+  'project_path',
+  'namespace_path',
+  'pipeline_id',
+  'job_id',
+  'user_login',
+  'kubernetes.io',
+] as const
+
+export function selectClaims(claims: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of RECORDED_CLAIMS) if (claims[k] !== undefined) out[k] = claims[k]
+  return out
+}

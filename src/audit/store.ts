@@ -1,0 +1,21 @@
+// Where audit records live. Two implementations of one contract: SQLite (embedded, in the data
+// directory, zero setup) and PostgreSQL (production, shared by several replicas). Inserts are
+// idempotent by request id, so a batch retried after an ambiguous failure never duplicates.
+import type { AuditQuery } from './query.ts'
+import type { AuditRecord } from './record.ts'
+
+export interface AuditStore {
+  readonly kind: 'sqlite' | 'postgres'
+  /** A human-readable location (file path, or host/database/schema; never a password). */
+  readonly location: string
+  /** Applies pending migrations (idempotent; safe when several replicas start at once). */
+  migrate(): Promise<void>
+  insert(records: readonly AuditRecord[]): Promise<void>
+  /** Newest first. */
+  query(q: AuditQuery): Promise<AuditRecord[]>
+  get(id: string): Promise<AuditRecord | undefined>
+  count(q?: AuditQuery): Promise<number>
+  /** Removes records received before `timeMs`; returns how many. */
+  deleteBefore(timeMs: number): Promise<number>
+  close(): Promise<void>
+}

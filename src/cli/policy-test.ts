@@ -1,0 +1,112 @@
+// `gatehouse policy test`: evaluate a policy set against request descriptions, for the CI of
+// users' own policy repositories. A request is written as kubectl would send it
+// ("DELETE /api/v1/namespaces/prod") and classified by the gateway's own attribute parser, so
+// the test decides exactly what the gateway would.
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import type { Identity } from '../authn/index.ts'
+import { formatPath } from '../config/index.ts'
+import { parseRequestInfo } from '../kube/request-info.ts'
+import { ruleRef, type Decision, type PolicySet } from '../policy/index.ts'
+
+const identitySchema = z.strictObject({
+  name: z.string().min(1),
+  groups: z.array(z.string()).default([]),
+  method: z.enum(['oidc', 'tokenReview', 'mtls', 'static']).default('oidc'),
+  issuer: z.string().optional(),
+  subject: z.string().optional(),
+  claims: z.record(z.string(), z.unknown()).default({}),
+})
+
+export const testCaseSchema = z.strictObject({
+  name: z.string().optional(),
+  identity: identitySchema,
+  cluster: z.string().default('default'),
+  /** `METHOD /path?query`, as the client sends it. */
+  request: z
+    .string()
+    .regex(/^[A-Z]+ \/\S*$/, 'expected "METHOD /path?query", e.g. "GET /api/v1/namespaces/a/pods"'),
+  /** The request body of a write, for `when` conditions on `object`. */
+  object: z.unknown().optional(),
+  expect: z.enum(['allow', 'deny']).optional(),
+  /** `policy/rule` or a built-in such as `builtin:default-deny`. */
+  expectRule: z.string().optional(),
+})
+
+export const testFileSchema = z.strictObject({ cases: z.array(testCaseSchema).min(1) })
+
+export type PolicyTestCase = z.infer<typeof testCaseSchema>
+
+export interface PolicyTestResult {
+  case: PolicyTestCase
+  decision?: Decision
+  /** Why the request could not be evaluated (unclassifiable path). */
+  error?: string
+  /** Expectation not met. */
+  failure?: string
+}
+
+export function loadTestFile(file: string): PolicyTestCase[] {
+  let raw: unknown
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'))
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message.split('\n')[0]}`)
+  }
+  const parsed = testFileSchema.safeParse(raw)
+  if (!parsed.success)
+    throw new Error(
+      parsed.error.issues.map((i) => `${file}: ${formatPath(i.path)}: ${i.message}`).join('\n'),
+    )
+  return parsed.data.cases
+}
+
+export function runPolicyTests(
+  set: PolicySet,
+  cases: readonly PolicyTestCase[],
+): PolicyTestResult[] {
+  return cases.map((c) => {
+    const space = c.request.indexOf(' ')
+    const method = c.request.slice(0, space)
+    const target = c.request.slice(space + 1)
+    const parsed = parseRequestInfo(method, target)
+    if (!parsed.ok)
+      return {
+        case: c,
+        error: `Gatehouse refuses this request before policy: ${parsed.reason}`,
+        ...(c.expect === 'allow' ? { failure: 'expected allow' } : {}),
+      }
+    const identity: Identity = { ...c.identity, extra: {} } as Identity
+    const decision = set.evaluate({
+      cluster: c.cluster,
+      info: parsed.info,
+      identity,
+      object: () => ({ value: c.object ?? null }),
+      dryRun: /(^|[?&])dryRun=All(&|$)/.test(target),
+    })
+    const ref = decision.policy ? `${decision.policy}/${decision.rule}` : decision.rule
+    let failure: string | undefined
+    if (c.expect && c.expect !== decision.action) failure = `expected ${c.expect}`
+    else if (c.expectRule && c.expectRule !== ref) failure = `expected rule ${c.expectRule}`
+    return { case: c, decision, ...(failure ? { failure } : {}) }
+  })
+}
+
+export function formatResult(r: PolicyTestResult): string {
+  const label = r.case.name ? `${r.case.name}: ` : ''
+  const who = r.case.identity.name
+  const head = `${label}${who} ${r.case.request}`
+  const verdict = r.failure ? `FAIL (${r.failure})` : r.case.expect || r.case.expectRule ? 'ok' : ''
+  if (r.error)
+    return `REFUSED  ${head}\n         ${r.error}${verdict ? `\n         ${verdict}` : ''}`
+  const d = r.decision!
+  const lines = [
+    `${d.action.toUpperCase().padEnd(8)} ${head}`,
+    `         by ${d.policy ? ruleRef(d) : d.rule}${d.message ? `: ${d.message}` : ''}`,
+  ]
+  if (d.shadow) lines.push(`         shadow: ${ruleRef(d.shadow)} would ${d.shadow.action}`)
+  for (const e of d.conditionErrors ?? []) lines.push(`         condition error: ${e}`)
+  if (verdict) lines.push(`         ${verdict}`)
+  return lines.join('\n')
+}

@@ -1,0 +1,40 @@
+// The outcome of policy for one request. One type for every outcome so later features extend it
+// rather than adding a second engine: `approve` (hold for a human) joins `action`, masking and
+// session recording join `obligations`.
+import type { AuditLevel, ForwardingMapping } from './schema.ts'
+
+export type Action = 'allow' | 'deny'
+
+/** What Gatehouse must do for a request it lets through, beyond forwarding it. */
+export interface Obligations {
+  /** How much of the request (and response) the audit record keeps. */
+  audit: AuditLevel
+  /** Who the cluster sees; absent: the cluster's configured forwarding mode for the identity. */
+  forwarding?: ForwardingMapping
+}
+
+/** Which rule decided: a policy rule, or a built-in (`builtin:*`) such as the default deny. */
+export interface DecidingRule {
+  action: Action
+  /** Absent for built-in rules. */
+  policy?: string
+  rule: string
+}
+
+export interface Decision extends DecidingRule {
+  /** The deny rule's message for the caller. */
+  message?: string
+  obligations: Obligations
+  /** What shadow-mode policies would have decided, when that differs from the enforced outcome. */
+  shadow?: DecidingRule
+  /** `when` conditions that failed to evaluate (policy/rule: error), for the log and audit. */
+  conditionErrors?: string[]
+  /** How long evaluation took, in microseconds (for the audit record and the bench). */
+  evaluationMicros?: number
+}
+
+export const DEFAULT_AUDIT_LEVEL: AuditLevel = 'metadata'
+
+export function ruleRef(d: DecidingRule): string {
+  return d.policy ? `policy '${d.policy}', rule '${d.rule}'` : d.rule
+}

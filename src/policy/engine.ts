@@ -1,0 +1,341 @@
+// The policy engine: documents compiled once per reload into rules indexed by verb and resource,
+// then one decision per request. Deny wins over allow; nothing matched means deny; shadow-mode
+// policies are evaluated alongside and can only add a warning, never change the outcome.
+import type { Identity } from '../authn/index.ts'
+import type { RequestInfo } from '../kube/request-info.ts'
+import { compileCondition, ConditionError, type CelInput, type CompiledCondition } from './cel.ts'
+import { DEFAULT_AUDIT_LEVEL, type Action, type Decision, type DecidingRule } from './decision.ts'
+import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
+import type { AuditLevel, ForwardingMapping, PolicyDocument, PolicySubject } from './schema.ts'
+
+/** The request body of a write as conditions see it, or why it cannot be read. */
+export type RequestObject = { value: unknown } | { unavailable: string }
+
+/** What a decision is made on. `object` is decoded lazily: only conditions that read it pay. */
+export interface PolicyRequest {
+  cluster: string
+  info: RequestInfo
+  identity: Identity
+  object?: () => RequestObject
+  userAgent?: string
+  dryRun?: boolean
+}
+
+export interface CompiledPolicy {
+  readonly name: string
+  readonly mode: 'enforce' | 'shadow'
+  readonly source: string
+  readonly forwarding: ForwardingMapping | undefined
+  readonly matchesIdentity: (identity: Identity) => boolean
+}
+
+interface CompiledRule {
+  readonly order: number
+  readonly policy: CompiledPolicy
+  readonly policyIndex: number
+  readonly name: string
+  readonly action: Action
+  readonly message: string | undefined
+  readonly audit: AuditLevel
+  /** resource: only resource requests; nonResource: only paths; any: both. */
+  readonly scope: 'resource' | 'nonResource' | 'any'
+  readonly cluster: Matcher
+  readonly apiGroup: Matcher
+  readonly resource: Matcher
+  readonly namespace: Matcher | undefined
+  readonly name_: Matcher | undefined
+  readonly path: Matcher
+  readonly when: CompiledCondition | undefined
+  /** The condition reads `object` (the request body). */
+  readonly usesObject: boolean
+}
+
+export class PolicyCompileError extends Error {
+  readonly problems: string[]
+  constructor(problems: string[]) {
+    super(`invalid policies:\n${problems.map((p) => `  ${p}`).join('\n')}`)
+    this.name = 'PolicyCompileError'
+    this.problems = problems
+  }
+}
+
+const NON_RESOURCE = '#nonresource'
+
+function claimValue(claims: Record<string, unknown>, path: string): unknown {
+  if (path in claims) return claims[path]
+  let v: unknown = claims
+  for (const part of path.split('.')) {
+    if (!v || typeof v !== 'object') return undefined
+    v = (v as Record<string, unknown>)[part]
+  }
+  return v
+}
+
+function compileSubject(s: PolicySubject): (id: Identity) => boolean {
+  const checks: ((id: Identity) => boolean)[] = []
+  if (s.name !== undefined) {
+    const m = compileGlob(s.name)
+    checks.push((id) => m(id.name))
+  }
+  if (s.group !== undefined) {
+    const m = compileGlob(s.group)
+    checks.push((id) => id.groups.some(m))
+  }
+  if (s.issuer !== undefined) {
+    const m = compileGlob(s.issuer)
+    checks.push((id) => id.issuer !== undefined && m(id.issuer))
+  }
+  if (s.method !== undefined) {
+    const method = s.method
+    checks.push((id) => id.method === method)
+  }
+  for (const [claim, patterns] of Object.entries(s.claims ?? {})) {
+    const m = compileGlobs(Array.isArray(patterns) ? patterns : [patterns])
+    checks.push((id) => {
+      const v = claimValue(id.claims, claim)
+      const values = Array.isArray(v) ? v : [v]
+      // Only scalar claim values match; objects never do (no accidental "[object Object]").
+      return values.some(
+        (x) =>
+          (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') &&
+          m(String(x)),
+      )
+    })
+  }
+  return (id) => checks.every((c) => c(id))
+}
+
+/** Matches an identity against a list of subjects (any of them). */
+export function subjectsMatcher(subjects: readonly PolicySubject[]): (id: Identity) => boolean {
+  const compiled = subjects.map(compileSubject)
+  return (id) => compiled.some((c) => c(id))
+}
+
+/** An immutable, compiled policy set. Evaluate as often as wanted; recompile on change. */
+export class PolicySet {
+  readonly policies: readonly CompiledPolicy[]
+  readonly ruleCount: number
+  readonly #index = new Map<string, CompiledRule[]>()
+  /** Subject matching per identity object (authenticators cache identities per token). */
+  readonly #subjectCache = new WeakMap<Identity, Uint8Array>()
+
+  constructor(docs: readonly { doc: PolicyDocument; source: string }[]) {
+    const problems: string[] = []
+    const names = new Map<string, string>()
+    const sorted = [...docs].sort((a, b) => (a.doc.metadata.name < b.doc.metadata.name ? -1 : 1))
+    const policies: CompiledPolicy[] = []
+    let order = 0
+    for (const { doc, source } of sorted) {
+      const name = doc.metadata.name
+      const other = names.get(name)
+      if (other !== undefined) {
+        problems.push(`${source}: metadata.name: policy '${name}' is also defined in ${other}`)
+        continue
+      }
+      names.set(name, source)
+      const policy: CompiledPolicy = {
+        name,
+        mode: doc.spec.mode,
+        source,
+        forwarding: doc.spec.forwarding,
+        matchesIdentity: subjectsMatcher(doc.spec.subjects),
+      }
+      const policyIndex = policies.push(policy) - 1
+      doc.spec.rules.forEach((r, i) => {
+        let when: CompiledCondition | undefined
+        if (r.when !== undefined) {
+          try {
+            when = compileCondition(r.when)
+          } catch (e) {
+            if (!(e instanceof ConditionError)) throw e
+            problems.push(`${source}: policy '${name}': spec.rules[${i}].when: ${e.message}`)
+            return
+          }
+        }
+        const hasResourceFields =
+          r.apiGroups !== undefined ||
+          r.resources !== undefined ||
+          r.namespaces !== undefined ||
+          r.names !== undefined
+        const rule: CompiledRule = {
+          order: order++,
+          policy,
+          policyIndex,
+          name: r.name,
+          action: r.action,
+          message: r.message,
+          audit: r.audit ?? doc.spec.audit ?? DEFAULT_AUDIT_LEVEL,
+          scope: r.nonResourceURLs ? 'nonResource' : hasResourceFields ? 'resource' : 'any',
+          cluster: compileGlobs(r.clusters),
+          apiGroup: compileGlobs(r.apiGroups),
+          resource: compileGlobs(r.resources),
+          namespace: r.namespaces ? compileGlobs(r.namespaces) : undefined,
+          name_: r.names ? compileGlobs(r.names) : undefined,
+          path: compileGlobs(r.nonResourceURLs),
+          when,
+          usesObject: r.when !== undefined && /\bobject\b/.test(r.when),
+        }
+        const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
+        const bases =
+          rule.scope === 'nonResource'
+            ? [NON_RESOURCE]
+            : rule.scope === 'any' || !r.resources
+              ? ['*']
+              : r.resources.some((x) => /[*?]/.test(x.split('/')[0]!))
+                ? ['*']
+                : [...new Set(r.resources.map((x) => x.split('/')[0]!))]
+        for (const v of verbs)
+          for (const b of bases) {
+            const key = `${v}|${b}`
+            const list = this.#index.get(key) ?? []
+            list.push(rule)
+            this.#index.set(key, list)
+          }
+      })
+    }
+    if (problems.length) throw new PolicyCompileError(problems)
+    this.policies = policies
+    this.ruleCount = order
+  }
+
+  #candidates(verb: string, base: string): CompiledRule[] {
+    const lists: CompiledRule[][] = []
+    for (const key of [`${verb}|${base}`, `${verb}|*`, `*|${base}`, `*|*`]) {
+      const l = this.#index.get(key)
+      if (l) lists.push(l)
+    }
+    if (lists.length === 0) return []
+    if (lists.length === 1) return lists[0]!
+    return lists.flat().sort((a, b) => a.order - b.order)
+  }
+
+  #identityMatches(identity: Identity, policyIndex: number): boolean {
+    let cache = this.#subjectCache.get(identity)
+    if (!cache) {
+      cache = new Uint8Array(this.policies.length)
+      this.#subjectCache.set(identity, cache)
+    }
+    const c = cache[policyIndex]!
+    if (c !== 0) return c === 1
+    const m = this.policies[policyIndex]!.matchesIdentity(identity)
+    cache[policyIndex] = m ? 1 : 2
+    return m
+  }
+
+  evaluate(req: PolicyRequest): Decision {
+    const t0 = performance.now()
+    const { info } = req
+    const base = info.isResourceRequest ? info.resource : NON_RESOURCE
+    const resourceKey = info.subresource ? `${info.resource}/${info.subresource}` : info.resource
+    let celInput: CelInput | undefined
+    let object: RequestObject | undefined
+    let firstDeny: CompiledRule | undefined
+    let firstAllow: CompiledRule | undefined
+    let enforcedDeny: CompiledRule | undefined
+    let enforcedAllow: CompiledRule | undefined
+    const conditionErrors: string[] = []
+
+    for (const rule of this.#candidates(info.authzVerb, base)) {
+      // Rules are visited in order: the first deny of any mode is the all-inclusive one, and an
+      // enforced deny decides; nothing after it can change the outcome.
+      if (enforcedDeny) break
+      if (rule.action === 'allow' && enforcedAllow && firstAllow) continue
+      if (!this.#identityMatches(req.identity, rule.policyIndex)) continue
+      if (!rule.cluster(req.cluster)) continue
+      if (info.isResourceRequest) {
+        if (rule.scope === 'nonResource') continue
+        if (!rule.apiGroup(info.apiGroup) || !rule.resource(resourceKey)) continue
+        if (rule.namespace && (info.namespace === '' || !rule.namespace(info.namespace))) continue
+        if (rule.name_ && (info.name === '' || !rule.name_(info.name))) continue
+      } else {
+        if (rule.scope === 'resource') continue
+        if (!rule.path(info.path)) continue
+      }
+      if (rule.when) {
+        object ??= req.object ? req.object() : { value: null }
+        celInput ??= celInputFor(req, 'value' in object ? object.value : null)
+        const r =
+          rule.usesObject && 'unavailable' in object
+            ? {
+                ok: false as const,
+                error: `the request object is not available: ${object.unavailable}`,
+              }
+            : rule.when(celInput)
+        if (!r.ok) {
+          conditionErrors.push(`${rule.policy.name}/${rule.name}: ${r.error}`)
+          // Fail closed: a deny whose condition cannot be evaluated applies; an allow does not.
+          if (rule.action === 'allow') continue
+        } else if (!r.value) continue
+      }
+      const enforced = rule.policy.mode === 'enforce'
+      if (rule.action === 'deny') {
+        firstDeny ??= rule
+        if (enforced) enforcedDeny = rule
+      } else {
+        firstAllow ??= rule
+        if (enforced) enforcedAllow ??= rule
+      }
+    }
+
+    const effective = enforcedDeny ?? enforcedAllow
+    const allInclusive = firstDeny ?? firstAllow
+    const decision: Decision = effective
+      ? {
+          ...deciding(effective),
+          ...(effective.action === 'deny' && effective.message
+            ? { message: effective.message }
+            : {}),
+          obligations: {
+            audit: effective.audit,
+            ...(effective.action === 'allow' && effective.policy.forwarding
+              ? { forwarding: effective.policy.forwarding }
+              : {}),
+          },
+        }
+      : {
+          action: 'deny',
+          rule: 'builtin:default-deny',
+          obligations: { audit: DEFAULT_AUDIT_LEVEL },
+        }
+    const shadowAction: Action = allInclusive ? allInclusive.action : 'deny'
+    if (allInclusive && allInclusive.policy.mode === 'shadow' && shadowAction !== decision.action)
+      decision.shadow = deciding(allInclusive)
+    if (conditionErrors.length) decision.conditionErrors = conditionErrors
+    decision.evaluationMicros = Math.round((performance.now() - t0) * 1000)
+    return decision
+  }
+}
+
+function deciding(rule: CompiledRule): DecidingRule {
+  return { action: rule.action, policy: rule.policy.name, rule: rule.name }
+}
+
+function celInputFor(req: PolicyRequest, object: unknown): CelInput {
+  const { info, identity } = req
+  return {
+    request: {
+      cluster: req.cluster,
+      verb: info.authzVerb,
+      apiServerVerb: info.verb,
+      isResourceRequest: info.isResourceRequest,
+      apiGroup: info.apiGroup,
+      apiVersion: info.apiVersion,
+      resource: info.resource,
+      subresource: info.subresource,
+      namespace: info.namespace,
+      name: info.name,
+      path: info.path,
+      userAgent: req.userAgent ?? '',
+      dryRun: req.dryRun ?? false,
+    },
+    identity: {
+      name: identity.name,
+      groups: identity.groups,
+      method: identity.method,
+      issuer: identity.issuer ?? '',
+      subject: identity.subject ?? '',
+      claims: identity.claims,
+    },
+    object: object ?? null,
+  }
+}

@@ -1,0 +1,35 @@
+// Policy as code: documents → compiled rule index → one Decision per request.
+export { compileCondition, ConditionError } from './cel.ts'
+export {
+  DEFAULT_AUDIT_LEVEL,
+  ruleRef,
+  type Action,
+  type Decision,
+  type DecidingRule,
+  type Obligations,
+} from './decision.ts'
+export {
+  PolicyCompileError,
+  PolicySet,
+  subjectsMatcher,
+  type PolicyRequest,
+  type RequestObject,
+} from './engine.ts'
+export { compileGlob, compileGlobs } from './glob.ts'
+export {
+  listPolicyFiles,
+  loadPolicies,
+  parsePolicyText,
+  PolicyLoadError,
+  type LoadedPolicy,
+} from './load.ts'
+export {
+  AUDIT_LEVELS,
+  KNOWN_VERBS,
+  POLICY_API_VERSION,
+  policySchema,
+  type AuditLevel,
+  type ForwardingMapping,
+  type PolicyDocument,
+} from './schema.ts'
+export { compilePolicies, PolicySource, type PolicySourceStatus } from './source.ts'

@@ -1,0 +1,195 @@
+// The Policy document: who (subjects) may do what (rules), with which outcome (action and
+// obligations). Kubernetes-style, strict (unknown fields are errors: a misspelt `namespace:` in a
+// deny rule would otherwise silently widen it), and validated before anything is compiled.
+import { z } from 'zod'
+import { exactlyOneOf } from '../config/one-of.ts'
+
+export const POLICY_API_VERSION = 'gatehouse.dev/v1alpha1'
+
+/** Verbs a rule may name: the API server's resource verbs and the HTTP verbs of non-resource paths. */
+export const KNOWN_VERBS = [
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+  'deletecollection',
+  'proxy',
+  'post',
+  'put',
+  'head',
+  'options',
+] as const
+
+/**
+ * Built-in kinds in the singular, which rules must name in the plural like RBAC does: a deny rule
+ * on `secret` would never match anything, so it is an error, not a silent hole.
+ */
+const SINGULAR_RESOURCES: Record<string, string> = {
+  pod: 'pods',
+  secret: 'secrets',
+  configmap: 'configmaps',
+  deployment: 'deployments',
+  namespace: 'namespaces',
+  service: 'services',
+  serviceaccount: 'serviceaccounts',
+  statefulset: 'statefulsets',
+  daemonset: 'daemonsets',
+  replicaset: 'replicasets',
+  job: 'jobs',
+  cronjob: 'cronjobs',
+  node: 'nodes',
+  role: 'roles',
+  rolebinding: 'rolebindings',
+  clusterrole: 'clusterroles',
+  clusterrolebinding: 'clusterrolebindings',
+  persistentvolume: 'persistentvolumes',
+  persistentvolumeclaim: 'persistentvolumeclaims',
+  ingress: 'ingresses',
+  event: 'events',
+}
+
+export const AUDIT_LEVELS = ['none', 'metadata', 'request', 'requestResponse'] as const
+export type AuditLevel = (typeof AUDIT_LEVELS)[number]
+
+const glob = z.string().min(1, 'expected a non-empty name or glob')
+
+/** A resource as rules name it; singular kinds and capitals are errors, not silent non-matches. */
+const resourceName = glob.superRefine((r, ctx) => {
+  const base = r.split('/')[0]!
+  const plural = SINGULAR_RESOURCES[base]
+  if (plural)
+    ctx.addIssue({
+      code: 'custom',
+      message: `'${r}' is a kind in the singular; rules name resources in the plural ('${r.replace(base, plural)}')`,
+    })
+  else if (r !== r.toLowerCase())
+    ctx.addIssue({
+      code: 'custom',
+      message: `'${r}': resource names are lower-case plurals, as in RBAC`,
+    })
+})
+const globs = z.array(glob).min(1, 'expected at least one entry (omit the field to match any)')
+
+/** A claim matcher: one glob or a list of globs; arrays in the token match when any element does. */
+const claimMatcher = z.union([glob, z.array(glob).min(1)])
+
+export const subjectSchema = z
+  .strictObject({
+    /** The identity name (what the cluster sees), e.g. `github:octo-org/*`. */
+    name: glob.optional(),
+    /** Matches when any of the identity's groups matches. */
+    group: glob.optional(),
+    /** The token issuer URL (OIDC identities). */
+    issuer: glob.optional(),
+    method: z.enum(['oidc', 'tokenReview', 'mtls', 'static']).optional(),
+    /** Verified token claims, by name; nested claims with dots (`ext.team`). */
+    claims: z.record(z.string().min(1), claimMatcher).optional(),
+  })
+  .refine(
+    (s) => Object.values(s).some((v) => v !== undefined),
+    'a subject needs at least one of name, group, issuer, method, claims (use name: "*" for everyone)',
+  )
+
+export const forwardingSchema = exactlyOneOf({
+  /** Act as this user/groups in the cluster (default: the identity's own name and groups). */
+  impersonate: z.strictObject({
+    user: z.string().min(1).optional(),
+    groups: z.array(z.string().min(1)).optional(),
+  }),
+  /** Forward with a short-lived token of this ServiceAccount (TokenRequest API). */
+  serviceAccount: z.strictObject({ namespace: z.string().min(1), name: z.string().min(1) }),
+})
+
+export const ruleSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(
+        /^[a-zA-Z0-9]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$/,
+        'expected a name (letters, digits, -_.)',
+      ),
+    /** allow, or deny (the block outcome). `approve` joins in the approvals issue. */
+    action: z.enum(['allow', 'deny']),
+    /** Shown to the caller when the rule denies. */
+    message: z.string().max(500).optional(),
+    verbs: z
+      .array(
+        z.enum([...KNOWN_VERBS, '*'], {
+          error: (issue) =>
+            `unknown verb ${JSON.stringify(issue.input)}; expected one of ${KNOWN_VERBS.join(', ')} or "*"`,
+        }),
+      )
+      .min(1, 'expected at least one verb ("*" for any)'),
+    clusters: globs.optional(),
+    apiGroups: z.array(z.string()).min(1).optional(),
+    // `pods`, `pods/log`, `pods/*` (all subresources), `*/scale`, `*`. Plural, as in RBAC.
+    resources: z.array(resourceName).min(1).optional(),
+    namespaces: globs.optional(),
+    names: globs.optional(),
+    /** Paths of non-resource requests (`/healthz`, `/version`, `/metrics*`). */
+    nonResourceURLs: z
+      .array(z.string().regex(/^\//, 'expected a path starting with /'))
+      .min(1)
+      .optional(),
+    /** A CEL expression over request, identity and object; the rule applies only when it is true. */
+    when: z.string().min(1).max(4096).optional(),
+    /** How much of the request goes into Gatehouse's audit record. */
+    audit: z.enum(AUDIT_LEVELS).optional(),
+  })
+  .superRefine((rule, ctx) => {
+    const resourceFields = ['apiGroups', 'resources', 'namespaces', 'names'] as const
+    const used = resourceFields.filter((f) => rule[f] !== undefined)
+    if (rule.nonResourceURLs && used.length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['nonResourceURLs'],
+        message: `nonResourceURLs cannot be combined with ${used.join(', ')}: a request is either a resource request or not`,
+      })
+  })
+
+export const policySchema = z.strictObject({
+  apiVersion: z.literal(POLICY_API_VERSION, `expected apiVersion: ${POLICY_API_VERSION}`),
+  kind: z.literal('Policy'),
+  metadata: z.strictObject({
+    name: z
+      .string()
+      .regex(
+        /^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/,
+        'expected a DNS-style name (lower-case letters, digits, - and .)',
+      ),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  }),
+  spec: z
+    .strictObject({
+      description: z.string().optional(),
+      /** shadow: decide and record, warn, but never change the outcome. */
+      mode: z.enum(['enforce', 'shadow']).default('enforce'),
+      subjects: z.array(subjectSchema).min(1, 'expected at least one subject'),
+      /** Who the cluster sees for requests this policy allows (least privilege, stated once). */
+      forwarding: forwardingSchema.optional(),
+      /** Default audit level of this policy's rules. */
+      audit: z.enum(AUDIT_LEVELS).optional(),
+      rules: z.array(ruleSchema).min(1, 'expected at least one rule'),
+    })
+    .superRefine((spec, ctx) => {
+      const seen = new Set<string>()
+      spec.rules.forEach((r, i) => {
+        if (seen.has(r.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'name'],
+            message: `rule name '${r.name}' is used twice in this policy`,
+          })
+        seen.add(r.name)
+      })
+    }),
+})
+
+export type PolicyDocument = z.infer<typeof policySchema>
+export type PolicyRule = z.infer<typeof ruleSchema>
+export type PolicySubject = z.infer<typeof subjectSchema>
+export type ForwardingMapping = z.infer<typeof forwardingSchema>
