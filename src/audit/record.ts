@@ -61,6 +61,13 @@ export interface AuditRecord {
   response: { code: number; requestBytes: number; responseBytes: number }
   /** Why Gatehouse refused or failed the request (error code and the caller's message). */
   error?: { code: string; message: string }
+  /**
+   * Only on the summary record Gatehouse writes when it accepts requests again after refusing
+   * them for a full audit buffer: how many requests were refused, from when until when. Refused
+   * requests are not recorded one by one (that would grow the buffer that is full), but the gap
+   * itself is evidence.
+   */
+  refusedWhileUnavailable?: { requests: number; from: string; until: string }
   requestBody?: AuditBody | { omitted: string }
   responseBody?: AuditBody | { omitted: string }
 }

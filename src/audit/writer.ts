@@ -13,6 +13,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs'
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Logger } from '../observability/logger.ts'
 import type { AuditRecord } from './record.ts'
@@ -49,6 +50,8 @@ export class AuditWriter {
   #flushing: Promise<void> | undefined
   #closed = false
   #failures = 0
+  /** The current run of refusals (buffer full), summarised in one record when it ends. */
+  #refusing: { requests: number; from: number; until: number } | undefined
   readonly #stats: AuditWriterStats = {
     buffered: 0,
     written: 0,
@@ -70,8 +73,48 @@ export class AuditWriter {
   admits(): boolean {
     if (this.#opts.onStoreFailure === 'dropRecords') return true
     const ok = this.#queue.length < this.#opts.maxBufferedRecords
-    if (!ok) this.#stats.refused++
-    return ok
+    if (ok) {
+      if (this.#refusing) this.#endRefusals()
+      return true
+    }
+    this.#stats.refused++
+    const now = Date.now()
+    if (this.#refusing) {
+      this.#refusing.requests++
+      this.#refusing.until = now
+    } else {
+      this.#refusing = { requests: 1, from: now, until: now }
+      this.#opts.logger?.error(
+        { buffered: this.#queue.length, store: this.#store.location },
+        'audit buffer full: refusing requests until the audit store takes writes (onStoreFailure: refuseRequests)',
+      )
+    }
+    return false
+  }
+
+  /** Records the run of refusals that just ended as one summary record. */
+  #endRefusals(): void {
+    const run = this.#refusing!
+    this.#refusing = undefined
+    const from = new Date(run.from).toISOString()
+    const until = new Date(run.until).toISOString()
+    const message = `${run.requests} request(s) refused from ${from} until ${until}: the audit store was unavailable and the audit buffer full (onStoreFailure: refuseRequests)`
+    this.#opts.logger?.warn({ refused: run.requests, from, until }, 'accepting requests again')
+    this.#queue.push({
+      id: `gatehouse-refusals-${randomUUID()}`,
+      time: from,
+      durationMs: run.until - run.from,
+      cluster: null,
+      identity: null,
+      source: { address: '' },
+      request: null,
+      decision: { action: 'deny', rule: 'builtin:audit-unavailable', auditLevel: 'metadata' },
+      principal: null,
+      response: { code: 503, requestBytes: 0, responseBytes: 0 },
+      error: { code: 'GW_AUDIT_UNAVAILABLE', message },
+      refusedWhileUnavailable: { requests: run.requests, from, until },
+    })
+    this.#schedule()
   }
 
   /** Never blocks, never throws. */
@@ -160,6 +203,7 @@ export class AuditWriter {
 
   /** Flushes within `timeoutMs`; spools the rest to disk; closes the store. */
   async close(timeoutMs: number): Promise<void> {
+    if (this.#refusing) this.#endRefusals()
     await this.flush(timeoutMs)
     this.#closed = true
     if (this.#timer) clearTimeout(this.#timer)

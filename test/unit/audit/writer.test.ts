@@ -71,11 +71,20 @@ describe('audit writer', () => {
     assert.match(w.stats().lastError ?? '', /ECONNREFUSED/)
     store.down = false
     assert.equal(await w.flush(10_000), true)
+    // The first admission after the outage ends the run of refusals: one summary record says
+    // how many requests were refused and when.
     assert.equal(w.admits(), true)
     assert.equal(w.stats().storeHealthy, true)
+    assert.equal(await w.flush(10_000), true)
     const ids = new Set(store.inserted.map((r) => r.id))
     assert.equal(written.filter((id) => !ids.has(id)).length, 0, 'every admitted record is stored')
-    assert.equal(await store.count(), 100)
+    assert.equal(await store.count(), 101)
+    const summary = store.inserted.find((r) => r.refusedWhileUnavailable)
+    assert.ok(summary, 'a summary record of the refusals')
+    assert.equal(summary.refusedWhileUnavailable!.requests, 50)
+    assert.equal(summary.decision?.rule, 'builtin:audit-unavailable')
+    assert.match(summary.error?.message ?? '', /^50 request\(s\) refused from /)
+    assert.equal(w.stats().refused, 50)
     await w.close(1000)
   })
 
