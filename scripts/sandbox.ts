@@ -1,7 +1,7 @@
 // The README's first command (`npm start`): a real kube-apiserver (with the fake kubelet), a
 // local CI-style OIDC issuer, Gatehouse in front, and example non-human identities, each with
 // its own kubeconfig. Runs until Ctrl-C. `--smoke` checks every identity once and exits (CI).
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
 import {
@@ -43,8 +43,9 @@ async function main(): Promise<number> {
     const issuer = await startOidcIssuer({ dir, audience: AUDIENCE })
     stops.push(() => issuer.close())
 
-    step('starting Gatehouse')
+    step('starting Gatehouse with the sandbox policies')
     const gatehouse = await startGatehouse(info, {
+      policies: [writeSandboxPolicies(join(dir, 'policies'), issuer.url)],
       authentication: {
         authenticators: [
           {
@@ -155,12 +156,13 @@ async function main(): Promise<number> {
         name: 'ci-deployer',
         what: 'a GitHub Actions job of octo-org/app (OIDC); may edit namespace apps',
         tryIt:
-          'kubectl -n apps get pods,configmaps && kubectl -n apps logs web && kubectl -n apps exec web -- echo hello',
+          'kubectl -n apps get pods,configmaps && kubectl -n apps logs web\n    kubectl -n apps exec web -- echo hello     # refused: policy no-exec-for-bots',
       },
       {
         name: 'backup-job',
         what: 'a Kubernetes ServiceAccount token (backups/backup-job); read-only everywhere',
-        tryIt: 'kubectl get namespaces && kubectl -n apps get pods',
+        tryIt:
+          'kubectl get namespaces && kubectl -n apps get pods\n    kubectl get secrets -A                       # refused: policy no-cluster-wide-secret-list',
       },
     ]
     const ciTokenFile = join(kubeconfigs, 'ci-deployer.token')
@@ -218,6 +220,8 @@ See who the cluster saw: its audit log is ${info.auditLogPath}
   (every request shows user=${'system:serviceaccount:gatehouse-system:gatehouse'} impersonating the caller)
 Direct admin access (bypassing Gatehouse): KUBECONFIG=${info.adminKubeconfig}
 Gatehouse configuration: ${join(dir, 'gatehouse.yaml')}; its log: ${join(gatehouse.dataDir, 'gatehouse.log')}
+Policies: ${join(dir, 'policies')} (edit them: Gatehouse reloads on change)
+Gatehouse's audit trail: node ${join(repoRoot, 'build', 'src', 'cli', 'main.js')} audit list --config ${join(dir, 'gatehouse.yaml')}
 
 Press Ctrl-C to stop everything.`)
     await new Promise<void>((resolveStop) => {
@@ -231,6 +235,37 @@ Press Ctrl-C to stop everything.`)
     await stopAll()
     throw err
   }
+}
+
+/**
+ * The sandbox identities' policies, and the shipped examples that apply to everyone (protected
+ * namespaces, no cluster-wide Secret list, no exec for bots).
+ */
+function writeSandboxPolicies(out: string, issuerUrl: string): string {
+  mkdirSync(out, { recursive: true })
+  for (const f of ['protected-namespaces', 'no-cluster-wide-secret-list', 'no-exec-for-bots'])
+    copyFileSync(join(repoRoot, 'examples', 'policies', `${f}.yaml`), join(out, `${f}.yaml`))
+  const policy = (name: string, subjects: unknown[], rules: unknown[]): void =>
+    writeFileSync(
+      join(out, `${name}.yaml`),
+      stringify({
+        apiVersion: 'gatehouse.dev/v1alpha1',
+        kind: 'Policy',
+        metadata: { name },
+        spec: { subjects, rules },
+      }),
+    )
+  policy(
+    'sandbox-ci-deployer',
+    [{ issuer: issuerUrl, claims: { repository: 'octo-org/app' } }],
+    [{ name: 'apps-namespace', action: 'allow', verbs: ['*'], namespaces: ['apps'] }],
+  )
+  policy(
+    'sandbox-backup-job',
+    [{ name: 'k8s:serviceaccount:backups:backup-job' }],
+    [{ name: 'read-only', action: 'allow', verbs: ['get', 'list', 'watch'] }],
+  )
+  return out
 }
 
 main().then(
