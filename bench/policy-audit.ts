@@ -98,7 +98,7 @@ export function measureDecisionCost(dir: string, decisions = 200_000): DecisionC
         subject: `repo:org/team-${team}-app:ref:refs/heads/main`,
         claims: { repository: `org/team-${team}-app`, ref: i % 2 ? 'refs/heads/main' : 'refs/heads/dev' },
         extra: {},
-      } as Identity,
+      },
     })
   }
   const evaluate = (i: number): void => {
