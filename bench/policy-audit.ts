@@ -19,7 +19,16 @@ import { parseRequestInfo, type RequestInfo } from '../src/kube/request-info.ts'
 import { loadPolicies, PolicySet } from '../src/policy/index.ts'
 
 const VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']
-const RESOURCES = ['pods', 'deployments', 'configmaps', 'secrets', 'services', 'jobs', 'ingresses', 'leases']
+const RESOURCES = [
+  'pods',
+  'deployments',
+  'configmaps',
+  'secrets',
+  'services',
+  'jobs',
+  'ingresses',
+  'leases',
+]
 
 /**
  * 100 policies × 10 rules for 100 teams (subjects by claim), one in five rules with a CEL
@@ -37,7 +46,11 @@ export function writeBenchPolicies(dir: string): string {
         apiGroups: ['', 'apps', 'batch', 'networking.k8s.io', 'coordination.k8s.io'],
         resources: [RESOURCES[i % RESOURCES.length]],
         namespaces: [`team-${p}-*`, `shared-${r}`],
-        ...(r % 5 === 4 ? { when: `request.userAgent.startsWith("kubectl") && identity.claims.ref == "refs/heads/main"` } : {}),
+        ...(r % 5 === 4
+          ? {
+              when: `request.userAgent.startsWith("kubectl") && identity.claims.ref == "refs/heads/main"`,
+            }
+          : {}),
       }
     })
     writeFileSync(
@@ -83,7 +96,8 @@ export function measureDecisionCost(dir: string, decisions = 200_000): DecisionC
     const team = i % 120 // some match no team policy
     const ns = i % 3 ? `team-${team}-web` : `shared-${i % 10}`
     const resource = RESOURCES[i % RESOURCES.length]!
-    const group = resource === 'deployments' ? 'apis/apps/v1' : resource === 'jobs' ? 'apis/batch/v1' : 'api/v1'
+    const group =
+      resource === 'deployments' ? 'apis/apps/v1' : resource === 'jobs' ? 'apis/batch/v1' : 'api/v1'
     const method = ['GET', 'GET', 'POST', 'PATCH', 'DELETE'][i % 5]!
     const path = `/${group}/namespaces/${ns}/${resource}${method === 'POST' ? '' : `/obj-${i}`}`
     const parsed = parseRequestInfo(method, path)
@@ -96,14 +110,22 @@ export function measureDecisionCost(dir: string, decisions = 200_000): DecisionC
         method: 'oidc',
         issuer: 'https://token.actions.githubusercontent.com',
         subject: `repo:org/team-${team}-app:ref:refs/heads/main`,
-        claims: { repository: `org/team-${team}-app`, ref: i % 2 ? 'refs/heads/main' : 'refs/heads/dev' },
+        claims: {
+          repository: `org/team-${team}-app`,
+          ref: i % 2 ? 'refs/heads/main' : 'refs/heads/dev',
+        },
         extra: {},
       },
     })
   }
   const evaluate = (i: number): void => {
     const r = requests[i % requests.length]!
-    set.evaluate({ cluster: 'prod', info: r.info, identity: r.identity, userAgent: 'kubectl/v1.32.0' })
+    set.evaluate({
+      cluster: 'prod',
+      info: r.info,
+      identity: r.identity,
+      userAgent: 'kubectl/v1.32.0',
+    })
   }
   for (let i = 0; i < 20_000; i++) evaluate(i) // warm up (JIT, subject caches)
   // Timed in blocks of 100 decisions: per-decision timer calls would dominate what they measure.
@@ -137,9 +159,17 @@ function benchRecord(i: number): AuditRecord {
       method: 'oidc',
       issuer: 'https://token.actions.githubusercontent.com',
       subject: 'repo:octo-org/app:ref:refs/heads/main',
-      claims: { repository: 'octo-org/app', ref: 'refs/heads/main', run_id: String(1000 + (i % 50)) },
+      claims: {
+        repository: 'octo-org/app',
+        ref: 'refs/heads/main',
+        run_id: String(1000 + (i % 50)),
+      },
     },
-    source: { address: '10.0.0.7', userAgent: 'kubectl/v1.32.0 (linux/amd64)', kubectlCommand: 'kubectl get' },
+    source: {
+      address: '10.0.0.7',
+      userAgent: 'kubectl/v1.32.0 (linux/amd64)',
+      kubectlCommand: 'kubectl get',
+    },
     request: {
       method: 'GET',
       target: `/api/v1/namespaces/team-${i % 20}/pods?limit=500`,
@@ -152,7 +182,12 @@ function benchRecord(i: number): AuditRecord {
       namespace: `team-${i % 20}`,
       name: '',
     },
-    decision: { action: 'allow', policy: 'ci-deployer', rule: 'deploy-in-staging', auditLevel: 'metadata' },
+    decision: {
+      action: 'allow',
+      policy: 'ci-deployer',
+      rule: 'deploy-in-staging',
+      auditLevel: 'metadata',
+    },
     principal: { user: 'ci:octo-org-app', groups: ['ci:deployers'], via: 'impersonation' },
     response: { code: 200, requestBytes: 0, responseBytes: 4321 },
   }
@@ -164,7 +199,11 @@ export interface WriteThroughput {
   recordsPerSec: number
 }
 
-async function throughput(name: string, store: AuditStore, records: number): Promise<WriteThroughput> {
+async function throughput(
+  name: string,
+  store: AuditStore,
+  records: number,
+): Promise<WriteThroughput> {
   await store.migrate()
   const writer = new AuditWriter(store, {
     maxBufferedRecords: records + 1,

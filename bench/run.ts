@@ -279,7 +279,9 @@ async function main(): Promise<void> {
     )
     const writes = await measureAuditThroughput(dir, PG_URL)
     for (const w of writes)
-      console.log(`[bench] audit writes into ${w.store}: ${fmt(w.recordsPerSec, 0)} records/s (${w.records} records)`)
+      console.log(
+        `[bench] audit writes into ${w.store}: ${fmt(w.recordsPerSec, 0)} records/s (${w.records} records)`,
+      )
 
     const ratio = (key: string): string =>
       fmt(results[key]!['gatehouse']!.requestsPerSec / results[key]!['nginx']!.requestsPerSec, 2)
