@@ -1,12 +1,60 @@
 // The embedded audit store: one SQLite file in WAL mode (readers, such as `gatehouse audit list`,
-// never block the writer), batches in one transaction each.
+// never block the writer), batches in one transaction each, written on a worker thread
+// (sqlite-writer.ts) so the request path never waits for the disk.
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_COLUMNS, recordRow } from './migrations.ts'
+import { Worker } from 'node:worker_threads'
+import { MIGRATIONS, MIGRATIONS_TABLE, recordRow } from './migrations.ts'
 import { auditQuerySchema, whereClause } from './query.ts'
 import type { AuditRecord } from './record.ts'
 import type { AuditStore } from './store.ts'
+import type { WriterReply, WriterRequest } from './sqlite-writer.ts'
+
+type WriterOp = { op: 'insert'; rows: unknown[][] } | { op: 'deleteBefore'; timeMs: number }
+
+/** The writer thread, started on first write (after migrations ran on the main connection). */
+function startWriter(path: string): {
+  send(op: WriterOp): Promise<number>
+  close(): Promise<void>
+} {
+  const worker = new Worker(new URL('./sqlite-writer.js', import.meta.url), {
+    workerData: { path },
+  })
+  const pending = new Map<number, { resolve(n: number): void; reject(e: Error): void }>()
+  let next = 0
+  let failure: Error | undefined
+  const failAll = (e: Error): void => {
+    failure = e
+    for (const p of pending.values()) p.reject(e)
+    pending.clear()
+  }
+  worker.on('message', (m: WriterReply) => {
+    const p = pending.get(m.id)
+    pending.delete(m.id)
+    if (pending.size === 0) worker.unref()
+    if (m.ok) p?.resolve(m.changes)
+    else p?.reject(new Error(m.error))
+  })
+  worker.on('error', (e) => failAll(new Error(`audit writer thread failed: ${e.message}`)))
+  worker.on('exit', (code) => failAll(new Error(`audit writer thread exited (${code})`)))
+  // Keeps the process alive only while a write is in flight: an idle store never holds it open.
+  worker.unref()
+  return {
+    send(op) {
+      if (failure) return Promise.reject(failure)
+      const id = ++next
+      if (pending.size === 0) worker.ref()
+      return new Promise<number>((resolve, reject) => {
+        pending.set(id, { resolve, reject })
+        worker.postMessage({ id, ...op } satisfies WriterRequest)
+      })
+    },
+    async close() {
+      await worker.terminate()
+    },
+  }
+}
 
 export function openSqliteStore(path: string, opts: { readonly?: boolean } = {}): AuditStore {
   if (!opts.readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
@@ -20,15 +68,8 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
     db.pragma('synchronous = NORMAL')
   }
   db.pragma('busy_timeout = 5000')
-  let insertBatch: ((records: readonly AuditRecord[]) => void) | undefined
-  const prepareInsert = (): ((records: readonly AuditRecord[]) => void) => {
-    const stmt = db.prepare(
-      `INSERT OR IGNORE INTO audit_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`,
-    )
-    return db.transaction((records: readonly AuditRecord[]) => {
-      for (const r of records) stmt.run(...recordRow(r))
-    })
-  }
+  let writer: ReturnType<typeof startWriter> | undefined
+  const write = (op: WriterOp): Promise<number> => (writer ??= startWriter(path)).send(op)
   const parse = (row: { record: string } | undefined): AuditRecord | undefined =>
     row ? (JSON.parse(row.record) as AuditRecord) : undefined
 
@@ -55,10 +96,9 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
       }
       return Promise.resolve()
     },
-    insert(records) {
-      insertBatch ??= prepareInsert()
-      insertBatch(records)
-      return Promise.resolve()
+    async insert(records) {
+      if (opts.readonly) throw new Error(`${path} is open read-only`)
+      await write({ op: 'insert', rows: records.map(recordRow) })
     },
     query(input) {
       const q = auditQuerySchema.parse(input)
@@ -84,13 +124,11 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
       return Promise.resolve(row.n)
     },
     deleteBefore(timeMs) {
-      return Promise.resolve(
-        db.prepare('DELETE FROM audit_records WHERE time_ms < ?').run(timeMs).changes,
-      )
+      return write({ op: 'deleteBefore', timeMs })
     },
-    close() {
+    async close() {
+      await writer?.close()
       db.close()
-      return Promise.resolve()
     },
   }
 }
