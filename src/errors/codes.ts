@@ -11,7 +11,9 @@ export const errorCodes = {
   GW_AUTHN_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
   GW_AUTHZ_IMPERSONATION_REFUSED: { status: 403, reason: 'Forbidden' },
   GW_POLICY_DENIED: { status: 403, reason: 'Forbidden' },
-  GW_AUDIT_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
+  // Retry-After lets client-go (kubectl, helm, controllers) retry by itself through a short
+  // audit-store outage instead of failing the command.
+  GW_AUDIT_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', retryAfterSeconds: 1 },
   GW_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
   GW_UPSTREAM_BAD_GATEWAY: { status: 502, reason: 'BadGateway' },
   GW_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout' },

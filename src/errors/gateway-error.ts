@@ -7,6 +7,8 @@ export class GatewayError extends Error {
   readonly reason: string
   /** For logs and audit only: never shown to the caller (may name rules, upstream errors). */
   readonly detail: string | undefined
+  /** Sent as Retry-After and Status details.retryAfterSeconds when retrying soon may succeed. */
+  readonly retryAfterSeconds: number | undefined
 
   constructor(
     code: GatewayErrorCode,
@@ -19,6 +21,8 @@ export class GatewayError extends Error {
     this.status = errorCodes[code].status
     this.reason = errorCodes[code].reason
     this.detail = opts.detail
+    const entry = errorCodes[code]
+    this.retryAfterSeconds = 'retryAfterSeconds' in entry ? entry.retryAfterSeconds : undefined
   }
 }
 

@@ -10,7 +10,7 @@ export interface KubeStatus {
   message: string
   reason: string
   code: number
-  details?: { causes?: { reason: string; message: string }[] }
+  details?: { causes?: { reason: string; message: string }[]; retryAfterSeconds?: number }
 }
 
 export function toKubeStatus(err: GatewayError, requestId?: string): KubeStatus {
@@ -22,6 +22,7 @@ export function toKubeStatus(err: GatewayError, requestId?: string): KubeStatus 
     message: requestId ? `${err.message} (gatehouse request id ${requestId})` : err.message,
     reason: err.reason,
     code: err.status,
+    ...(err.retryAfterSeconds ? { details: { retryAfterSeconds: err.retryAfterSeconds } } : {}),
   }
 }
 

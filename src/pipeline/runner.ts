@@ -27,12 +27,19 @@ export function respondWithError(ctx: RequestContext, err: GatewayError): void {
       'audit-id': ctx.id,
       ...(ctx.warnings.length ? { warning: ctx.warnings.map(warningValue) } : {}),
       ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
+      ...(err.retryAfterSeconds ? { 'retry-after': err.retryAfterSeconds } : {}),
     }
     ctx.res.writeHead(err.status, headers)
     ctx.res.end(body)
   } else if (ctx.upgrade) {
     const { socket } = ctx.upgrade
-    if (socket.writable) socket.end(rawStatusResponse(status, { 'Audit-ID': ctx.id }))
+    if (socket.writable)
+      socket.end(
+        rawStatusResponse(status, {
+          'Audit-ID': ctx.id,
+          ...(err.retryAfterSeconds ? { 'Retry-After': String(err.retryAfterSeconds) } : {}),
+        }),
+      )
     else socket.destroy()
   }
 }

@@ -15,6 +15,8 @@ export interface RunOptions {
   timeoutMs?: number
   /** Called with each stdout chunk, e.g. to react to `port-forward` becoming ready. */
   onStdout?: (chunk: string) => void
+  /** Called with each stderr chunk, e.g. to follow a -v=6 request log. */
+  onStderr?: (chunk: string) => void
   signal?: AbortSignal
 }
 
@@ -45,7 +47,10 @@ export function runBinary(
       stdout += d
       opts.onStdout?.(d)
     })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+      opts.onStderr?.(d)
+    })
     const timer = setTimeout(() => {
       stderr += `\n[harness] killed after ${opts.timeoutMs ?? 60_000} ms`
       child.kill('SIGKILL')
