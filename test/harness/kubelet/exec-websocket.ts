@@ -23,6 +23,8 @@ const STDERR = 2
 const ERROR = 3
 const RESIZE = 4
 const CLOSE = 255
+/** How long the fake "container runtime" takes to start an exec'd process. */
+const RUNTIME_START_MS = 100
 
 const wss = new WebSocketServer({
   noServer: true,
@@ -102,10 +104,16 @@ export function serveWebSocketCommand(
   // writable channel.
   const first = options.stdout ? STDOUT : options.stderr ? STDERR : ERROR
   void send(ws, base64, first, Buffer.alloc(0)).catch(() => undefined)
+  // client-go's WebSocket executor starts reading frames before it has created its streams, and
+  // discards output that arrives in between ("Unknown stream id 1, discarding message"). A real
+  // kubelet never wins that race: starting a process through the container runtime takes far
+  // longer. This fake starts instantly, so its first output waits as long as a runtime would.
+  const started = new Promise((r) => setTimeout(r, RUNTIME_START_MS))
   void session.run(argv, env, {
-    writeStdout: (d) => send(ws, base64, STDOUT, d),
-    writeStderr: (d) => send(ws, base64, STDERR, d),
+    writeStdout: (d) => started.then(() => send(ws, base64, STDOUT, d)),
+    writeStderr: (d) => started.then(() => send(ws, base64, STDERR, d)),
     finish: async (code, args) => {
+      await started
       const status =
         protocol === 'channel.k8s.io' || protocol === 'base64.channel.k8s.io'
           ? Buffer.from(code === 0 ? '' : `command terminated with exit code ${code}`)
