@@ -11,6 +11,7 @@ import type { Logger } from './observability/logger.ts'
 import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
+import type { SessionManager } from './sessions/manager.ts'
 
 export interface GatewayDeps {
   authenticator: Authenticator
@@ -19,6 +20,8 @@ export interface GatewayDeps {
   clusters?: ReadonlyMap<string, UpstreamCluster>
   policies: PolicySource
   audit: AuditWriter
+  /** Records and governs exec, attach and port-forward sessions. */
+  sessions?: SessionManager
   /** Called after every request, however it ended (after its audit record is queued). */
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
@@ -93,6 +96,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,
     hooks: {
+      ...(deps.sessions ? { sessions: deps.sessions } : {}),
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
         tunnels.add(socket)
@@ -179,6 +183,8 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       while (inflight.size > tunnels.size && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 50))
       for (const ctx of inflight) ctx.res?.destroy()
+      // Recorded sessions are told why they end, and their records are saved.
+      await deps.sessions?.shutdown()
       for (const s of tunnels) s.destroy()
       await Promise.all([...clusters.values()].map((c) => c.close()))
     },

@@ -10,6 +10,8 @@ import { listen, type Listener } from './http/server.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { PolicySource } from './policy/index.ts'
 import { clusterTokenReviewer } from './upstream/token-review.ts'
+import { localRecordingStore } from './sessions/recording.ts'
+import { replicaName, SessionManager } from './sessions/manager.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
@@ -18,6 +20,7 @@ export interface RunningServer {
   readonly logger: Logger
   readonly policies: PolicySource
   readonly audit: AuditWriter
+  readonly sessions: SessionManager
   close(): Promise<void>
 }
 
@@ -50,7 +53,22 @@ export async function startServer(
     logger,
   })
   audit.recoverSpool()
-  const retention = startRetention(store, config.audit.retentionDays, { logger })
+  const sessions = new SessionManager({
+    store,
+    recordings: localRecordingStore(
+      config.sessions.recordings.local.dir ?? join(config.dataDir, 'recordings'),
+    ),
+    defaults: config.sessions,
+    logger,
+    replica: replicaName(config.dataDir),
+  })
+  const stale = await sessions.recover()
+  if (stale)
+    logger.warn({ sessions: stale }, 'sessions left live by the last run are marked incomplete')
+  const retention = startRetention(store, config.audit.retentionDays, {
+    logger,
+    recordings: sessions.recordings,
+  })
 
   const clusters = createClusters(config)
   const authn = await createAuthenticatorFromConfig(config.authentication, {
@@ -63,6 +81,7 @@ export async function startServer(
     clusters,
     policies,
     audit,
+    sessions,
   })
   for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)
   const listener = await listen(config, gateway)
@@ -70,6 +89,7 @@ export async function startServer(
     authenticator: authn.authenticator,
     store,
     policies,
+    sessions,
     logger,
   })
   logger.info(
@@ -89,6 +109,7 @@ export async function startServer(
     logger,
     policies,
     audit,
+    sessions,
     async close() {
       await listener.close()
       await admin?.close()

@@ -11,6 +11,36 @@ import type { GatewayConfig } from '../config/index.ts'
 import { ensureLocalServingMaterial } from '../http/local-ca.ts'
 import type { Logger } from '../observability/logger.ts'
 import { subjectsMatcher, type PolicySource } from '../policy/index.ts'
+import type { SessionManager } from '../sessions/manager.ts'
+import { sessionQuerySchema, type SessionQuery } from '../sessions/record.ts'
+
+/** Query string → session query; throws a message naming the bad parameter. */
+export function sessionQueryFromParams(params: URLSearchParams): SessionQuery {
+  const raw: Record<string, unknown> = {}
+  const fields = ['identity', 'cluster', 'namespace', 'pod', 'kind', 'state', 'replica']
+  for (const key of fields) if (params.has(key)) raw[key] = params.get(key)
+  for (const [param, field] of [
+    ['since', 'sinceMs'],
+    ['until', 'untilMs'],
+  ] as const) {
+    const v = params.get(param)
+    if (v === null) continue
+    const t = parseTime(v)
+    if (t === undefined)
+      throw new Error(`${param}: expected a duration (30m, 2h, 7d) or an ISO time, got '${v}'`)
+    raw[field] = t
+  }
+  if (params.has('limit')) raw['limit'] = Number(params.get('limit'))
+  const known = new Set([...fields, 'since', 'until', 'limit'])
+  for (const key of params.keys())
+    if (!known.has(key)) throw new Error(`unknown parameter '${key}'`)
+  const parsed = sessionQuerySchema.safeParse(raw)
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!
+    throw new Error(`${i.path.join('.')}: ${i.message}`)
+  }
+  return parsed.data
+}
 
 export interface AdminListener {
   readonly url: string
@@ -70,7 +100,13 @@ export function auditQueryFromParams(
 
 export async function startAdminListener(
   config: GatewayConfig,
-  deps: { authenticator: Authenticator; store: AuditStore; policies: PolicySource; logger: Logger },
+  deps: {
+    authenticator: Authenticator
+    store: AuditStore
+    policies: PolicySource
+    logger: Logger
+    sessions?: SessionManager
+  },
 ): Promise<AdminListener | undefined> {
   const admin = config.admin
   if (!admin) return undefined
@@ -98,7 +134,52 @@ export async function startAdminListener(
       deps.logger.warn({ identity: who.name, path: url.pathname }, 'admin API refused')
       return send(res, 403, { error: `${who.name} is not an admin (admin.subjects)` })
     }
+    const kill = /^\/api\/v1\/sessions\/([^/]+)\/kill$/.exec(url.pathname)
+    if (kill) {
+      if (req.method !== 'POST') return send(res, 405, { error: 'use POST to kill a session' })
+      const id = decodeURIComponent(kill[1]!)
+      if (deps.sessions?.kill(id, who.name)) {
+        deps.logger.warn({ session: id, by: who.name }, 'session killed by an administrator')
+        return send(res, 202, { id, killed: true, by: who.name })
+      }
+      const s = await deps.store.getSession(id)
+      if (!s) return send(res, 404, { error: `no session ${id}` })
+      if (s.state !== 'live')
+        return send(res, 409, { error: `session ${id} already ended (${s.state})` })
+      return send(res, 409, {
+        error: `session ${id} is live on another replica (${s.replica}); send the kill to that replica's admin API`,
+      })
+    }
     if (req.method !== 'GET') return send(res, 405, { error: 'only GET is supported' })
+    const sm = /^\/api\/v1\/sessions(?:\/([^/]+)(\/recording)?)?$/.exec(url.pathname)
+    if (sm?.[1]) {
+      const id = decodeURIComponent(sm[1])
+      const live = deps.sessions?.live().find((x) => x.id === id)
+      const s = live ?? (await deps.store.getSession(id))
+      if (!s) return send(res, 404, { error: `no session ${id}` })
+      if (!sm[2]) return send(res, 200, s)
+      if (!s.recording || !deps.sessions)
+        return send(res, 404, { error: `session ${id} has no recording` })
+      const stream = deps.sessions.recordings.open(s.recording.key)
+      stream.once('error', () => {
+        if (!res.headersSent) send(res, 404, { error: `the recording of session ${id} is missing` })
+        else res.destroy()
+      })
+      stream.once('open', () => {
+        res.writeHead(200, { 'content-type': 'application/gzip', 'cache-control': 'no-store' })
+        stream.pipe(res)
+      })
+      return
+    }
+    if (sm) {
+      let q
+      try {
+        q = sessionQueryFromParams(url.searchParams)
+      } catch (e) {
+        return send(res, 400, { error: (e as Error).message })
+      }
+      return send(res, 200, { items: await deps.store.querySessions(q) })
+    }
     const m = /^\/api\/v1\/audit\/records(?:\/([^/]+))?$/.exec(url.pathname)
     if (m?.[1]) {
       const record = await deps.store.get(decodeURIComponent(m[1]))

@@ -29,6 +29,28 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX audit_records_cluster_namespace_time ON audit_records (cluster, namespace, time_ms)',
     ],
   },
+  {
+    version: 2,
+    description: 'sessions (exec, attach, port-forward, followed logs)',
+    statements: [
+      `CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        start_ms BIGINT NOT NULL,
+        end_ms BIGINT,
+        identity TEXT,
+        cluster TEXT,
+        namespace TEXT,
+        pod TEXT,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        record TEXT NOT NULL
+      )`,
+      'CREATE INDEX sessions_start ON sessions (start_ms)',
+      'CREATE INDEX sessions_state_replica ON sessions (state, replica)',
+      'CREATE INDEX sessions_identity_start ON sessions (identity, start_ms)',
+    ],
+  },
 ]
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS gatehouse_schema_migrations (

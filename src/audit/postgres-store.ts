@@ -6,6 +6,13 @@ import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_COLUMNS, recordRow } from './migra
 import { auditQuerySchema, whereClause } from './query.ts'
 import type { AuditRecord } from './record.ts'
 import type { AuditStore } from './store.ts'
+import {
+  sessionQuerySchema,
+  sessionRow,
+  sessionUpsertSql,
+  sessionWhereClause,
+  type SessionRecord,
+} from '../sessions/record.ts'
 
 /** Arbitrary, fixed: the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK = 0x6761_7465
@@ -122,7 +129,32 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
     },
     async deleteBefore(timeMs) {
       const r = await pool.query('DELETE FROM audit_records WHERE time_ms < $1', [timeMs])
-      return r.rowCount ?? 0
+      const s = await pool.query("DELETE FROM sessions WHERE start_ms < $1 AND state != 'live'", [
+        timeMs,
+      ])
+      return (r.rowCount ?? 0) + (s.rowCount ?? 0)
+    },
+    async saveSession(session) {
+      await pool.query(
+        sessionUpsertSql((i) => `$${i + 1}`),
+        sessionRow(session),
+      )
+    },
+    async getSession(id) {
+      const { rows } = await pool.query<{ record: string }>(
+        'SELECT record FROM sessions WHERE id = $1',
+        [id],
+      )
+      return rows[0] ? (JSON.parse(rows[0].record) as SessionRecord) : undefined
+    },
+    async querySessions(input) {
+      const q = sessionQuerySchema.parse(input)
+      const { sql, params } = sessionWhereClause(q, (i) => `$${i + 1}`)
+      const { rows } = await pool.query<{ record: string }>(
+        `SELECT record FROM sessions ${sql} ORDER BY start_ms DESC, id DESC LIMIT $${params.length + 1}`,
+        [...params, q.limit],
+      )
+      return rows.map((r) => JSON.parse(r.record) as SessionRecord)
     },
     async close() {
       await pool.end()

@@ -1,15 +1,20 @@
 // Retention: records older than the configured period are removed, hourly, in the background.
 import type { Logger } from '../observability/logger.ts'
 import type { AuditStore } from './store.ts'
+import type { RecordingStore } from '../sessions/recording.ts'
 
 export function startRetention(
   store: AuditStore,
   retentionDays: number,
-  opts: { logger?: Logger; intervalMs?: number } = {},
+  opts: { logger?: Logger; intervalMs?: number; recordings?: RecordingStore } = {},
 ): { stop(): void; runOnce(): Promise<number> } {
   const runOnce = async (): Promise<number> => {
     if (retentionDays <= 0) return 0
-    const removed = await store.deleteBefore(Date.now() - retentionDays * 86_400_000)
+    const cutoff = Date.now() - retentionDays * 86_400_000
+    const removed = await store.deleteBefore(cutoff)
+    const recordings = (await opts.recordings?.deleteBefore(cutoff)) ?? 0
+    if (recordings)
+      opts.logger?.info({ recordings, retentionDays }, 'expired session recordings removed')
     if (removed) opts.logger?.info({ removed, retentionDays }, 'expired audit records removed')
     return removed
   }

@@ -9,9 +9,18 @@ import { MIGRATIONS, MIGRATIONS_TABLE, recordRow } from './migrations.ts'
 import { auditQuerySchema, whereClause } from './query.ts'
 import type { AuditRecord } from './record.ts'
 import type { AuditStore } from './store.ts'
+import {
+  sessionQuerySchema,
+  sessionRow,
+  sessionWhereClause,
+  type SessionRecord,
+} from '../sessions/record.ts'
 import type { WriterReply, WriterRequest } from './sqlite-writer.ts'
 
-type WriterOp = { op: 'insert'; rows: unknown[][] } | { op: 'deleteBefore'; timeMs: number }
+type WriterOp =
+  | { op: 'insert'; rows: unknown[][] }
+  | { op: 'deleteBefore'; timeMs: number }
+  | { op: 'saveSession'; row: unknown[] }
 
 /** The writer thread, started on first write (after migrations ran on the main connection). */
 function startWriter(path: string): {
@@ -125,6 +134,23 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
     },
     deleteBefore(timeMs) {
       return write({ op: 'deleteBefore', timeMs })
+    },
+    async saveSession(session) {
+      if (opts.readonly) throw new Error(`${path} is open read-only`)
+      await write({ op: 'saveSession', row: sessionRow(session) })
+    },
+    getSession(id) {
+      const row = db.prepare('SELECT record FROM sessions WHERE id = ?').get(id) as
+        { record: string } | undefined
+      return Promise.resolve(row ? (JSON.parse(row.record) as SessionRecord) : undefined)
+    },
+    querySessions(input) {
+      const q = sessionQuerySchema.parse(input)
+      const { sql, params } = sessionWhereClause(q, () => '?')
+      const rows = db
+        .prepare(`SELECT record FROM sessions ${sql} ORDER BY start_ms DESC, id DESC LIMIT ?`)
+        .all(...params, q.limit) as { record: string }[]
+      return Promise.resolve(rows.map((r) => JSON.parse(r.record) as SessionRecord))
     },
     async close() {
       await writer?.close()

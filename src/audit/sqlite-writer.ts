@@ -5,10 +5,12 @@
 import Database from 'better-sqlite3'
 import { parentPort, workerData } from 'node:worker_threads'
 import { RECORD_COLUMNS } from './migrations.ts'
+import { sessionUpsertSql } from '../sessions/record.ts'
 
 export type WriterRequest =
   | { id: number; op: 'insert'; rows: unknown[][] }
   | { id: number; op: 'deleteBefore'; timeMs: number }
+  | { id: number; op: 'saveSession'; row: unknown[] }
 
 export type WriterReply =
   { id: number; ok: true; changes: number } | { id: number; ok: false; error: string }
@@ -29,10 +31,17 @@ if (port) {
     return changes
   })
   const remove = db.prepare('DELETE FROM audit_records WHERE time_ms < ?')
+  const removeSessions = db.prepare('DELETE FROM sessions WHERE start_ms < ? AND state != ?')
+  const saveSession = db.prepare(sessionUpsertSql(() => '?'))
   port.on('message', (m: WriterRequest) => {
     let reply: WriterReply
     try {
-      const changes = m.op === 'insert' ? insert(m.rows) : remove.run(m.timeMs).changes
+      const changes =
+        m.op === 'insert'
+          ? insert(m.rows)
+          : m.op === 'saveSession'
+            ? saveSession.run(...m.row).changes
+            : remove.run(m.timeMs).changes + removeSessions.run(m.timeMs, 'live').changes
       reply = { id: m.id, ok: true, changes }
     } catch (e) {
       reply = { id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }

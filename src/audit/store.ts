@@ -3,6 +3,7 @@
 // idempotent by request id, so a batch retried after an ambiguous failure never duplicates.
 import type { AuditQuery } from './query.ts'
 import type { AuditRecord } from './record.ts'
+import type { SessionQuery, SessionRecord } from '../sessions/record.ts'
 
 export interface AuditStore {
   readonly kind: 'sqlite' | 'postgres'
@@ -17,5 +18,10 @@ export interface AuditStore {
   count(q?: AuditQuery): Promise<number>
   /** Removes records received before `timeMs`; returns how many. */
   deleteBefore(timeMs: number): Promise<number>
+  /** Inserts or replaces a session record (written when a session starts and when it ends). */
+  saveSession(session: SessionRecord): Promise<void>
+  getSession(id: string): Promise<SessionRecord | undefined>
+  /** Newest first. */
+  querySessions(q: SessionQuery): Promise<SessionRecord[]>
   close(): Promise<void>
 }

@@ -12,6 +12,9 @@ import { formatTable, listRecords, showRecord } from './audit.ts'
 import { execCredential } from './credential.ts'
 import { formatResult, loadTestFile, runPolicyTests, type PolicyTestCase } from './policy-test.ts'
 import { buildKubeconfig } from './kubeconfig.ts'
+import { sessionQueryFromParams } from '../admin/server.ts'
+import { replay, transcript } from '../sessions/replay.ts'
+import { formatSessions, getSession, killSession, listSessions, loadRecording } from './sessions.ts'
 
 const USAGE = `usage: gatehouse <command> [options]
 
@@ -33,6 +36,16 @@ commands:
              [--resource R] [--decision allow|deny] [--since 1h|ISO] [--until ISO]
              [--limit N] [--output table|jsonl]
   audit show --config FILE ID             print one audit record as JSON
+  sessions list --config FILE [--identity NAME|GLOB] [--cluster C] [--namespace NS] [--pod P]
+             [--kind exec|attach|portforward] [--state live|complete|terminated|incomplete]
+             [--since 1h|ISO] [--until ISO] [--limit N] [--output table|jsonl]
+  sessions show --config FILE ID          print one session record as JSON
+  sessions replay --config FILE ID [--speed N] [--max-idle SECONDS] [--dump] [--events]
+                                          play a recording: stdout and stderr as the client
+                                          saw them, at the original pace (--dump: at once;
+                                          --events: a timestamped transcript of every event)
+  sessions kill --config FILE ID (--token-file PATH | --token-env NAME) [--admin-url URL]
+                                          end a live session through the admin API
 `
 
 function fail(message: string, code = 1): never {
@@ -265,6 +278,112 @@ async function audit(args: string[]): Promise<void> {
   else fail(`gatehouse audit list: --output ${output}: expected table or jsonl`, 2)
 }
 
+async function sessions(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      identity: { type: 'string' },
+      cluster: { type: 'string' },
+      namespace: { type: 'string' },
+      pod: { type: 'string' },
+      kind: { type: 'string' },
+      state: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      speed: { type: 'string' },
+      'max-idle': { type: 'string' },
+      dump: { type: 'boolean' },
+      events: { type: 'boolean' },
+      'token-file': { type: 'string' },
+      'token-env': { type: 'string' },
+      'admin-url': { type: 'string' },
+    },
+  })
+  if (!values.config) fail(`gatehouse sessions ${sub ?? ''}: --config is required`, 2)
+  const config = loadConfig(values.config)
+  const one = async (): Promise<NonNullable<Awaited<ReturnType<typeof getSession>>>> => {
+    if (positionals.length !== 1) fail(`gatehouse sessions ${sub}: give one session id`, 2)
+    const s = await getSession(config, positionals[0]!)
+    if (!s) fail(`gatehouse sessions ${sub}: no session ${positionals[0]}`)
+    return s
+  }
+  if (sub === 'show') {
+    process.stdout.write(JSON.stringify(await one(), null, 2) + '\n')
+    return
+  }
+  if (sub === 'replay') {
+    const s = await one()
+    const { events, truncated } = await loadRecording(config, s)
+    if (values.events) process.stdout.write(transcript(events))
+    else {
+      const speed = values.dump ? Infinity : Number(values.speed ?? '1')
+      if (!(speed > 0))
+        fail(`gatehouse sessions replay: --speed ${values.speed}: expected a number above 0`, 2)
+      const maxIdle = values['max-idle'] === undefined ? undefined : Number(values['max-idle'])
+      if (maxIdle !== undefined && !(maxIdle >= 0))
+        fail(`gatehouse sessions replay: --max-idle ${values['max-idle']}: expected seconds`, 2)
+      await replay(events, process, {
+        speed,
+        ...(maxIdle === undefined ? {} : { maxIdleSeconds: maxIdle }),
+      })
+    }
+    if (truncated || s.state === 'incomplete')
+      process.stderr.write(
+        `\ngatehouse: the recording of session ${s.id} is incomplete (${s.endReason ?? 'truncated'})\n`,
+      )
+    return
+  }
+  if (sub === 'kill') {
+    if (positionals.length !== 1) fail('gatehouse sessions kill: give one session id', 2)
+    const tokenFile = values['token-file']
+    const tokenEnv = values['token-env']
+    const token = tokenFile
+      ? readFileSync(tokenFile, 'utf8').trim()
+      : tokenEnv
+        ? (process.env[tokenEnv] ??
+          fail(`gatehouse sessions kill: environment variable ${tokenEnv} is not set`, 2))
+        : fail('gatehouse sessions kill: give --token-file or --token-env (an admin identity)', 2)
+    const r = await killSession(config, positionals[0]!, token, {
+      ...(values['admin-url'] ? { url: values['admin-url'] } : {}),
+    })
+    if (r.code !== 202) fail(`gatehouse sessions kill: ${r.code}: ${r.body.trim()}`)
+    process.stdout.write(`session ${positionals[0]} killed\n`)
+    return
+  }
+  if (sub !== 'list') fail(`gatehouse sessions: expected list, show, replay or kill\n\n${USAGE}`, 2)
+  const params = new URLSearchParams()
+  for (const k of [
+    'identity',
+    'cluster',
+    'namespace',
+    'pod',
+    'kind',
+    'state',
+    'since',
+    'until',
+    'limit',
+  ] as const) {
+    const v = values[k]
+    if (v !== undefined) params.set(k, v)
+  }
+  let q
+  try {
+    q = sessionQueryFromParams(params)
+  } catch (e) {
+    fail(`gatehouse sessions list: --${(e as Error).message}`, 2)
+  }
+  const list = await listSessions(config, q)
+  const output = values.output ?? 'table'
+  if (output === 'jsonl') process.stdout.write(list.map((r) => JSON.stringify(r) + '\n').join(''))
+  else if (output === 'table') process.stdout.write(formatSessions(list))
+  else fail(`gatehouse sessions list: --output ${output}: expected table or jsonl`, 2)
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   switch (command) {
@@ -291,6 +410,8 @@ async function main(argv: string[]): Promise<void> {
       return policyTest(rest.slice(1))
     case 'audit':
       return audit(rest)
+    case 'sessions':
+      return sessions(rest)
     case 'schema':
       process.stdout.write(configJsonSchema())
       return

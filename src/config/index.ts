@@ -4,6 +4,7 @@ export {
   gatewayConfigSchema,
   type AdminConfig,
   type AuditConfig,
+  type SessionsConfig,
   type ClusterConfig,
   type GatewayConfig,
   type UpstreamCredentialConfig,

@@ -124,6 +124,32 @@ export const auditSchema = z.strictObject({
     .default(64 * 1024),
 })
 
+export const sessionsSchema = z.strictObject({
+  /** Where recordings are kept; default <dataDir>/recordings. */
+  recordings: z
+    .strictObject({
+      local: z.strictObject({ dir: z.string().min(1).optional() }),
+    })
+    .default({ local: {} }),
+  /** Defaults for every session; a policy rule's `session` fields override them. */
+  maxRecordingBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024 * 1024),
+  onRecordingLimit: z.enum(['terminate', 'stopRecording']).default('terminate'),
+  recordStdin: z.enum(['always', 'nonInteractive', 'never']).default('always'),
+  /** Seconds; 0: no limit. */
+  maxDurationSeconds: z.number().int().min(0).default(0),
+  idleTimeoutSeconds: z.number().int().min(0).default(0),
+  portForwardCaptureBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024)
+    .default(0),
+})
+
 export const adminSchema = z.strictObject({
   /** A separate TLS listener for the admin API (never the data-path port). */
   listen: z.strictObject({
@@ -161,6 +187,15 @@ export const gatewayConfigSchema = z
       onStoreFailure: 'refuseRequests',
       retentionDays: 90,
       maxBodyBytes: 64 * 1024,
+    }),
+    sessions: sessionsSchema.default({
+      recordings: { local: {} },
+      maxRecordingBytes: 1024 * 1024 * 1024,
+      onRecordingLimit: 'terminate',
+      recordStdin: 'always',
+      maxDurationSeconds: 0,
+      idleTimeoutSeconds: 0,
+      portForwardCaptureBytes: 0,
     }),
     admin: adminSchema.optional(),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -207,4 +242,5 @@ export type GatewayConfig = z.infer<typeof gatewayConfigSchema>
 export type ClusterConfig = z.infer<typeof clusterSchema>
 export type UpstreamCredentialConfig = z.infer<typeof upstreamCredentialSchema>
 export type AuditConfig = z.infer<typeof auditSchema>
+export type SessionsConfig = z.infer<typeof sessionsSchema>
 export type AdminConfig = z.infer<typeof adminSchema>

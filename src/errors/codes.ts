@@ -14,6 +14,7 @@ export const errorCodes = {
   // Retry-After lets client-go (kubectl, helm, controllers) retry by itself through a short
   // audit-store outage instead of failing the command.
   GW_AUDIT_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', retryAfterSeconds: 1 },
+  GW_SESSION_UNSUPPORTED: { status: 502, reason: 'BadGateway' },
   GW_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
   GW_UPSTREAM_BAD_GATEWAY: { status: 502, reason: 'BadGateway' },
   GW_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout' },

@@ -46,6 +46,8 @@ export interface RequestContext {
   requestBytes?: number
   /** forward */
   responseBytes?: number
+  /** forward: the recorded session this upgrade became (exec, attach, port-forward). */
+  sessionId?: string
   /** forward: the head of the response body, when the audit level asks for it. */
   responseBody?: { contentType: string; head: Buffer; bytes: number }
 }

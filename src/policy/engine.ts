@@ -6,7 +6,21 @@ import type { RequestInfo } from '../kube/request-info.ts'
 import { compileCondition, ConditionError, type CelInput, type CompiledCondition } from './cel.ts'
 import { DEFAULT_AUDIT_LEVEL, type Action, type Decision, type DecidingRule } from './decision.ts'
 import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
-import type { AuditLevel, ForwardingMapping, PolicyDocument, PolicySubject } from './schema.ts'
+import type {
+  AuditLevel,
+  ForwardingMapping,
+  PolicyDocument,
+  PolicySubject,
+  SessionObligations,
+} from './schema.ts'
+
+/** exec and attach: what the caller asks to run (attach has no command). */
+export interface ExecRequest {
+  command: string[]
+  container: string
+  tty: boolean
+  stdin: boolean
+}
 
 /** The request body of a write as conditions see it, or why it cannot be read. */
 export type RequestObject = { value: unknown } | { unavailable: string }
@@ -19,6 +33,8 @@ export interface PolicyRequest {
   object?: () => RequestObject
   userAgent?: string
   dryRun?: boolean
+  /** Set for pods/exec and pods/attach. */
+  exec?: ExecRequest
 }
 
 export interface CompiledPolicy {
@@ -48,6 +64,21 @@ interface CompiledRule {
   readonly when: CompiledCondition | undefined
   /** The condition reads `object` (the request body). */
   readonly usesObject: boolean
+  /** exec/attach matching; rules with it never match other requests. */
+  readonly exec: ((e: ExecRequest) => boolean) | undefined
+  readonly session: SessionObligations | undefined
+}
+
+function compileExecMatch(
+  m: NonNullable<PolicyDocument['spec']['rules'][number]['exec']>,
+): (e: ExecRequest) => boolean {
+  const commands = m.commands ? compileGlobs(m.commands) : undefined
+  const containers = m.containers ? compileGlobs(m.containers) : undefined
+  return (e) =>
+    (commands === undefined || (e.command.length > 0 && commands(e.command.join(' ')))) &&
+    (containers === undefined || containers(e.container)) &&
+    (m.tty === undefined || m.tty === e.tty) &&
+    (m.stdin === undefined || m.stdin === e.stdin)
 }
 
 export class PolicyCompileError extends Error {
@@ -174,6 +205,9 @@ export class PolicySet {
           path: compileGlobs(r.nonResourceURLs),
           when,
           usesObject: r.when !== undefined && /\bobject\b/.test(r.when),
+          exec: r.exec ? compileExecMatch(r.exec) : undefined,
+          session:
+            r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
         }
         const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
         const bases =
@@ -247,6 +281,7 @@ export class PolicySet {
         if (!rule.apiGroup(info.apiGroup) || !rule.resource(resourceKey)) continue
         if (rule.namespace && (info.namespace === '' || !rule.namespace(info.namespace))) continue
         if (rule.name_ && (info.name === '' || !rule.name_(info.name))) continue
+        if (rule.exec && (!req.exec || !rule.exec(req.exec))) continue
       } else {
         if (rule.scope === 'resource') continue
         if (!rule.path(info.path)) continue
@@ -290,6 +325,9 @@ export class PolicySet {
             ...(effective.action === 'allow' && effective.policy.forwarding
               ? { forwarding: effective.policy.forwarding }
               : {}),
+            ...(effective.action === 'allow' && effective.session
+              ? { session: effective.session }
+              : {}),
           },
         }
       : {
@@ -327,6 +365,12 @@ function celInputFor(req: PolicyRequest, object: unknown): CelInput {
       path: info.path,
       userAgent: req.userAgent ?? '',
       dryRun: req.dryRun ?? false,
+      exec: {
+        command: req.exec?.command ?? [],
+        container: req.exec?.container ?? '',
+        tty: req.exec?.tty ?? false,
+        stdin: req.exec?.stdin ?? false,
+      },
     },
     identity: {
       name: identity.name,

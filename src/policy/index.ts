@@ -12,6 +12,7 @@ export {
   PolicyCompileError,
   PolicySet,
   subjectsMatcher,
+  type ExecRequest,
   type PolicyRequest,
   type RequestObject,
 } from './engine.ts'
@@ -31,5 +32,6 @@ export {
   type AuditLevel,
   type ForwardingMapping,
   type PolicyDocument,
+  type SessionObligations,
 } from './schema.ts'
 export { compilePolicies, PolicySource, type PolicySourceStatus } from './source.ts'

@@ -103,6 +103,46 @@ export const forwardingSchema = exactlyOneOf({
   serviceAccount: z.strictObject({ namespace: z.string().min(1), name: z.string().min(1) }),
 })
 
+/** `90s`, `30m`, `2h` → seconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(s|m|h)$/, 'expected a duration such as 90s, 30m or 2h')
+  .transform(
+    (v) => Number(v.slice(0, -1)) * { s: 1, m: 60, h: 3600 }[v.slice(-1) as 's' | 'm' | 'h'],
+  )
+  .refine((v) => v > 0, 'expected a duration above zero')
+
+/** What a rule adds to the sessions it allows (exec, attach, port-forward): limits and recording. */
+export const sessionObligationsSchema = z.strictObject({
+  /** End the session after this long (the client sees why). */
+  maxDuration: duration.optional(),
+  /** End the session after this long without a byte either way. */
+  idleTimeout: duration.optional(),
+  /** Record stdin: always, only without a TTY (the script, not keystrokes), or never. */
+  recordStdin: z.enum(['always', 'nonInteractive', 'never']).optional(),
+  /** The largest recording (uncompressed event bytes) of one session. */
+  maxRecordingBytes: z.number().int().min(1024).optional(),
+  /** At that size: end the session (fail closed, the default) or go on without recording. */
+  onRecordingLimit: z.enum(['terminate', 'stopRecording']).optional(),
+  /** Port-forward: keep the first N bytes of each connection, each way (0: counts only). */
+  portForwardCaptureBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024)
+    .optional(),
+})
+export type SessionObligations = z.infer<typeof sessionObligationsSchema>
+
+/** exec and attach requests: what runs (argv as one command line), where, and how. */
+export const execMatchSchema = z.strictObject({
+  /** Globs over the command line: argv joined by single spaces (`pg_dump *`, `*sh`). */
+  commands: globs.optional(),
+  containers: globs.optional(),
+  tty: z.boolean().optional(),
+  stdin: z.boolean().optional(),
+})
+
 export const ruleSchema = z
   .strictObject({
     name: z
@@ -138,6 +178,10 @@ export const ruleSchema = z
     when: z.string().min(1).max(4096).optional(),
     /** How much of the request goes into Gatehouse's audit record. */
     audit: z.enum(AUDIT_LEVELS).optional(),
+    /** Only exec/attach requests whose command, container, tty and stdin match. */
+    exec: execMatchSchema.optional(),
+    /** Limits and recording for the sessions this rule allows. */
+    session: sessionObligationsSchema.optional(),
   })
   .superRefine((rule, ctx) => {
     const resourceFields = ['apiGroups', 'resources', 'namespaces', 'names'] as const
@@ -173,6 +217,8 @@ export const policySchema = z.strictObject({
       forwarding: forwardingSchema.optional(),
       /** Default audit level of this policy's rules. */
       audit: z.enum(AUDIT_LEVELS).optional(),
+      /** Default session limits and recording of this policy's rules (a rule's fields win). */
+      session: sessionObligationsSchema.optional(),
       rules: z.array(ruleSchema).min(1, 'expected at least one rule'),
     })
     .superRefine((spec, ctx) => {

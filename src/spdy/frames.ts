@@ -263,6 +263,14 @@ export class FrameParser {
     return this.#buffer.length
   }
 
+  /** Bytes still to come before the frame being received ends; 0 at a frame boundary. */
+  get bytesToFrameEnd(): number {
+    const b = this.#buffer
+    if (b.length === 0) return 0
+    if (b.length < FRAME_HEADER_BYTES) return Number.POSITIVE_INFINITY
+    return FRAME_HEADER_BYTES + (b.readUInt32BE(4) & 0xffffff) - b.length
+  }
+
   push(chunk: Buffer): SpdyFrame[] {
     if (this.#failed) throw this.#failed
     this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk])

@@ -117,6 +117,13 @@ function splice(client: Duplex, upstream: TLSSocket): TunnelResult['closed'] {
   })
 }
 
+/** Takes over an upgraded connection (session recording): relays it and resolves when it ends. */
+export type SessionRelayer = (
+  client: Duplex,
+  upstream: TLSSocket,
+  first: Buffer,
+) => Promise<{ clientToUpstream: number; upstreamToClient: number }>
+
 export async function tunnelUpgrade(opts: {
   cluster: UpstreamCluster
   req: IncomingMessage
@@ -124,6 +131,11 @@ export async function tunnelUpgrade(opts: {
   head: Buffer
   path: string
   headers: string[]
+  /**
+   * Called when the API server switched protocols, before the client hears of it: returns who
+   * relays the session, or throws a GatewayError to refuse it (nothing has reached the client).
+   */
+  onSwitched?: (responseHead: string) => Promise<SessionRelayer | undefined>
 }): Promise<TunnelResult> {
   const { cluster, socket } = opts
   let upstream: TLSSocket
@@ -147,7 +159,21 @@ export async function tunnelUpgrade(opts: {
     upstream.destroy()
     throw upstreamError(cluster, e)
   }
+  let relayer: SessionRelayer | undefined
+  if (response.status === 101 && opts.onSwitched) {
+    try {
+      relayer = await opts.onSwitched(response.head.toString('latin1'))
+    } catch (e) {
+      upstream.destroy()
+      throw e
+    }
+    if (socket.destroyed) {
+      upstream.destroy()
+      throw new GatewayError('GW_REQUEST_INVALID', 'client went away')
+    }
+  }
   socket.write(response.head)
+  if (relayer) return { status: response.status, closed: relayer(socket, upstream, response.rest) }
   if (response.rest.length) socket.write(response.rest)
   const closed = splice(socket, upstream)
   upstream.resume()

@@ -14,6 +14,8 @@ export interface RunningGatehouse {
   readonly url: string
   readonly caFile: string
   readonly dataDir: string
+  /** The configuration as a file, for the gatehouse CLI (sessions replay, audit list...). */
+  readonly configFile: string
   readonly config: GatewayConfig
   readonly server: RunningServer
   /** A kubeconfig for `cluster` (default: the harness cluster 'harness') with a literal token or an exec plugin. */
@@ -72,6 +74,9 @@ export async function startGatehouse(
     ...opts.overrides,
   }
   const config = parseConfig(raw, 'test gatehouse.yaml')
+  const configFile = join(dataDir, 'gatehouse.yaml')
+  // JSON is YAML: the CLI reads the same configuration the in-process server runs with.
+  writeFileSync(configFile, JSON.stringify(raw, null, 2), { mode: 0o600 })
   const logFile = join(dataDir, 'gatehouse.log')
   const { createWriteStream } = await import('node:fs')
   const logger =
@@ -85,6 +90,7 @@ export async function startGatehouse(
     url: server.listener.url,
     caFile,
     dataDir,
+    configFile,
     config,
     server,
     kubeconfig({ token, exec, cluster: name = 'harness', name: file }) {

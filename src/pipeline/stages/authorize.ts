@@ -4,11 +4,27 @@
 // policy denies it explicitly (kubectl needs discovery before it can show any clear refusal).
 import { GatewayError } from '../../errors/index.ts'
 import type { RequestInfo } from '../../kube/request-info.ts'
-import { DEFAULT_AUDIT_LEVEL, ruleRef, type Decision, type PolicySet } from '../../policy/index.ts'
+import {
+  DEFAULT_AUDIT_LEVEL,
+  ruleRef,
+  type Decision,
+  type ExecRequest,
+  type PolicySet,
+} from '../../policy/index.ts'
 import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
 import { decodeRequestObject } from './read-body.ts'
+import { execParameters } from '../../sessions/remote-command.ts'
+
+function isExecOrAttach(info: RequestInfo): boolean {
+  return (
+    info.isResourceRequest &&
+    info.apiGroup === '' &&
+    info.resource === 'pods' &&
+    (info.subresource === 'exec' || info.subresource === 'attach')
+  )
+}
 
 /**
  * API discovery (GET /api, /apis, /apis/<group>[/<version>], /version, /openapi/...) is the same
@@ -43,10 +59,14 @@ export function describeRequest(info: RequestInfo): string {
   return `${info.authzVerb} ${resource}${name}${where}`
 }
 
-function refusal(ctx: RequestContext, d: Decision): GatewayError {
+function refusal(ctx: RequestContext, d: Decision, exec: ExecRequest | undefined): GatewayError {
   const info = ctx.requestInfo!
   const who = ctx.identity!.name
-  const what = describeRequest(info)
+  const what =
+    describeRequest(info) +
+    (exec?.command.length
+      ? ` (command: ${JSON.stringify(exec.command.join(' ').slice(0, 200))})`
+      : '')
   if (!d.policy) {
     const shadowNote = d.shadow ? `; ${ruleRef(d.shadow)} would allow it but is in shadow mode` : ''
     return new GatewayError(
@@ -82,6 +102,7 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         }
       }
       const query = ctx.upstreamPath?.split('?')[1] ?? ''
+      const exec = isExecOrAttach(info) ? execParameters(new URLSearchParams(query)) : undefined
       let decision = policies().evaluate({
         cluster: ctx.cluster!.name,
         info,
@@ -89,6 +110,7 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         object: () => decodeRequestObject(ctx),
         userAgent: ctx.req.headers['user-agent'] ?? '',
         dryRun: /(^|&)dryRun=All(&|$)/.test(query),
+        ...(exec ? { exec } : {}),
       })
       if (decision.rule === 'builtin:default-deny' && isDiscovery(info)) {
         decision = {
@@ -102,7 +124,7 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
           `Gatehouse: ${ruleRef(decision.shadow)} would deny this request; allowed only because the policy is in shadow mode`,
         )
       }
-      if (decision.action === 'deny') throw refusal(ctx, decision)
+      if (decision.action === 'deny') throw refusal(ctx, decision, exec)
     },
   }
 }

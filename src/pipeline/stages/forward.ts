@@ -3,8 +3,11 @@ import { forwardRequest } from '../../upstream/forward.ts'
 import { tunnelUpgrade } from '../../upstream/tunnel.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
+import { sessionKindOf, type SessionManager } from '../../sessions/manager.ts'
 
 export interface ForwardHooks {
+  /** Records and governs exec, attach and port-forward sessions (absent: spliced unrecorded). */
+  sessions?: SessionManager
   /** Called when an upgraded connection starts; resolves when it ends (sessions are tracked for shutdown). */
   trackTunnel(ctx: RequestContext, closed: Promise<unknown>): void
 }
@@ -27,7 +30,18 @@ export function createForwardStage(opts: {
     async run(ctx: RequestContext) {
       const cluster = ctx.cluster!
       if (ctx.upgrade) {
+        const sessions = opts.hooks.sessions
+        const kind = sessions ? sessionKindOf(ctx) : undefined
         const tunnel = await tunnelUpgrade({
+          ...(sessions && kind
+            ? {
+                onSwitched: async (head: string) => {
+                  const session = await sessions.begin(ctx, kind, head)
+                  ctx.sessionId = session.record.id
+                  return (client, upstream, first) => session.relay(client, upstream, first)
+                },
+              }
+            : {}),
           cluster,
           req: ctx.req,
           socket: ctx.upgrade.socket,

@@ -31,15 +31,22 @@ const wss = new WebSocketServer({
   perMessageDeflate: false,
   maxPayload: 16 * 1024 * 1024,
   handleProtocols: (offered) => {
-    for (const p of offered)
-      if (
-        (REMOTE_COMMAND_WS_PROTOCOLS as readonly string[]).includes(p) ||
-        p === PORT_FORWARD_WS_PROTOCOL
-      )
-        return p
+    for (const p of offered) {
+      if ((REMOTE_COMMAND_WS_PROTOCOLS as readonly string[]).includes(p)) return p
+      if (p === PORT_FORWARD_WS_ALIAS) return PORT_FORWARD_WS_PROTOCOL
+    }
     return false
   },
 })
+
+/**
+ * `SPDY/3.1+portforward.k8s.io` is not an RFC 7230 token ('/' is a separator), and the ws
+ * library refuses such a Sec-WebSocket-Protocol header with 400 "Invalid Sec-WebSocket-Protocol
+ * header", where the real kubelet (Go) accepts it. The offer is renamed for ws's parser and the
+ * real name is answered, so kubectl >= 1.31 really tunnels port-forward over WebSocket here
+ * instead of silently falling back to SPDY.
+ */
+const PORT_FORWARD_WS_ALIAS = 'gatehouse-test-spdy-portforward'
 
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return (req.headers.upgrade ?? '').toLowerCase() === 'websocket'
@@ -50,6 +57,12 @@ export function acceptWebSocket(
   socket: Duplex,
   head: Buffer,
 ): Promise<WebSocket> {
+  const offered = req.headers['sec-websocket-protocol']
+  if (offered?.includes(PORT_FORWARD_WS_PROTOCOL))
+    req.headers['sec-websocket-protocol'] = offered.replace(
+      PORT_FORWARD_WS_PROTOCOL,
+      PORT_FORWARD_WS_ALIAS,
+    )
   return new Promise((resolve) => wss.handleUpgrade(req, socket, head, resolve))
 }
 

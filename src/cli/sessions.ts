@@ -1,0 +1,123 @@
+// `gatehouse sessions list|show|replay|kill`: sessions from the store named by gatehouse.yaml,
+// recordings from its recording store; kill goes through the admin API of the running replica.
+import { readFileSync } from 'node:fs'
+import { request } from 'node:https'
+import { join } from 'node:path'
+import { auditStoreFromConfig } from '../audit/index.ts'
+import type { GatewayConfig } from '../config/index.ts'
+import { localRecordingStore, readRecording, type AsciicastEvent } from '../sessions/recording.ts'
+import type { SessionQuery, SessionRecord } from '../sessions/record.ts'
+
+export async function withStore<T>(
+  config: GatewayConfig,
+  fn: (store: ReturnType<typeof auditStoreFromConfig>) => Promise<T>,
+): Promise<T> {
+  const store = auditStoreFromConfig(config.audit, config.dataDir, { readonly: true })
+  try {
+    return await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
+export function listSessions(config: GatewayConfig, q: SessionQuery): Promise<SessionRecord[]> {
+  return withStore(config, (s) => s.querySessions(q))
+}
+
+export function getSession(config: GatewayConfig, id: string): Promise<SessionRecord | undefined> {
+  return withStore(config, (s) => s.getSession(id))
+}
+
+export function recordingsOf(config: GatewayConfig): ReturnType<typeof localRecordingStore> {
+  return localRecordingStore(
+    config.sessions.recordings.local.dir ?? join(config.dataDir, 'recordings'),
+  )
+}
+
+export async function loadRecording(
+  config: GatewayConfig,
+  session: SessionRecord,
+): Promise<{ events: AsciicastEvent[]; truncated: boolean }> {
+  if (!session.recording) throw new Error(`session ${session.id} has no recording`)
+  const stream = recordingsOf(config).open(session.recording.key)
+  const opened = new Promise<void>((res, rej) => {
+    stream.once('open', () => res())
+    stream.once('error', (e) =>
+      rej(new Error(`the recording of session ${session.id} cannot be read: ${e.message}`)),
+    )
+  })
+  await opened
+  const r = await readRecording(stream)
+  return { events: r.events, truncated: r.truncated }
+}
+
+function what(s: SessionRecord): string {
+  if (s.kind === 'portforward') return (s.ports ?? []).map((p) => `:${p.port}`).join(',') || '-'
+  return s.command.join(' ') || (s.kind === 'attach' ? '(attach)' : '-')
+}
+
+export function formatSessions(sessions: readonly SessionRecord[]): string {
+  const rows = sessions.map((s) => [
+    s.startedAt,
+    s.identity?.name ?? '-',
+    s.kind,
+    `${s.namespace}/${s.pod}${s.container ? `:${s.container}` : ''}`,
+    what(s).slice(0, 40),
+    s.tty ? 'tty' : '-',
+    s.state,
+    s.exitCode === undefined ? '-' : String(s.exitCode),
+    s.durationMs === undefined ? '-' : `${(s.durationMs / 1000).toFixed(1)}s`,
+    s.id,
+  ])
+  const header = [
+    'STARTED',
+    'IDENTITY',
+    'KIND',
+    'POD',
+    'COMMAND',
+    'TTY',
+    'STATE',
+    'EXIT',
+    'DURATION',
+    'ID',
+  ]
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  return (
+    [header, ...rows]
+      .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
+      .join('\n') + '\n'
+  )
+}
+
+/** POST /api/v1/sessions/<id>/kill on this configuration's admin listener. */
+export async function killSession(
+  config: GatewayConfig,
+  id: string,
+  token: string,
+  opts: { url?: string; caFile?: string } = {},
+): Promise<{ code: number; body: string }> {
+  if (!config.admin && !opts.url)
+    throw new Error('the configuration has no admin listener (admin:); give --admin-url')
+  const listen = config.admin?.listen
+  const url = new URL(
+    `/api/v1/sessions/${encodeURIComponent(id)}/kill`,
+    opts.url ??
+      `https://${listen!.address === '0.0.0.0' ? '127.0.0.1' : listen!.address}:${listen!.port}`,
+  )
+  const ca = readFileSync(opts.caFile ?? join(config.dataDir, 'pki', 'ca.crt'))
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', ca, headers: { authorization: `Bearer ${token}` } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (d: Buffer) => chunks.push(d))
+        res.on('end', () =>
+          resolve({ code: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        )
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}

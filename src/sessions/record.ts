@@ -1,0 +1,140 @@
+// One session record per exec, attach, port-forward and followed log stream: who, into which
+// pod, what ran, over which protocol, how it ended, and where its recording is. Its id is the
+// request id of the upgrade (or log) request, so it joins that request's audit record and the
+// cluster's audit log (Audit-ID).
+import { z } from 'zod'
+import type { AuditRecord } from '../audit/record.ts'
+
+export type SessionState =
+  /** running now (or the replica that ran it stopped without closing it: see `incomplete`) */
+  | 'live'
+  /** ended by the client or the container; the recording is whole */
+  | 'complete'
+  /** ended by Gatehouse: a policy limit, an admin, a protocol error, a shutdown */
+  | 'terminated'
+  /** the replica stopped mid-session (crash): the recording holds what was written until then */
+  | 'incomplete'
+
+export interface PortActivity {
+  port: number
+  connections: number
+  bytesIn: number
+  bytesOut: number
+  errors: number
+}
+
+export interface SessionRecord {
+  id: string
+  kind: 'exec' | 'attach' | 'portforward' | 'log'
+  state: SessionState
+  /** ISO 8601 UTC */
+  startedAt: string
+  endedAt?: string
+  durationMs?: number
+  /** The Gatehouse replica that relayed it (host name and data directory). */
+  replica: string
+  cluster: string
+  identity: AuditRecord['identity']
+  principal: AuditRecord['principal']
+  source: AuditRecord['source']
+  namespace: string
+  pod: string
+  container: string
+  command: string[]
+  tty: boolean
+  stdin: boolean
+  protocol: { transport: string; subprotocol: string }
+  decision: { policy?: string; rule: string } | null
+  exitCode?: number
+  exitMessage?: string
+  bytes: { clientToUpstream: number; upstreamToClient: number }
+  ports?: PortActivity[]
+  recording?: {
+    /** Where the recording store keeps it. */
+    key: string
+    format: 'asciicast-v2+gzip'
+    /** Uncompressed event bytes written. */
+    bytes: number
+    stdinRecorded: boolean
+    /** Recording stopped before the session ended (the size limit with onLimit: stopRecording). */
+    stopped?: string
+  }
+  /** Why it ended: client closed, container exited, a limit, an admin kill, a protocol error. */
+  endReason?: string
+}
+
+export const sessionQuerySchema = z.strictObject({
+  identity: z.string().min(1).optional(),
+  cluster: z.string().min(1).optional(),
+  namespace: z.string().optional(),
+  pod: z.string().min(1).optional(),
+  kind: z.enum(['exec', 'attach', 'portforward', 'log']).optional(),
+  state: z.enum(['live', 'complete', 'terminated', 'incomplete']).optional(),
+  replica: z.string().min(1).optional(),
+  sinceMs: z.number().int().optional(),
+  untilMs: z.number().int().optional(),
+  limit: z.number().int().min(1).max(10_000).default(100),
+})
+
+export type SessionQuery = z.input<typeof sessionQuerySchema>
+
+export function sessionWhereClause(
+  q: SessionQuery,
+  placeholder: (i: number) => string,
+): { sql: string; params: unknown[] } {
+  const parts: string[] = []
+  const params: unknown[] = []
+  const add = (expr: (p: string) => string, value: unknown): void => {
+    parts.push(expr(placeholder(params.length)))
+    params.push(value)
+  }
+  if (q.identity !== undefined) {
+    if (q.identity.includes('*'))
+      add(
+        (p) => `identity LIKE ${p} ESCAPE '\\'`,
+        q.identity.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%'),
+      )
+    else add((p) => `identity = ${p}`, q.identity)
+  }
+  for (const k of ['cluster', 'namespace', 'pod', 'kind', 'state', 'replica'] as const)
+    if (q[k] !== undefined) add((p) => `${k} = ${p}`, q[k])
+  if (q.sinceMs !== undefined) add((p) => `start_ms >= ${p}`, q.sinceMs)
+  if (q.untilMs !== undefined) add((p) => `start_ms < ${p}`, q.untilMs)
+  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params }
+}
+
+export const SESSION_COLUMNS = [
+  'id',
+  'start_ms',
+  'end_ms',
+  'identity',
+  'cluster',
+  'namespace',
+  'pod',
+  'kind',
+  'state',
+  'replica',
+  'record',
+] as const
+
+export function sessionRow(s: SessionRecord): unknown[] {
+  return [
+    s.id,
+    Date.parse(s.startedAt),
+    s.endedAt ? Date.parse(s.endedAt) : null,
+    s.identity?.name ?? null,
+    s.cluster,
+    s.namespace,
+    s.pod,
+    s.kind,
+    s.state,
+    s.replica,
+    JSON.stringify(s),
+  ]
+}
+
+/** Portable upsert (SQLite >= 3.24 and PostgreSQL): a session row is written at start and end. */
+export function sessionUpsertSql(placeholder: (i: number) => string): string {
+  return `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map((_, i) => placeholder(i)).join(', ')})
+    ON CONFLICT (id) DO UPDATE SET end_ms = excluded.end_ms, state = excluded.state, record = excluded.record`
+}

@@ -1,0 +1,184 @@
+// Relays an upgraded session between the client and the API server through a tap. Every chunk
+// is shown to the tap first and then forwarded unchanged, with backpressure in both directions
+// (a slow reader slows its writer, as with pipe()). A chunk the tap cannot parse is not
+// forwarded: the session ends (fail closed; Gatehouse does not relay what it cannot record).
+//
+// Gatehouse can speak last: terminate() waits for the current upstream-to-client frame to end,
+// sends the dialect's termination (a Status on the error channel, then a close), and closes
+// both sides.
+import type { Duplex } from 'node:stream'
+import { TapProtocolError, type SessionTap } from './tap.ts'
+
+export interface RelayEnd {
+  clientToUpstream: number
+  upstreamToClient: number
+  /** Who ended it: the client, the upstream (the container or the API server), or Gatehouse. */
+  endedBy: 'client' | 'upstream' | 'gatehouse'
+  /** A protocol error, when the tap refused bytes. */
+  protocolError?: string
+}
+
+export interface SessionRelay {
+  readonly closed: Promise<RelayEnd>
+  /** Ends the session with a message the client prints; idempotent. */
+  terminate(message: string, reason: string): void
+}
+
+/** How long a terminate waits for the current frame to end before it just closes. */
+const BOUNDARY_WAIT_MS = 2000
+/** After the upstream closed, how long buffered bytes may take to reach the client. */
+const CLIENT_DRAIN_MS = 5000
+
+export function relaySession(opts: {
+  client: Duplex
+  upstream: Duplex
+  /** Bytes the upstream sent right after its 101 head (already part of the session). */
+  first: Buffer
+  tap: SessionTap
+  /** Called for every chunk either way (idle timers). */
+  onActivity?: () => void
+}): SessionRelay {
+  const { client, upstream, tap } = opts
+  let c2u = 0
+  let u2c = 0
+  let endedBy: RelayEnd['endedBy'] | undefined
+  let protocolError: string | undefined
+  let terminating: { bytes: Buffer } | undefined
+  let boundaryTimer: NodeJS.Timeout | undefined
+  /** Inside a data handler: the tap's state is mid-chunk, so a terminate must wait for its end. */
+  let busy = false
+  let resolveClosed!: (e: RelayEnd) => void
+  const closed = new Promise<RelayEnd>((r) => (resolveClosed = r))
+
+  const fail = (side: 'client' | 'upstream', e: unknown): void => {
+    protocolError ??= `malformed ${side === 'client' ? 'client' : 'upstream'} frame: ${e instanceof Error ? e.message : String(e)}`
+    endedBy ??= 'gatehouse'
+    client.destroy()
+    upstream.destroy()
+  }
+
+  /** Sends the termination and closes: called at an upstream-to-client frame boundary. */
+  const finishTermination = (): void => {
+    if (!terminating) return
+    clearTimeout(boundaryTimer)
+    upstream.removeListener('data', fromUpstream)
+    upstream.destroy()
+    if (client.writable) {
+      client.write(terminating.bytes)
+      client.end()
+    }
+    setTimeout(() => client.destroy(), CLIENT_DRAIN_MS).unref()
+  }
+
+  const fromClient = (chunk: Buffer): void => {
+    if (terminating) return
+    busy = true
+    try {
+      tap.fromClient(chunk)
+    } catch (e) {
+      return fail('client', e)
+    } finally {
+      busy = false
+    }
+    c2u += chunk.length
+    opts.onActivity?.()
+    if (!upstream.write(chunk)) {
+      client.pause()
+      upstream.once('drain', () => client.resume())
+    }
+  }
+
+  function fromUpstream(chunk: Buffer): void {
+    let forward = chunk
+    let boundary = false
+    if (terminating) {
+      // only the rest of the frame in flight, then Gatehouse's own frames
+      const n = tap.upstreamBytesToBoundary()
+      forward = chunk.subarray(0, Math.min(n, chunk.length))
+      boundary = n <= chunk.length
+    }
+    if (forward.length) {
+      busy = true
+      try {
+        tap.fromUpstream(forward)
+      } catch (e) {
+        return fail('upstream', e)
+      } finally {
+        busy = false
+      }
+      u2c += forward.length
+      opts.onActivity?.()
+      if (!client.write(forward) && !terminating) {
+        upstream.pause()
+        client.once('drain', () => upstream.resume())
+      }
+    }
+    if (boundary) finishTermination()
+  }
+
+  client.on('data', fromClient)
+  upstream.on('data', fromUpstream)
+  client.on('end', () => {
+    if (!terminating) upstream.end()
+  })
+  upstream.on('end', () => {
+    if (!terminating) client.end()
+  })
+  client.on('error', () => upstream.destroy())
+  upstream.on('error', () => client.destroy())
+
+  let open = 2
+  const sideClosed = (): void => {
+    if (--open > 0) return
+    clearTimeout(boundaryTimer)
+    resolveClosed({
+      clientToUpstream: c2u,
+      upstreamToClient: u2c,
+      endedBy: endedBy ?? 'client',
+      ...(protocolError ? { protocolError } : {}),
+    })
+  }
+  client.once('close', () => {
+    endedBy ??= 'client'
+    upstream.destroy()
+    sideClosed()
+  })
+  upstream.once('close', () => {
+    endedBy ??= 'upstream'
+    if (!terminating) {
+      client.end()
+      setTimeout(() => client.destroy(), CLIENT_DRAIN_MS).unref()
+    }
+    sideClosed()
+  })
+
+  if (opts.first.length) fromUpstream(opts.first)
+  upstream.resume()
+
+  return {
+    closed,
+    terminate(message, reason) {
+      if (terminating || open < 2) return
+      // Called from an observer while the tap reads a chunk (a limit reached mid-chunk): finish
+      // relaying that chunk first, then speak at the boundary.
+      if (busy) return queueMicrotask(() => this.terminate(message, reason))
+      endedBy ??= 'gatehouse'
+      client.removeListener('data', fromClient)
+      let bytes: Buffer
+      try {
+        bytes = tap.termination(message, reason)
+      } catch (e) {
+        bytes = Buffer.alloc(0)
+        if (!(e instanceof TapProtocolError)) throw e
+      }
+      terminating = { bytes }
+      upstream.resume()
+      if (tap.upstreamBytesToBoundary() === 0) return finishTermination()
+      boundaryTimer = setTimeout(() => {
+        // the frame never ended: close without Gatehouse's message rather than corrupt the stream
+        terminating = { bytes: Buffer.alloc(0) }
+        finishTermination()
+      }, BOUNDARY_WAIT_MS)
+    },
+  }
+}

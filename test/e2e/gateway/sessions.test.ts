@@ -1,0 +1,536 @@
+// Sessions through Gatehouse with real kubectl (1.35 and 1.32 over WebSocket, 1.35 forced onto
+// SPDY, 1.20 over SPDY): what the client sees is unchanged, every exec/attach/port-forward has
+// a session record, and `gatehouse sessions replay` reproduces stdout and stderr byte for byte.
+// Governing: a denied command never reaches the API server (its audit log is the oracle), a
+// duration cap, an idle timeout and a recording limit end running sessions with a message
+// kubectl prints, and an admin kill ends a live one.
+import assert from 'node:assert/strict'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { connect } from 'node:net'
+import { kubectl, readAuditEvents, runBinary, type KubectlVersion } from '../../harness/index.ts'
+import { kubectlPath, repoRoot } from '../../harness/binaries.ts'
+import type { SessionRecord } from '../../../src/sessions/record.ts'
+import { namespaceWithPods, Terminal } from '../support.ts'
+import { CI_REPOSITORY, SA_NAMESPACE, useGatewayEnv, type GatewayEnv } from './env.ts'
+import { gatewayTarget } from './target.ts'
+
+const RUN = Math.random().toString(36).slice(2, 6)
+const BOT = 'db-bot'
+const CLI = join(repoRoot, 'build', 'src', 'cli', 'main.js')
+
+function sessionPolicies(dir: string): string[] {
+  const out = join(dir, 'session-policies')
+  mkdirSync(out, { recursive: true })
+  writeFileSync(
+    join(out, 'ci.yaml'),
+    `apiVersion: gatehouse.dev/v1alpha1
+kind: Policy
+metadata:
+  name: e2e-sessions-ci
+spec:
+  subjects:
+    - name: 'github:*'
+  rules:
+    - name: capped
+      action: allow
+      verbs: ['*']
+      resources: ['pods/exec', 'pods/attach']
+      namespaces: ['gw-sess-capped-*']
+      session: { maxDuration: 2s }
+    - name: idle
+      action: allow
+      verbs: ['*']
+      resources: ['pods/exec']
+      namespaces: ['gw-sess-idle-*']
+      session: { idleTimeout: 2s }
+    - name: small-recordings
+      action: allow
+      verbs: ['*']
+      resources: ['pods/exec']
+      namespaces: ['gw-sess-limit-*']
+      session: { maxRecordingBytes: 65536 }
+    - name: everything
+      action: allow
+      verbs: ['*']
+`,
+  )
+  writeFileSync(
+    join(out, 'bots.yaml'),
+    `apiVersion: gatehouse.dev/v1alpha1
+kind: Policy
+metadata:
+  name: e2e-sessions-bots
+spec:
+  subjects:
+    - name: 'k8s:serviceaccount:${SA_NAMESPACE}:${BOT}'
+  rules:
+    - name: pg-dump-only
+      action: allow
+      verbs: ['*']
+      resources: ['pods/exec']
+      exec: { commands: ['pg_dump', 'pg_dump *'] }
+    - name: no-shells
+      action: deny
+      verbs: ['*']
+      resources: ['pods/exec', 'pods/attach']
+      exec: { commands: ['sh', 'sh *', '*/sh', '*/sh *', 'bash', 'bash *', '*/bash', '*/bash *'] }
+      message: bots may not run a shell
+    - name: see-pods
+      action: allow
+      verbs: [get, list]
+      resources: [pods]
+`,
+  )
+  return [out]
+}
+
+function execDialects(version: KubectlVersion): { name: string; env: Record<string, string> }[] {
+  if (version === '1.20') return [{ name: 'spdy', env: {} }]
+  const out = [{ name: 'ws', env: {} }]
+  if (version === '1.35')
+    out.push({ name: 'spdy', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } })
+  return out
+}
+
+/** kubectl's own log line for a client-go race on the kubelet's ready frame (see kubectl-streams.ts). */
+function withoutClientGoNoise(stderr: string): string {
+  return stderr.replace(
+    /^E\d{4} [\d:.]+ +\d+ websocket\.go:\d+\] Unknown stream id \d+, discarding message\n/gm,
+    '',
+  )
+}
+
+async function sessionsIn(env: GatewayEnv, namespace: string, n = 1): Promise<SessionRecord[]> {
+  const store = env.gatehouse.server.audit.store
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const found = await store.querySessions({ namespace })
+    const ended = found.filter((s) => s.state !== 'live')
+    if (ended.length >= n) return ended.reverse()
+    if (Date.now() > deadline)
+      throw new Error(
+        `expected ${n} ended sessions in ${namespace}, found ${JSON.stringify(found)}`,
+      )
+    await sleep(50)
+  }
+}
+
+async function replay(env: GatewayEnv, id: string, ...flags: string[]) {
+  const r = await runBinary(
+    process.execPath,
+    [CLI, 'sessions', 'replay', '--config', env.gatehouse.configFile, ...flags, id],
+    { kubeconfig: '/dev/null' },
+  )
+  assert.equal(r.code, 0, r.stderr)
+  return r
+}
+
+describe('sessions through Gatehouse', () => {
+  const env = useGatewayEnv({
+    policies: (_issuer, dir) => sessionPolicies(dir),
+    overrides: {
+      admin: { listen: { address: '127.0.0.1', port: 0 }, subjects: [{ name: 'github:*' }] },
+    },
+  })
+  const target = gatewayTarget(env)
+
+  for (const version of ['1.35', '1.32', '1.20'] as const) {
+    for (const dialect of execDialects(version)) {
+      const tag = `${version.replace('.', '')}-${dialect.name}-${RUN}`
+
+      test(`kubectl ${version} (${dialect.name}): exec with stdin, recorded and replayed byte for byte`, async () => {
+        const e = env()
+        const ns = `gw-sess-exec-${tag}`
+        await namespaceWithPods(e.cluster, ns, { box: {} })
+        const kubeconfig = await target().kubeconfig(version)
+        const input = Array.from({ length: 300 }, (_, i) => `line ${i} ünïcødé`).join('\n') + '\n'
+        const r = await kubectl(
+          version,
+          ['-n', ns, 'exec', '-i', 'box', '--', 'sh', '-c', 'cat; echo to-stderr >&2; exit 3'],
+          { kubeconfig, env: dialect.env, stdin: input },
+        )
+        assert.equal(r.code, 3, r.stderr)
+        assert.equal(r.stdout, input)
+        assert.equal(
+          withoutClientGoNoise(r.stderr),
+          'to-stderr\ncommand terminated with exit code 3\n',
+        )
+
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.kind, 'exec')
+        assert.equal(s!.state, 'complete')
+        assert.equal(s!.exitCode, 3)
+        assert.deepEqual(s!.command, ['sh', '-c', 'cat; echo to-stderr >&2; exit 3'])
+        assert.equal(s!.identity?.name, `github:${CI_REPOSITORY}`)
+        assert.equal(s!.protocol.transport, dialect.name === 'ws' ? 'websocket' : 'spdy')
+        const played = await replay(e, s!.id, '--dump')
+        assert.equal(played.stdout, r.stdout)
+        assert.equal(played.stderr, 'to-stderr\n')
+        // the script is recorded: stdin events hold exactly what was piped in
+        const events = await replay(e, s!.id, '--events')
+        const stdin = events.stdout
+          .split('\n')
+          .filter((l) => / stdin {4}/.test(l))
+          .map((l) => JSON.parse(l.slice(l.indexOf('"'))) as string)
+          .join('')
+        assert.equal(stdin, input)
+        // the session joins the request's audit record (same id)
+        const auditRecord = await e.gatehouse.server.audit.store.get(s!.id)
+        assert.equal(auditRecord?.request?.subresource, 'exec')
+      })
+
+      test(`kubectl ${version} (${dialect.name}): interactive TTY exec, replay equals the screen, resize kept`, async () => {
+        const e = env()
+        const ns = `gw-sess-tty-${tag}`
+        await namespaceWithPods(e.cluster, ns, { shell: {} })
+        const kubeconfig = await target().kubeconfig(version)
+        const term = new Terminal(
+          [kubectlPath(version), '-n', ns, 'exec', '-it', 'shell', '--', 'sh'],
+          {
+            env: { KUBECONFIG: kubeconfig, ...dialect.env },
+            cols: 100,
+            rows: 30,
+          },
+        )
+        try {
+          await term.waitFor('# ')
+          term.type('stty size\r')
+          await term.waitFor('30 100\r\n')
+          term.type('echo typed\r')
+          await term.waitFor('typed\r\n# ')
+          term.type('exit 4\r')
+          assert.equal(await term.exited, 4)
+        } finally {
+          term.kill()
+        }
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.tty, true)
+        assert.equal(s!.exitCode, 4)
+        const played = await replay(e, s!.id, '--dump')
+        assert.ok(played.stdout.length > 20)
+        // what the terminal showed: the session's output, then kubectl's own exit message
+        assert.ok(
+          term.output.startsWith(played.stdout),
+          `terminal:\n${JSON.stringify(term.output)}\nreplay:\n${JSON.stringify(played.stdout)}`,
+        )
+        assert.match(
+          term.output.slice(played.stdout.length),
+          /^(\r\n)?command terminated with exit code 4/,
+        )
+        const events = await replay(e, s!.id, '--events')
+        assert.match(events.stdout, / resize {4}"100x30"/)
+      })
+
+      test(`kubectl ${version} (${dialect.name}): attach recorded`, async () => {
+        const e = env()
+        const ns = `gw-sess-attach-${tag}`
+        await namespaceWithPods(e.cluster, ns, { main: {} })
+        const kubeconfig = await target().kubeconfig(version)
+        const r = await kubectl(version, ['-n', ns, 'attach', '-i', 'main'], {
+          kubeconfig,
+          env: dialect.env,
+          stdin: 'echo attached\nexit 0\n',
+        })
+        assert.equal(r.code, 0, r.stderr)
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.kind, 'attach')
+        const played = await replay(e, s!.id, '--dump')
+        assert.equal(played.stdout, r.stdout)
+      })
+    }
+  }
+
+  for (const [version, name, pfEnv, transport] of [
+    ['1.35', 'SPDY over WebSocket', {}, 'spdy-over-websocket'],
+    ['1.35', 'SPDY', { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, 'spdy'],
+    ['1.32', 'SPDY over WebSocket', {}, 'spdy-over-websocket'],
+    ['1.20', 'SPDY', {}, 'spdy'],
+  ] as const) {
+    test(`kubectl ${version}: port-forward over ${name}: connections and bytes per port recorded`, async () => {
+      const e = env()
+      const ns = `gw-sess-pf-${version.replace('.', '')}-${transport}-${RUN}`
+      await namespaceWithPods(e.cluster, ns, { web: {} })
+      const kubeconfig = await target().kubeconfig(version)
+      const abort = new AbortController()
+      let out = ''
+      let ready: (port: number) => void = () => undefined
+      const localPort = new Promise<number>((resolve) => (ready = resolve))
+      const pf = runBinary(kubectlPath(version), ['-n', ns, 'port-forward', 'pod/web', ':7000'], {
+        kubeconfig,
+        env: pfEnv,
+        signal: abort.signal,
+        timeoutMs: 60_000,
+        onStdout: (d) => {
+          out += d
+          const m = /Forwarding from 127\.0\.0\.1:(\d+) -> 7000/.exec(out)
+          if (m) ready(Number(m[1]))
+        },
+      })
+      const payload = Buffer.alloc(100_000, 'port-forward bytes ')
+      try {
+        const port = await localPort
+        const echoed = await new Promise<Buffer>((resolve, reject) => {
+          const sock = connect(port, '127.0.0.1')
+          const chunks: Buffer[] = []
+          let got = 0
+          sock.on('data', (d: Buffer) => {
+            chunks.push(d)
+            got += d.length
+            if (got >= payload.length) sock.end()
+          })
+          sock.on('error', reject)
+          sock.on('close', () => resolve(Buffer.concat(chunks)))
+          sock.write(payload)
+        })
+        assert.ok(echoed.equals(payload))
+        // the session is live while kubectl runs
+        const live = e.gatehouse.server.sessions.live().filter((s) => s.namespace === ns)
+        assert.equal(live.length, 1)
+      } finally {
+        abort.abort()
+        await pf
+      }
+      const [s] = await sessionsIn(e, ns)
+      assert.equal(s!.kind, 'portforward')
+      assert.equal(s!.protocol.transport, transport)
+      const p = s!.ports?.find((x) => x.port === 7000)
+      assert.ok(p, JSON.stringify(s))
+      assert.ok(p.connections >= 1)
+      assert.equal(p.bytesIn, payload.length)
+      assert.equal(p.bytesOut, payload.length)
+    })
+  }
+
+  describe('governing sessions (kubectl 1.35, WebSocket and SPDY)', () => {
+    for (const dialect of execDialects('1.35')) {
+      const tag = `${dialect.name}-${RUN}`
+
+      test(`${dialect.name}: a bot may run pg_dump but not a shell; the shell never reaches the API server`, async () => {
+        const e = env()
+        const ns = `gw-sess-bot-${tag}`
+        await namespaceWithPods(e.cluster, ns, { db: {} })
+        const kubeconfig = e.gatehouse.kubeconfig({
+          token: await e.serviceAccountToken(BOT),
+          name: `bot-${tag}`,
+        })
+        const denied = await kubectl(
+          '1.35',
+          ['-n', ns, 'exec', 'db', '--', 'sh', '-c', 'cat /etc/passwd'],
+          {
+            kubeconfig,
+            env: dialect.env,
+          },
+        )
+        assert.notEqual(denied.code, 0)
+        assert.match(denied.stderr, /Forbidden/)
+        assert.match(denied.stderr, /bots may not run a shell/)
+        assert.match(denied.stderr, /command: "sh -c cat \/etc\/passwd"/)
+        assert.match(denied.stderr, /policy 'e2e-sessions-bots', rule 'no-shells'/)
+
+        const allowed = await kubectl(
+          '1.35',
+          ['-n', ns, 'exec', 'db', '--', 'pg_dump', '--schema-only'],
+          {
+            kubeconfig,
+            env: dialect.env,
+          },
+        )
+        // the fake container has no pg_dump: what matters is that it ran in the pod
+        assert.doesNotMatch(allowed.stderr, /Forbidden/)
+        const [s] = await sessionsIn(e, ns)
+        assert.deepEqual(s!.command, ['pg_dump', '--schema-only'])
+        assert.equal(s!.decision?.rule, 'pg-dump-only')
+
+        // the API server's audit log: the pg_dump exec arrived, the shell never did
+        await sleep(1000)
+        const execs = readAuditEvents(e.cluster.auditLogPath).filter(
+          (ev) => ev.objectRef?.namespace === ns && ev.objectRef?.subresource === 'exec',
+        )
+        assert.ok(execs.some((ev) => ev.requestURI.includes('command=pg_dump')))
+        assert.ok(!execs.some((ev) => ev.requestURI.includes('command=sh')))
+      })
+
+      test(`${dialect.name}: a duration cap ends a running session with a message kubectl prints`, async () => {
+        const e = env()
+        const ns = `gw-sess-capped-${tag}`
+        await namespaceWithPods(e.cluster, ns, { box: {} })
+        const kubeconfig = await target().kubeconfig('1.35')
+        const started = Date.now()
+        const r = await kubectl(
+          '1.35',
+          ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo started; sleep 30'],
+          {
+            kubeconfig,
+            env: dialect.env,
+            timeoutMs: 20_000,
+          },
+        )
+        assert.ok(Date.now() - started < 15_000, 'the session outlived its cap')
+        assert.notEqual(r.code, 0)
+        assert.equal(r.stdout, 'started\n')
+        assert.match(r.stderr, /maximum duration of 2s/)
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.state, 'terminated')
+        assert.match(s!.endReason ?? '', /maximum duration of 2s/)
+        const played = await replay(e, s!.id, '--dump')
+        assert.equal(played.stdout, 'started\n')
+      })
+
+      test(`${dialect.name}: an idle session is ended after its idle timeout`, async () => {
+        const e = env()
+        const ns = `gw-sess-idle-${tag}`
+        await namespaceWithPods(e.cluster, ns, { box: {} })
+        const kubeconfig = await target().kubeconfig('1.35')
+        const r = await kubectl(
+          '1.35',
+          ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo a; sleep 1; echo b; sleep 30'],
+          {
+            kubeconfig,
+            env: dialect.env,
+            timeoutMs: 20_000,
+          },
+        )
+        assert.equal(r.stdout, 'a\nb\n')
+        assert.match(r.stderr, /idle for 2s/)
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.state, 'terminated')
+      })
+
+      test(`${dialect.name}: a session whose recording would pass its limit is ended (fail closed)`, async () => {
+        const e = env()
+        const ns = `gw-sess-limit-${tag}`
+        await namespaceWithPods(e.cluster, ns, { box: {} })
+        const kubeconfig = await target().kubeconfig('1.35')
+        const r = await kubectl('1.35', ['-n', ns, 'exec', 'box', '--', 'bytes', '1000000'], {
+          kubeconfig,
+          env: dialect.env,
+          timeoutMs: 20_000,
+        })
+        assert.notEqual(r.code, 0)
+        assert.match(r.stderr, /recording reached the limit of 65536 bytes/)
+        assert.ok(r.stdout.length < 1_000_000)
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.state, 'terminated')
+        assert.ok(s!.recording!.bytes <= 65536 + 200, String(s!.recording!.bytes))
+      })
+
+      test(`${dialect.name}: an admin kills a live session; the client is told`, async () => {
+        const e = env()
+        const ns = `gw-sess-kill-${tag}`
+        await namespaceWithPods(e.cluster, ns, { box: {} })
+        const kubeconfig = await target().kubeconfig('1.35')
+        const running = kubectl(
+          '1.35',
+          ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo running; sleep 30'],
+          {
+            kubeconfig,
+            env: dialect.env,
+            timeoutMs: 30_000,
+          },
+        )
+        let live: SessionRecord | undefined
+        const deadline = Date.now() + 10_000
+        while (!live && Date.now() < deadline) {
+          live = e.gatehouse.server.sessions.live().find((s) => s.namespace === ns)
+          if (!live) await sleep(50)
+        }
+        assert.ok(live, 'the session never went live')
+        const tokenFile = join(e.dir, `admin-token-${tag}`)
+        writeFileSync(tokenFile, await e.issuer.mintGitHubActions({ repository: CI_REPOSITORY }), {
+          mode: 0o600,
+        })
+        const adminUrl = e.gatehouse.server.admin!.url
+        const kill = await runBinary(
+          process.execPath,
+          [
+            CLI,
+            'sessions',
+            'kill',
+            '--config',
+            e.gatehouse.configFile,
+            '--admin-url',
+            adminUrl,
+            '--token-file',
+            tokenFile,
+            live.id,
+          ],
+          { kubeconfig: '/dev/null' },
+        )
+        assert.equal(kill.code, 0, kill.stderr)
+        const r = await running
+        assert.notEqual(r.code, 0)
+        assert.match(r.stderr, /terminated by a Gatehouse administrator/)
+        const [s] = await sessionsIn(e, ns)
+        assert.equal(s!.state, 'terminated')
+        assert.match(s!.endReason ?? '', /killed by github:/)
+        // a second kill: the session is over
+        const again = await runBinary(
+          process.execPath,
+          [
+            CLI,
+            'sessions',
+            'kill',
+            '--config',
+            e.gatehouse.configFile,
+            '--admin-url',
+            adminUrl,
+            '--token-file',
+            tokenFile,
+            live.id,
+          ],
+          { kubeconfig: '/dev/null' },
+        )
+        assert.equal(again.code, 1)
+        assert.match(again.stderr, /already ended/)
+      })
+    }
+  })
+
+  test('sessions list filters by namespace and kind; show prints the record', async () => {
+    const e = env()
+    const ns = `gw-sess-list-${RUN}`
+    await namespaceWithPods(e.cluster, ns, { box: {} })
+    const kubeconfig = await target().kubeconfig('1.35')
+    await kubectl('1.35', ['-n', ns, 'exec', 'box', '--', 'echo', 'listed'], { kubeconfig })
+    const [s] = await sessionsIn(e, ns)
+    const list = await runBinary(
+      process.execPath,
+      [
+        CLI,
+        'sessions',
+        'list',
+        '--config',
+        e.gatehouse.configFile,
+        '--namespace',
+        ns,
+        '--kind',
+        'exec',
+      ],
+      { kubeconfig: '/dev/null' },
+    )
+    assert.equal(list.code, 0, list.stderr)
+    const lines = list.stdout.trim().split('\n')
+    assert.equal(lines.length, 2)
+    assert.match(lines[0]!, /^STARTED +IDENTITY +KIND +POD +COMMAND/)
+    assert.match(
+      lines[1]!,
+      new RegExp(`exec +${ns}/box:main +echo listed .*complete +0 .*${s!.id}$`),
+    )
+    const show = await runBinary(
+      process.execPath,
+      [CLI, 'sessions', 'show', '--config', e.gatehouse.configFile, s!.id],
+      { kubeconfig: '/dev/null' },
+    )
+    assert.equal((JSON.parse(show.stdout) as SessionRecord).id, s!.id)
+    const bad = await runBinary(
+      process.execPath,
+      [CLI, 'sessions', 'list', '--config', e.gatehouse.configFile, '--state', 'running'],
+      { kubeconfig: '/dev/null' },
+    )
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /--state/)
+  })
+})
