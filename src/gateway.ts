@@ -70,6 +70,10 @@ export function createClusters(config: GatewayConfig): ReadonlyMap<string, Upstr
 export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway {
   const clusters = deps.clusters ?? createClusters(config)
   const warnings = [...clusters.values()].flatMap((c) => c.warnings)
+  if (!config.sessions.record)
+    warnings.push(
+      'sessions.record is false: exec, attach and port-forward are relayed without session records, recordings, limits or kill',
+    )
   const inflight = new Set<RequestContext>()
   const tunnels = new Set<Duplex>()
   let draining = false

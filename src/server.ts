@@ -81,7 +81,7 @@ export async function startServer(
     clusters,
     policies,
     audit,
-    sessions,
+    ...(config.sessions.record ? { sessions } : {}),
   })
   for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)
   const listener = await listen(config, gateway)

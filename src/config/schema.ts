@@ -125,6 +125,12 @@ export const auditSchema = z.strictObject({
 })
 
 export const sessionsSchema = z.strictObject({
+  /**
+   * false: exec, attach and port-forward are relayed byte for byte without a session record,
+   * recording, command limits or kill (a loud warning at start and in /readyz). For benchmarks
+   * and for clusters where another layer records sessions; never the default.
+   */
+  record: z.boolean().default(true),
   /** Where recordings are kept; default <dataDir>/recordings. */
   recordings: z
     .strictObject({
@@ -189,6 +195,7 @@ export const gatewayConfigSchema = z
       maxBodyBytes: 64 * 1024,
     }),
     sessions: sessionsSchema.default({
+      record: true,
       recordings: { local: {} },
       maxRecordingBytes: 1024 * 1024 * 1024,
       onRecordingLimit: 'terminate',
