@@ -61,11 +61,28 @@ export function replicaName(dataDir: string): string {
   return `${hostname()}:${resolve(dataDir)}`
 }
 
+/** A recorded `pods/log` response (also `follow=true`): its body as one text stream. */
+export interface LogSession {
+  readonly record: SessionRecord
+  chunk(data: Buffer): void
+  /** Called when the recording limit ends the stream (the forward stage aborts the response). */
+  onTerminate(fn: () => void): void
+  /** status 0: no answer from the API server. */
+  end(status: number, bytes: number, reason?: string): Promise<void>
+}
+
 export interface LiveSession {
   readonly record: SessionRecord
   /** Relays the upgraded connection; resolves once the session ended and its record is saved. */
   relay(client: Duplex, upstream: Duplex, first: Buffer): Promise<RelayEnd>
   terminate(message: string, reason: string): void
+}
+
+/** What the manager keeps of a live session: enough to list it, end it, and wait for it. */
+interface LiveEntry {
+  snapshot(): SessionRecord
+  terminate(message: string, reason: string): void
+  readonly ended: Promise<void>
 }
 
 export class SessionManager {
@@ -74,7 +91,7 @@ export class SessionManager {
   readonly #defaults: SessionsConfig
   readonly #logger: Logger
   readonly replica: string
-  readonly #live = new Map<string, Session>()
+  readonly #live = new Map<string, LiveEntry>()
 
   constructor(opts: {
     store: AuditStore
@@ -214,6 +231,148 @@ export class SessionManager {
     return session
   }
 
+  /** Starts recording a pod's log stream; saved before the request goes upstream (fail closed). */
+  async beginLog(ctx: RequestContext): Promise<LogSession> {
+    const limits = sessionLimits(this.#defaults, ctx.decision?.obligations.session)
+    const audit = buildAuditRecord(ctx, undefined, { maxBodyBytes: 0 })
+    const query = new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? '')
+    const info = ctx.requestInfo!
+    const startedAt = new Date()
+    const start = performance.now()
+    const record: SessionRecord = {
+      id: ctx.id,
+      kind: 'log',
+      state: 'live',
+      startedAt: startedAt.toISOString(),
+      replica: this.replica,
+      cluster: ctx.cluster!.name,
+      identity: audit.identity,
+      principal: audit.principal,
+      source: audit.source,
+      namespace: info.namespace,
+      pod: info.name,
+      container: query.get('container') ?? '',
+      command: [],
+      tty: false,
+      stdin: false,
+      protocol: {
+        transport: 'http',
+        subprotocol: query.get('follow') === 'true' ? 'log follow' : 'log',
+      },
+      decision: ctx.decision
+        ? {
+            ...(ctx.decision.policy ? { policy: ctx.decision.policy } : {}),
+            rule: ctx.decision.rule,
+          }
+        : null,
+      bytes: { clientToUpstream: 0, upstreamToClient: 0 },
+      recording: {
+        key: recordingKey(ctx.id, startedAt),
+        format: 'asciicast-v2+gzip',
+        bytes: 0,
+        stdinRecorded: false,
+      },
+    }
+    try {
+      await this.#store.saveSession(record)
+    } catch (e) {
+      throw new GatewayError(
+        'GW_AUDIT_UNAVAILABLE',
+        'Gatehouse cannot record log streams right now (its audit store is failing)',
+        { cause: e, detail: String(e) },
+      )
+    }
+    let terminate: (() => void) | undefined
+    let limited: string | undefined
+    const writer = new AsciicastWriter(
+      this.#recordings.create(record.recording!.key),
+      {
+        width: 80,
+        height: 24,
+        timestamp: Math.floor(startedAt.getTime() / 1000),
+        title: `logs ${record.namespace}/${record.pod}${record.container ? ` (${record.container})` : ''}`,
+        gatehouse: {
+          session: record.id,
+          kind: 'log',
+          identity: record.identity?.name,
+          cluster: record.cluster,
+          namespace: record.namespace,
+          pod: record.pod,
+          container: record.container,
+          query: ctx.upstreamPath?.split('?')[1] ?? '',
+        },
+      },
+      {
+        start,
+        maxBytes: limits.maxRecordingBytes,
+        onLimit: () => {
+          if (limited) return
+          limited = `recording limit of ${limits.maxRecordingBytes} bytes reached`
+          writer.stop(limited)
+          if (limits.onRecordingLimit === 'terminate') terminate?.()
+        },
+      },
+    )
+    let resolveEnded!: () => void
+    this.#live.set(record.id, {
+      snapshot: () => ({ ...record, recording: { ...record.recording!, bytes: writer.bytes } }),
+      terminate: (_message, reason) => {
+        limited ??= reason
+        writer.stop(reason)
+        terminate?.()
+      },
+      ended: new Promise<void>((r) => (resolveEnded = r)),
+    })
+    const store = this.#store
+    const logger = this.#logger
+    const live = this.#live
+    return {
+      record,
+      chunk(data) {
+        writer.text('o', data)
+      },
+      onTerminate(fn) {
+        terminate = fn
+      },
+      async end(status, bytes, reason) {
+        live.delete(record.id)
+        resolveEnded()
+        await writer.close().catch(() => undefined)
+        const endedEarly =
+          limited !== undefined &&
+          (limits.onRecordingLimit === 'terminate' || !limited.startsWith('recording limit'))
+        const final: SessionRecord = {
+          ...record,
+          state: endedEarly ? 'terminated' : 'complete',
+          endedAt: new Date().toISOString(),
+          durationMs: Math.round(performance.now() - start),
+          bytes: { clientToUpstream: 0, upstreamToClient: bytes },
+          recording: {
+            ...record.recording!,
+            bytes: writer.bytes,
+            ...(limited && !endedEarly ? { stopped: limited } : {}),
+          },
+          endReason:
+            reason ??
+            (endedEarly && limited
+              ? limited
+              : status === 200
+                ? 'the log stream ended'
+                : `the API server answered ${status}`),
+        }
+        Object.assign(record, final)
+        await store
+          .saveSession(final)
+          .catch((e: unknown) =>
+            logger.error(
+              { session: record.id, error: String(e) },
+              'session record could not be saved',
+            ),
+          )
+      },
+    }
+  }
+
   /** Ends every live session (shutdown): clients are told, records are saved. */
   async shutdown(): Promise<void> {
     const ends = [...this.#live.values()].map((s) => {
@@ -224,7 +383,7 @@ export class SessionManager {
   }
 }
 
-class Session implements LiveSession {
+class Session implements LiveSession, LiveEntry {
   readonly record: SessionRecord
   readonly #limits: SessionLimits
   readonly #dialect: Dialect

@@ -90,6 +90,10 @@ export async function forwardRequest(opts: {
   warnings?: readonly string[]
   /** Keep up to this many bytes of the response body (for the audit record). */
   captureBytes?: number
+  /** Given the status, may return a reader of every body chunk, in order (log recording). */
+  bodyTap?: (status: number) => ((chunk: Buffer) => void) | undefined
+  /** Set once the response started: aborts it (a recording limit), the client sees it end. */
+  abortable?: { abort?: () => void }
 }): Promise<ForwardResult> {
   const { cluster, req, res } = opts
   const method = (req.method ?? 'GET').toUpperCase()
@@ -152,7 +156,14 @@ export async function forwardRequest(opts: {
   const capture = opts.captureBytes ?? 0
   const head: Buffer[] = []
   let headBytes = 0
+  if (opts.abortable)
+    opts.abortable.abort = () => {
+      upstream.body.destroy()
+      res.destroy()
+    }
+  const onChunk = opts.bodyTap?.(upstream.statusCode)
   upstream.body.on('data', (c: Buffer) => {
+    onChunk?.(c)
     responseBytes += c.length
     if (headBytes < capture) {
       const part = c.subarray(0, capture - headBytes)

@@ -20,6 +20,17 @@ function captureBytes(ctx: RequestContext, max: number): number {
   return max
 }
 
+function isPodLog(ctx: RequestContext): boolean {
+  const info = ctx.requestInfo
+  return (
+    !!info?.isResourceRequest &&
+    info.verb === 'get' &&
+    info.apiGroup === '' &&
+    info.resource === 'pods' &&
+    info.subresource === 'log'
+  )
+}
+
 export function createForwardStage(opts: {
   maxBodyBytes: number
   auditBodyBytes: number
@@ -53,18 +64,40 @@ export function createForwardStage(opts: {
         opts.hooks.trackTunnel(ctx, tunnel.closed)
         return
       }
-      const result = await forwardRequest({
-        cluster,
-        req: ctx.req,
-        res: ctx.res!,
-        path: ctx.upstreamPath!,
-        headers: ctx.upstreamHeaders!,
-        maxBodyBytes: opts.maxBodyBytes,
-        requestId: ctx.id,
-        ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
-        warnings: ctx.warnings,
-        captureBytes: captureBytes(ctx, opts.auditBodyBytes),
-      })
+      const sessions = opts.hooks.sessions
+      const log = sessions && isPodLog(ctx) ? await sessions.beginLog(ctx) : undefined
+      const abortable: { abort?: () => void } = {}
+      log?.onTerminate(() => abortable.abort?.())
+      let result: Awaited<ReturnType<typeof forwardRequest>>
+      try {
+        result = await forwardRequest({
+          cluster,
+          req: ctx.req,
+          res: ctx.res!,
+          path: ctx.upstreamPath!,
+          headers: ctx.upstreamHeaders!,
+          maxBodyBytes: opts.maxBodyBytes,
+          requestId: ctx.id,
+          ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
+          warnings: ctx.warnings,
+          captureBytes: captureBytes(ctx, opts.auditBodyBytes),
+          ...(log
+            ? {
+                // only a 200 body is the pod's log; an error Status is not
+                bodyTap: (status: number) =>
+                  status === 200 ? (c: Buffer) => log.chunk(c) : undefined,
+                abortable,
+              }
+            : {}),
+        })
+      } catch (e) {
+        await log?.end(0, 0, 'the request failed before the API server answered')
+        throw e
+      }
+      if (log) {
+        ctx.sessionId = log.record.id
+        await log.end(result.status, result.responseBytes)
+      }
       ctx.responseStatus = result.status
       ctx.requestBytes = result.requestBytes
       ctx.responseBytes = result.responseBytes

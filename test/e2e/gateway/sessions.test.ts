@@ -243,6 +243,42 @@ describe('sessions through Gatehouse', () => {
     }
   }
 
+  for (const version of ['1.35', '1.32', '1.20'] as const) {
+    test(`kubectl ${version}: logs and logs -f recorded as text streams`, async () => {
+      const e = env()
+      const ns = `gw-sess-logs-${version.replace('.', '')}-${RUN}`
+      await namespaceWithPods(e.cluster, ns, {
+        app: { annotations: { 'gatehouse.test/follow': '3,100' } },
+      })
+      const kubeconfig = await target().kubeconfig(version)
+      const plain = await kubectl(version, ['-n', ns, 'logs', 'app'], { kubeconfig })
+      assert.equal(plain.code, 0, plain.stderr)
+      const followed = await kubectl(version, ['-n', ns, 'logs', '-f', 'app'], { kubeconfig })
+      assert.equal(followed.code, 0, followed.stderr)
+      assert.match(followed.stdout, /follow line 3/)
+      const missing = await kubectl(
+        version,
+        ['get', '--raw', `/api/v1/namespaces/${ns}/pods/app/log?container=nope`],
+        { kubeconfig },
+      )
+      assert.notEqual(missing.code, 0)
+      const sessions = await sessionsIn(e, ns, 3)
+      assert.deepEqual(
+        sessions.map((s) => [s.kind, s.protocol.subprotocol]),
+        [
+          ['log', 'log'],
+          ['log', 'log follow'],
+          ['log', 'log'],
+        ],
+      )
+      assert.equal((await replay(e, sessions[0]!.id, '--dump')).stdout, plain.stdout)
+      assert.equal((await replay(e, sessions[1]!.id, '--dump')).stdout, followed.stdout)
+      // an error Status is not the pod's log: nothing recorded, the answer noted
+      assert.equal((await replay(e, sessions[2]!.id, '--dump')).stdout, '')
+      assert.match(sessions[2]!.endReason ?? '', /answered 4\d\d/)
+    })
+  }
+
   for (const [version, name, pfEnv, transport] of [
     ['1.35', 'SPDY over WebSocket', {}, 'spdy-over-websocket'],
     ['1.35', 'SPDY', { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, 'spdy'],
