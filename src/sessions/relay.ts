@@ -124,8 +124,14 @@ export function relaySession(opts: {
   upstream.on('end', () => {
     if (!terminating) client.end()
   })
-  client.on('error', () => upstream.destroy())
-  upstream.on('error', () => client.destroy())
+  client.on('error', () => {
+    endedBy ??= 'client'
+    upstream.destroy()
+  })
+  upstream.on('error', () => {
+    endedBy ??= 'upstream'
+    client.destroy()
+  })
 
   let open = 2
   const sideClosed = (): void => {

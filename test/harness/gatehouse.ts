@@ -79,10 +79,9 @@ export async function startGatehouse(
   writeFileSync(configFile, JSON.stringify(raw, null, 2), { mode: 0o600 })
   const logFile = join(dataDir, 'gatehouse.log')
   const { createWriteStream } = await import('node:fs')
-  const logger =
-    process.env['GATEHOUSE_TEST_LOG'] === 'stderr'
-      ? createLogger('debug')
-      : createLogger('debug', createWriteStream(logFile))
+  const logStream =
+    process.env['GATEHOUSE_TEST_LOG'] === 'stderr' ? undefined : createWriteStream(logFile)
+  const logger = logStream ? createLogger('debug', logStream) : createLogger('debug')
   const server = await startServer(config, { logger: logger ?? silentLogger() })
   const caFile = join(dataDir, 'pki', 'ca.crt')
   let n = 0
@@ -110,6 +109,7 @@ export async function startGatehouse(
     },
     async stop() {
       await server.close()
+      await new Promise<void>((r) => (logStream ? logStream.end(() => r()) : r()))
     },
   }
 }
