@@ -266,9 +266,14 @@ export type AsciicastEvent = [number, string, unknown]
 export async function readRecording(
   stored: Readable,
 ): Promise<{ header: Record<string, unknown>; events: AsciicastEvent[]; truncated: boolean }> {
-  const gunzip = createGunzip({ finishFlush: constants.Z_SYNC_FLUSH })
+  // Everything up to the last flush decodes as it arrives; a file without its gzip trailer (the
+  // writer never closed it) then ends in 'unexpected end of file': that is the truncation mark.
+  const gunzip = createGunzip()
   let truncated = false
-  gunzip.on('error', () => (truncated = true))
+  gunzip.on('error', () => {
+    truncated = true
+    gunzip.push(null)
+  })
   stored.on('error', (e) => gunzip.destroy(e))
   stored.pipe(gunzip)
   const lines = createInterface({ input: gunzip, crlfDelay: Infinity })
