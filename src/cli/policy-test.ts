@@ -8,6 +8,7 @@ import { z } from 'zod'
 import type { Identity } from '../authn/index.ts'
 import { formatPath } from '../config/index.ts'
 import { parseRequestInfo } from '../kube/request-info.ts'
+import { execRequestFor } from '../sessions/remote-command.ts'
 import { ruleRef, type Decision, type PolicySet } from '../policy/index.ts'
 
 const identitySchema = z.strictObject({
@@ -78,7 +79,9 @@ export function runPolicyTests(
         ...(c.expect === 'allow' ? { failure: 'expected allow' } : {}),
       }
     const identity: Identity = { ...c.identity, extra: {} } as Identity
+    const exec = execRequestFor(parsed.info, target.split('?')[1] ?? '')
     const decision = set.evaluate({
+      ...(exec ? { exec } : {}),
       cluster: c.cluster,
       info: parsed.info,
       identity,

@@ -127,3 +127,18 @@ export function execParameters(query: URLSearchParams): ExecParameters {
     stderr: flag('stderr'),
   }
 }
+
+/** exec and attach requests: the parameters policy rules match on; undefined for others. */
+export function execRequestFor(
+  info: { isResourceRequest: boolean; apiGroup: string; resource: string; subresource: string },
+  query: string,
+): ExecParameters | undefined {
+  if (
+    !info.isResourceRequest ||
+    info.apiGroup !== '' ||
+    info.resource !== 'pods' ||
+    (info.subresource !== 'exec' && info.subresource !== 'attach')
+  )
+    return undefined
+  return execParameters(new URLSearchParams(query))
+}

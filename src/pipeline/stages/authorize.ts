@@ -15,16 +15,7 @@ import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
 import { decodeRequestObject } from './read-body.ts'
-import { execParameters } from '../../sessions/remote-command.ts'
-
-function isExecOrAttach(info: RequestInfo): boolean {
-  return (
-    info.isResourceRequest &&
-    info.apiGroup === '' &&
-    info.resource === 'pods' &&
-    (info.subresource === 'exec' || info.subresource === 'attach')
-  )
-}
+import { execRequestFor } from '../../sessions/remote-command.ts'
 
 /**
  * API discovery (GET /api, /apis, /apis/<group>[/<version>], /version, /openapi/...) is the same
@@ -102,7 +93,7 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         }
       }
       const query = ctx.upstreamPath?.split('?')[1] ?? ''
-      const exec = isExecOrAttach(info) ? execParameters(new URLSearchParams(query)) : undefined
+      const exec = execRequestFor(info, query)
       let decision = policies().evaluate({
         cluster: ctx.cluster!.name,
         info,

@@ -5,7 +5,7 @@
 // duration cap, an idle timeout and a recording limit end running sessions with a message
 // kubectl prints, and an admin kill ends a live one.
 import assert from 'node:assert/strict'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -57,32 +57,12 @@ spec:
       verbs: ['*']
 `,
   )
+  // the shipped example, pointed at the e2e identity and namespaces
   writeFileSync(
-    join(out, 'bots.yaml'),
-    `apiVersion: gatehouse.dev/v1alpha1
-kind: Policy
-metadata:
-  name: e2e-sessions-bots
-spec:
-  subjects:
-    - name: 'k8s:serviceaccount:${SA_NAMESPACE}:${BOT}'
-  rules:
-    - name: pg-dump-only
-      action: allow
-      verbs: ['*']
-      resources: ['pods/exec']
-      exec: { commands: ['pg_dump', 'pg_dump *'] }
-    - name: no-shells
-      action: deny
-      verbs: ['*']
-      resources: ['pods/exec', 'pods/attach']
-      exec: { commands: ['sh', 'sh *', '*/sh', '*/sh *', 'bash', 'bash *', '*/bash', '*/bash *'] }
-      message: bots may not run a shell
-    - name: see-pods
-      action: allow
-      verbs: [get, list]
-      resources: [pods]
-`,
+    join(out, 'db-bot.yaml'),
+    readFileSync(join(repoRoot, 'examples', 'sessions', 'db-bot.yaml'), 'utf8')
+      .replace('k8s:serviceaccount:backups:db-bot', `k8s:serviceaccount:${SA_NAMESPACE}:${BOT}`)
+      .replaceAll('namespaces: [db]', "namespaces: ['gw-sess-bot-*']"),
   )
   return [out]
 }
@@ -362,9 +342,9 @@ describe('sessions through Gatehouse', () => {
         )
         assert.notEqual(denied.code, 0)
         assert.match(denied.stderr, /Forbidden/)
-        assert.match(denied.stderr, /bots may not run a shell/)
+        assert.match(denied.stderr, /bots may run pg_dump, not a shell/)
         assert.match(denied.stderr, /command: "sh -c cat \/etc\/passwd"/)
-        assert.match(denied.stderr, /policy 'e2e-sessions-bots', rule 'no-shells'/)
+        assert.match(denied.stderr, /policy 'db-bot', rule 'no-shells'/)
 
         const allowed = await kubectl(
           '1.35',
