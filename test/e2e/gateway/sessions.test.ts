@@ -5,7 +5,7 @@
 // duration cap, an idle timeout and a recording limit end running sessions with a message
 // kubectl prints, and an admin kill ends a live one.
 import assert from 'node:assert/strict'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -52,6 +52,11 @@ spec:
       resources: ['pods/exec']
       namespaces: ['gw-sess-limit-*']
       session: { maxRecordingBytes: 65536 }
+    - name: port-forward-captured
+      action: allow
+      verbs: ['*']
+      resources: ['pods/portforward']
+      session: { portForwardCaptureBytes: 16 }
     - name: everything
       action: allow
       verbs: ['*']
@@ -96,6 +101,25 @@ async function sessionsIn(env: GatewayEnv, namespace: string, n = 1): Promise<Se
       )
     await sleep(50)
   }
+}
+
+/** Sets the window size of the terminal of the kubectl whose arguments mention `marker`. */
+async function resizeTerminalOf(marker: string, cols: number, rows: number): Promise<void> {
+  const pid = readdirSync('/proc').find((p) => {
+    if (!/^\d+$/.test(p)) return false
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+      return cmd[0]!.endsWith('kubectl') && cmd.includes(marker)
+    } catch {
+      return false
+    }
+  })
+  assert.ok(pid, `no kubectl process for ${marker}`)
+  const tty = readlinkSync(`/proc/${pid}/fd/0`)
+  const r = await runBinary('stty', ['-F', tty, 'cols', String(cols), 'rows', String(rows)], {
+    kubeconfig: '/dev/null',
+  })
+  assert.equal(r.code, 0, r.stderr)
 }
 
 async function replay(env: GatewayEnv, id: string, ...flags: string[]) {
@@ -181,6 +205,11 @@ describe('sessions through Gatehouse', () => {
           await term.waitFor('30 100\r\n')
           term.type('echo typed\r')
           await term.waitFor('typed\r\n# ')
+          // resize the terminal mid-session, as a user dragging the window would: the kernel
+          // signals kubectl (SIGWINCH), kubectl sends the new size on the resize channel
+          await resizeTerminalOf(ns, 90, 20)
+          term.type('stty size\r')
+          await term.waitFor('20 90\r\n')
           term.type('exit 4\r')
           assert.equal(await term.exited, 4)
         } finally {
@@ -202,6 +231,7 @@ describe('sessions through Gatehouse', () => {
         )
         const events = await replay(e, s!.id, '--events')
         assert.match(events.stdout, / resize {4}"100x30"/)
+        assert.match(events.stdout, / resize {4}"90x20"/)
       })
 
       test(`kubectl ${version} (${dialect.name}): attach recorded`, async () => {
@@ -317,6 +347,16 @@ describe('sessions through Gatehouse', () => {
       assert.ok(p.connections >= 1)
       assert.equal(p.bytesIn, payload.length)
       assert.equal(p.bytesOut, payload.length)
+      // the first 16 bytes of each connection, each way, are in the recording
+      const events = await replay(e, s!.id, '--events')
+      const captured = (dir: string): string[] =>
+        events.stdout
+          .split('\n')
+          .filter((l) => l.includes(` ${dir} `))
+          .map((l) => Buffer.from(l.split('(base64) ')[1]!, 'base64').toString())
+      assert.ok(captured('to-pod').includes(payload.subarray(0, 16).toString()), events.stdout)
+      assert.ok(captured('from-pod').includes(payload.subarray(0, 16).toString()))
+      assert.match(events.stdout, /port +\{"connection":"[^"]+","port":7000,"event":"open"\}/)
     })
   }
 
