@@ -52,6 +52,12 @@ spec:
       resources: ['pods/exec']
       namespaces: ['gw-sess-limit-*']
       session: { maxRecordingBytes: 65536 }
+    - name: no-keystrokes
+      action: allow
+      verbs: ['*']
+      resources: ['pods/exec']
+      namespaces: ['gw-sess-tty-*']
+      session: { recordStdin: nonInteractive }
     - name: port-forward-captured
       action: allow
       verbs: ['*']
@@ -232,6 +238,9 @@ describe('sessions through Gatehouse', () => {
         const events = await replay(e, s!.id, '--events')
         assert.match(events.stdout, / resize {4}"100x30"/)
         assert.match(events.stdout, / resize {4}"90x20"/)
+        // policy: keystrokes of interactive sessions are not recorded (their echo on stdout is)
+        assert.equal(s!.recording!.stdinRecorded, false)
+        assert.doesNotMatch(events.stdout, / stdin /)
       })
 
       test(`kubectl ${version} (${dialect.name}): attach recorded`, async () => {
