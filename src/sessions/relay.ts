@@ -43,7 +43,7 @@ export function relaySession(opts: {
   let u2c = 0
   let endedBy: RelayEnd['endedBy'] | undefined
   let protocolError: string | undefined
-  let terminating: { bytes: Buffer } | undefined
+  let terminating: { message: string; reason: string; silent?: boolean } | undefined
   let boundaryTimer: NodeJS.Timeout | undefined
   /** Inside a data handler: the tap's state is mid-chunk, so a terminate must wait for its end. */
   let busy = false
@@ -64,7 +64,16 @@ export function relaySession(opts: {
     upstream.removeListener('data', fromUpstream)
     upstream.destroy()
     if (client.writable) {
-      client.write(terminating.bytes)
+      // built now, at the boundary: what the tap knows (open streams, nested framing) is current
+      let bytes: Buffer = Buffer.alloc(0)
+      if (!terminating.silent) {
+        try {
+          bytes = tap.termination(terminating.message, terminating.reason)
+        } catch (e) {
+          if (!(e instanceof TapProtocolError)) throw e
+        }
+      }
+      client.write(bytes)
       client.end()
     }
     setTimeout(() => client.destroy(), CLIENT_DRAIN_MS).unref()
@@ -170,19 +179,12 @@ export function relaySession(opts: {
       if (busy) return queueMicrotask(() => this.terminate(message, reason))
       endedBy ??= 'gatehouse'
       client.removeListener('data', fromClient)
-      let bytes: Buffer
-      try {
-        bytes = tap.termination(message, reason)
-      } catch (e) {
-        bytes = Buffer.alloc(0)
-        if (!(e instanceof TapProtocolError)) throw e
-      }
-      terminating = { bytes }
+      terminating = { message, reason }
       upstream.resume()
       if (tap.upstreamBytesToBoundary() === 0) return finishTermination()
       boundaryTimer = setTimeout(() => {
         // the frame never ended: close without Gatehouse's message rather than corrupt the stream
-        terminating = { bytes: Buffer.alloc(0) }
+        terminating = { message, reason, silent: true }
         finishTermination()
       }, BOUNDARY_WAIT_MS)
     },

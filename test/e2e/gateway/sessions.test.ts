@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect } from 'node:net'
+import { gunzipSync } from 'node:zlib'
 import { kubectl, readAuditEvents, runBinary, type KubectlVersion } from '../../harness/index.ts'
 import { kubectlPath, repoRoot } from '../../harness/binaries.ts'
 import type { SessionRecord } from '../../../src/sessions/record.ts'
@@ -584,6 +585,34 @@ describe('sessions through Gatehouse', () => {
       lines[1]!,
       new RegExp(`exec +${ns}/box:main +echo listed .*complete +0 .*${s!.id}$`),
     )
+    // the admin API serves the recording itself (gzip asciicast) to an authenticated admin
+    const { Agent, request } = await import('undici')
+    const agent = new Agent({ connect: { ca: readFileSync(e.gatehouse.caFile) } })
+    try {
+      const res = await request(
+        `${e.gatehouse.server.admin!.url}/api/v1/sessions/${s!.id}/recording`,
+        {
+          dispatcher: agent,
+          headers: {
+            authorization: `Bearer ${await e.issuer.mintGitHubActions({ repository: CI_REPOSITORY })}`,
+          },
+        },
+      )
+      assert.equal(res.statusCode, 200)
+      assert.equal(res.headers['content-type'], 'application/gzip')
+      const cast = gunzipSync(Buffer.from(await res.body.arrayBuffer())).toString()
+      assert.match(cast, /"o","listed\\n"/)
+      const anonymous = await request(
+        `${e.gatehouse.server.admin!.url}/api/v1/sessions/${s!.id}/recording`,
+        {
+          dispatcher: agent,
+        },
+      )
+      await anonymous.body.dump()
+      assert.equal(anonymous.statusCode, 401)
+    } finally {
+      await agent.close()
+    }
     const show = await runBinary(
       process.execPath,
       [CLI, 'sessions', 'show', '--config', e.gatehouse.configFile, s!.id],
