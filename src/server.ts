@@ -62,6 +62,7 @@ export async function startServer(
     logger,
     replica: replicaName(config.dataDir),
   })
+  await sessions.listenForKills()
   const stale = await sessions.recover()
   if (stale)
     logger.warn({ sessions: stale }, 'sessions left live by the last run are marked incomplete')
@@ -115,6 +116,7 @@ export async function startServer(
       await admin?.close()
       retention.stop()
       policies.close()
+      await sessions.close()
       // Every request has ended: its record is queued. Flush, or spool what the store refuses.
       await audit.close(config.limits.shutdownGraceMs)
     },

@@ -138,16 +138,21 @@ export async function startAdminListener(
     if (kill) {
       if (req.method !== 'POST') return send(res, 405, { error: 'use POST to kill a session' })
       const id = decodeURIComponent(kill[1]!)
-      if (deps.sessions?.kill(id, who.name)) {
-        deps.logger.warn({ session: id, by: who.name }, 'session killed by an administrator')
-        return send(res, 202, { id, killed: true, by: who.name })
+      if (!deps.sessions)
+        return send(res, 404, { error: 'session recording is off (sessions.record: false)' })
+      const r = await deps.sessions.killAnywhere(id, who.name)
+      if ('killed' in r) {
+        deps.logger.warn(
+          { session: id, by: who.name, via: r.killed },
+          'session killed by an administrator',
+        )
+        return send(res, 202, { id, killed: true, by: who.name, via: r.killed })
       }
-      const s = await deps.store.getSession(id)
-      if (!s) return send(res, 404, { error: `no session ${id}` })
-      if (s.state !== 'live')
-        return send(res, 409, { error: `session ${id} already ended (${s.state})` })
+      if (r.error === 'not-found') return send(res, 404, { error: `no session ${id}` })
+      if (r.error === 'ended')
+        return send(res, 409, { error: `session ${id} already ended (${r.session!.state})` })
       return send(res, 409, {
-        error: `session ${id} is live on another replica (${s.replica}); send the kill to that replica's admin API`,
+        error: `session ${id} is live on another replica (${r.session!.replica}); send the kill to that replica's admin API`,
       })
     }
     if (req.method !== 'GET') return send(res, 405, { error: 'only GET is supported' })

@@ -55,6 +55,8 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
   const parse = (row: { record: string } | undefined): AuditRecord | undefined =>
     row ? (JSON.parse(row.record) as AuditRecord) : undefined
   const columns = RECORD_COLUMNS.join(', ')
+  /** Per schema: replicas of one deployment hear each other, other deployments do not. */
+  const killChannel = `gatehouse_session_kill_${opts.schema}`
 
   return {
     kind: 'postgres',
@@ -155,6 +157,47 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
         [...params, q.limit],
       )
       return rows.map((r) => JSON.parse(r.record) as SessionRecord)
+    },
+    async broadcastSessionKill(id, by) {
+      await pool.query('SELECT pg_notify($1, $2)', [killChannel, JSON.stringify({ id, by })])
+    },
+    async onSessionKill(handler) {
+      // One dedicated connection per replica LISTENs; a dropped connection is re-established
+      // (kills sent while it was down are lost: the admin sees the session still live and retries).
+      let client: pg.Client | undefined
+      let stopped = false
+      let retry: NodeJS.Timeout | undefined
+      const connect = async (): Promise<void> => {
+        const c = new pg.Client({
+          connectionString: opts.connectionString,
+          connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+        })
+        c.on('notification', (n) => {
+          if (n.channel !== killChannel || !n.payload) return
+          try {
+            const { id, by } = JSON.parse(n.payload) as { id?: unknown; by?: unknown }
+            if (typeof id === 'string' && typeof by === 'string') handler(id, by)
+          } catch {
+            // not ours: ignored
+          }
+        })
+        const reconnect = (): void => {
+          c.removeAllListeners('error')
+          c.on('error', () => undefined)
+          void c.end().catch(() => undefined)
+          if (!stopped) retry = setTimeout(() => void connect().catch(reconnect), 1000).unref()
+        }
+        c.on('error', reconnect)
+        await c.connect()
+        await c.query(`LISTEN ${quoteIdent(killChannel)}`)
+        client = c
+      }
+      await connect()
+      return async () => {
+        stopped = true
+        clearTimeout(retry)
+        await client?.end().catch(() => undefined)
+      }
     },
     async close() {
       await pool.end()

@@ -23,5 +23,12 @@ export interface AuditStore {
   getSession(id: string): Promise<SessionRecord | undefined>
   /** Newest first. */
   querySessions(q: SessionQuery): Promise<SessionRecord[]>
+  /**
+   * Shared stores only (PostgreSQL): asks every replica to end a live session; the one relaying
+   * it does. Absent on SQLite, where one process relays everything.
+   */
+  broadcastSessionKill?(id: string, by: string): Promise<void>
+  /** Shared stores only: calls `handler` for every kill broadcast; returns the unsubscribe. */
+  onSessionKill?(handler: (id: string, by: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }

@@ -92,6 +92,7 @@ export class SessionManager {
   readonly #logger: Logger
   readonly replica: string
   readonly #live = new Map<string, LiveEntry>()
+  #stopListening: (() => Promise<void>) | undefined
 
   constructor(opts: {
     store: AuditStore
@@ -130,6 +131,42 @@ export class SessionManager {
 
   live(): SessionRecord[] {
     return [...this.#live.values()].map((s) => s.snapshot())
+  }
+
+  /** Listens for kills sent to every replica (shared stores); call once at start. */
+  async listenForKills(): Promise<void> {
+    if (!this.#store.onSessionKill) return
+    this.#stopListening = await this.#store.onSessionKill((id, by) => {
+      if (this.kill(id, by))
+        this.#logger.warn(
+          { session: id, by },
+          'session killed by an administrator (via another replica)',
+        )
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.#stopListening?.()
+  }
+
+  /**
+   * Ends a live session wherever it runs: here directly, or through the shared store on the
+   * replica that relays it. Returns where the kill went, or why it could not.
+   */
+  async killAnywhere(
+    id: string,
+    by: string,
+  ): Promise<
+    | { killed: 'here' | 'broadcast' }
+    | { error: 'not-found' | 'ended' | 'elsewhere'; session?: SessionRecord }
+  > {
+    if (this.kill(id, by)) return { killed: 'here' }
+    const s = await this.#store.getSession(id)
+    if (!s) return { error: 'not-found' }
+    if (s.state !== 'live') return { error: 'ended', session: s }
+    if (!this.#store.broadcastSessionKill) return { error: 'elsewhere', session: s }
+    await this.#store.broadcastSessionKill(id, by)
+    return { killed: 'broadcast' }
   }
 
   /** Ends a live session on this replica; false when it is not live here. */
