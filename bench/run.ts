@@ -1,13 +1,20 @@
 // `npm run bench`: direct, nginx proxy_pass and Gatehouse (authentication on: every request
 // carries an OIDC token Gatehouse verifies) in one run, on the same machine and upstream.
 // Prints throughput ratios Gatehouse/nginx and p50/p99 latency at a fixed rate, and a CPU
-// profile of Gatehouse under load. Not part of the test command: speed is measured, not asserted
-// in tests. Gatehouse runs as its own process (`gatehouse serve`), like in production.
+// profile of Gatehouse under load. Then sessions (bench/sessions.ts): exec over WebSocket
+// direct, through nginx and through Gatehouse with and without session recording. Not part of
+// the test command: speed is measured, not asserted in tests. Gatehouse runs as its own process
+// (`gatehouse serve`), like in production.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { adminClient, ensureNamespace, startCluster } from '../test/harness/index.ts'
+import {
+  adminClient,
+  createRunningPod,
+  ensureNamespace,
+  startCluster,
+} from '../test/harness/index.ts'
 import { prepareGatehouseAccount } from '../test/harness/gatehouse.ts'
 import { startOidcIssuer } from '../test/harness/oidc-issuer.ts'
 import { createCa, issueCert } from '../test/harness/pki.ts'
@@ -19,6 +26,7 @@ import { summarizeProfile } from './profile.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
 import { runH2load, type H2Result } from './h2load.ts'
 import { measureAuditThroughput, measureDecisionCost, writeBenchPolicies } from './policy-audit.ts'
+import { runSessionBench } from './sessions.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
 const AUDIENCE = 'gatehouse'
@@ -48,6 +56,110 @@ async function waitReady(url: string, ca: string): Promise<void> {
   await agent.close()
 }
 
+interface BenchGatehouse {
+  proc: ChildProcess
+  pid: number
+  url: string
+  ca: string
+  dataDir: string
+}
+
+/**
+ * Writes a Gatehouse config (the bench's authenticator, cluster and 1,001 policy rules; every
+ * request audited into SQLite) and runs `gatehouse serve` with it as its own process.
+ */
+async function startBenchGatehouse(opts: {
+  dataDir: string
+  configFile: string
+  issuerUrl: string
+  issuerCaFile: string
+  server: string
+  serverCaFile: string
+  upstreamTokenFile: string
+  policyDir: string
+  /** Write a CPU profile into this directory. */
+  profileDir?: string
+  /** The `sessions` section; absent: the defaults (every session recorded). */
+  sessions?: Record<string, unknown>
+}): Promise<BenchGatehouse> {
+  const port = await freePort()
+  writeFileSync(
+    opts.configFile,
+    stringify({
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'GatewayConfig',
+      dataDir: opts.dataDir,
+      logLevel: 'warn',
+      listen: { address: '127.0.0.1', port },
+      authentication: {
+        authenticators: [
+          {
+            oidc: {
+              name: 'github',
+              issuer: opts.issuerUrl,
+              caFile: opts.issuerCaFile,
+              audiences: [AUDIENCE],
+              preset: 'github-actions',
+            },
+          },
+        ],
+      },
+      clusters: [
+        {
+          name: 'bench',
+          default: true,
+          server: opts.server,
+          caFile: opts.serverCaFile,
+          credential: { tokenFile: opts.upstreamTokenFile },
+        },
+      ],
+      // The data path runs with 1,001 policy rules loaded and every request audited (SQLite,
+      // the default store), as a production gateway would.
+      policies: { paths: [opts.policyDir] },
+      ...(opts.sessions ? { sessions: opts.sessions } : {}),
+    }),
+  )
+  const proc = spawn(
+    process.execPath,
+    [
+      ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []),
+      join(repoRoot, 'build', 'src', 'cli', 'main.js'),
+      'serve',
+      '--config',
+      opts.configFile,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  )
+  const url = `https://127.0.0.1:${port}`
+  await new Promise((r) => setTimeout(r, 300))
+  for (let i = 0; i < 100; i++) {
+    try {
+      readFileSync(join(opts.dataDir, 'pki', 'ca.crt'))
+      break
+    } catch {
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  const ca = readFileSync(join(opts.dataDir, 'pki', 'ca.crt'), 'utf8')
+  await waitReady(url, ca)
+  return { proc, pid: proc.pid!, url, ca, dataDir: opts.dataDir }
+}
+
+async function stopGatehouse(g: BenchGatehouse | undefined): Promise<void> {
+  if (!g || g.proc.exitCode !== null || g.proc.signalCode !== null) return
+  const exited = new Promise((r) => g.proc.once('exit', r))
+  g.proc.kill('SIGINT')
+  const timer = setTimeout(() => g.proc.kill('SIGKILL'), 20_000)
+  await exited
+  clearTimeout(timer)
+  if (g.proc.exitCode !== 0)
+    console.error(
+      `[bench] gatehouse (${g.dataDir}) ended with ${g.proc.exitCode ?? g.proc.signalCode} on SIGINT`,
+    )
+}
+
 function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
 }
@@ -58,6 +170,7 @@ async function main(): Promise<void> {
   console.log(`[bench] run directory ${dir}; ${SECONDS}s per measurement`)
   const cluster = await startCluster({ dir: join(dir, 'cluster') })
   let gatehouse: ChildProcess | undefined
+  const sessionGatehouses: BenchGatehouse[] = []
   let stopNginx: (() => void) | undefined
   const issuer = await startOidcIssuer({ dir, audience: AUDIENCE })
   try {
@@ -114,72 +227,25 @@ async function main(): Promise<void> {
     stopNginx = () => void nginx.proc.stop()
 
     // Gatehouse as a separate process with a CPU profile.
-    const port = await freePort()
-    const dataDir = join(dir, 'gatehouse-data')
-    const configFile = join(dir, 'gatehouse.yaml')
     const policyDir = writeBenchPolicies(join(dir, 'policies'))
-    writeFileSync(
-      configFile,
-      stringify({
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'GatewayConfig',
-        dataDir,
-        logLevel: 'warn',
-        listen: { address: '127.0.0.1', port },
-        authentication: {
-          authenticators: [
-            {
-              oidc: {
-                name: 'github',
-                issuer: issuer.url,
-                caFile: issuer.caFile,
-                audiences: [AUDIENCE],
-                preset: 'github-actions',
-              },
-            },
-          ],
-        },
-        clusters: [
-          {
-            name: 'bench',
-            default: true,
-            server: info.server,
-            caFile: info.caFile,
-            credential: { tokenFile: upstreamTokenFile },
-          },
-        ],
-        // The data path runs with 1,001 policy rules loaded and every request audited (SQLite,
-        // the default store), as a production gateway would.
-        policies: { paths: [policyDir] },
-      }),
-    )
-    const profileDir = join(dir, 'profile')
-    gatehouse = spawn(
-      process.execPath,
-      [
-        '--cpu-prof',
-        `--cpu-prof-dir=${profileDir}`,
-        join(repoRoot, 'build', 'src', 'cli', 'main.js'),
-        'serve',
-        '--config',
-        configFile,
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    )
-    const gatehouseUrl = `https://127.0.0.1:${port}`
-    await new Promise((r) => setTimeout(r, 300))
-    for (let i = 0; i < 100; i++) {
-      try {
-        readFileSync(join(dataDir, 'pki', 'ca.crt'))
-        break
-      } catch {
-        await new Promise((r) => setTimeout(r, 100))
-      }
+    const gatehouseOptions = {
+      issuerUrl: issuer.url,
+      issuerCaFile: issuer.caFile,
+      server: info.server,
+      serverCaFile: info.caFile,
+      upstreamTokenFile,
+      policyDir,
     }
-    const gatehouseCa = readFileSync(join(dataDir, 'pki', 'ca.crt'), 'utf8')
-    await waitReady(gatehouseUrl, gatehouseCa)
+    const profileDir = join(dir, 'profile')
+    const main = await startBenchGatehouse({
+      ...gatehouseOptions,
+      dataDir: join(dir, 'gatehouse-data'),
+      configFile: join(dir, 'gatehouse.yaml'),
+      profileDir,
+    })
+    gatehouse = main.proc
+    const gatehouseUrl = main.url
+    const gatehouseCa = main.ca
     const ciToken = await issuer.mintGitHubActions({
       repository: 'octo-org/app',
       repository_owner: 'octo-org',
@@ -273,6 +339,63 @@ async function main(): Promise<void> {
     await new Promise((r) => gatehouse?.once('exit', r))
     gatehouse = undefined
 
+    // Sessions: exec over WebSocket direct, through nginx, and through two fresh Gatehouse
+    // processes alike in everything (neither profiled) but sessions.record.
+    await ensureNamespace(admin, 'bench-sessions')
+    await createRunningPod(admin, 'bench-sessions', 'shell')
+    const recordingGatehouse = await startBenchGatehouse({
+      ...gatehouseOptions,
+      dataDir: join(dir, 'gatehouse-sessions-data'),
+      configFile: join(dir, 'gatehouse-sessions.yaml'),
+    })
+    sessionGatehouses.push(recordingGatehouse)
+    const passThroughGatehouse = await startBenchGatehouse({
+      ...gatehouseOptions,
+      dataDir: join(dir, 'gatehouse-sessions-unrecorded-data'),
+      configFile: join(dir, 'gatehouse-sessions-unrecorded.yaml'),
+      sessions: { record: false },
+    })
+    sessionGatehouses.push(passThroughGatehouse)
+    const sessions = await runSessionBench({
+      direct: {
+        name: 'direct',
+        base: info.server,
+        token: info.adminToken,
+        ca: readFileSync(info.caFile, 'utf8'),
+      },
+      nginx: {
+        name: 'nginx',
+        base: nginx.url,
+        token: undefined,
+        ca: readFileSync(nginxCa.certFile, 'utf8'),
+      },
+      recorded: {
+        name: 'gatehouse',
+        base: recordingGatehouse.url,
+        token: ciToken,
+        ca: recordingGatehouse.ca,
+        pid: recordingGatehouse.pid,
+        recordingsDir: join(recordingGatehouse.dataDir, 'recordings'),
+      },
+      unrecorded: {
+        name: 'gatehouse(no recording)',
+        base: passThroughGatehouse.url,
+        token: ciToken,
+        ca: passThroughGatehouse.ca,
+        pid: passThroughGatehouse.pid,
+        recordingsDir: join(passThroughGatehouse.dataDir, 'recordings'),
+      },
+      namespace: 'bench-sessions',
+      pod: 'shell',
+      seconds: SECONDS,
+      maxSessions: Number(process.env['BENCH_SESSIONS'] ?? 200),
+      stdoutBytes: Number(process.env['BENCH_SESSION_BYTES'] ?? 100_000_000),
+      stdoutRuns: Number(process.env['BENCH_SESSION_RUNS'] ?? 3),
+      log: (line) => console.log(`[bench] ${line}`),
+    })
+    console.log(sessions.lines.join('\n'))
+    for (const g of sessionGatehouses.splice(0)) await stopGatehouse(g)
+
     const decision = measureDecisionCost(policyDir)
     console.log(
       `[bench] policy decision with ${decision.rules} rules: mean ${fmt(decision.meanMicros, 2)} µs, p99 ${fmt(decision.p99Micros, 2)} µs (compiled in ${fmt(decision.compileMs)} ms)`,
@@ -334,6 +457,7 @@ async function main(): Promise<void> {
       ),
       '',
     )
+    lines.push('```', ...sessions.lines, '```', '')
     const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
     if (profiles[0])
       lines.push(
@@ -354,8 +478,11 @@ async function main(): Promise<void> {
     console.log(report)
     writeFileSync(join(dir, 'report.md'), report)
     console.log(`[bench] report written to ${join(dir, 'report.md')} (${n} watch runs)`)
+    if (sessions.failures.length)
+      throw new Error(`session benchmark failed:\n  ${sessions.failures.join('\n  ')}`)
   } finally {
     gatehouse?.kill('SIGKILL')
+    for (const g of sessionGatehouses) g.proc.kill('SIGKILL')
     stopNginx?.()
     await issuer.close()
     await cluster.stop()
