@@ -431,6 +431,7 @@ class Session implements LiveSession, LiveEntry {
   readonly #start = performance.now()
   #writer: AsciicastWriter | undefined
   #relay: SessionRelay | undefined
+  #relayClosed = false
   #terminated: { message: string; reason: string } | undefined
   #timers: NodeJS.Timeout[] = []
   #idle: NodeJS.Timeout | undefined
@@ -466,7 +467,8 @@ class Session implements LiveSession, LiveEntry {
   }
 
   terminate(message: string, reason: string): void {
-    if (this.#terminated) return
+    // once the relay closed, the session is over: a late kill or shutdown changes nothing
+    if (this.#terminated || this.#relayClosed) return
     this.#terminated = { message, reason }
     this.#writer?.stop(reason)
     if (this.#relay) this.#relay.terminate(message, reason)
@@ -512,11 +514,13 @@ class Session implements LiveSession, LiveEntry {
       first,
       tap,
       onActivity: () => (this.#lastActivity = performance.now()),
+      recorder: writer,
     })
     this.#relay = relay
     this.#armLimits()
     if (this.#terminated) relay.terminate(this.#terminated.message, this.#terminated.reason)
     const end = await relay.closed
+    this.#relayClosed = true
     for (const t of this.#timers) clearTimeout(t)
     clearTimeout(this.#idle)
     let tapError: string | undefined

@@ -24,6 +24,8 @@ import type { Readable } from 'node:stream'
 import { createInterface } from 'node:readline'
 
 const FLUSH_MS = 250
+/** Above this many bytes waiting for gzip or the disk, the recorder asks the relay to pause. */
+const BACKLOG_HIGH = 8 * 1024 * 1024
 
 /** Where recordings live. The local directory is the default; an object store can implement it. */
 export interface RecordingStore {
@@ -39,6 +41,8 @@ export interface RecordingStore {
 
 export interface RecordingSink {
   write(data: Buffer): void
+  /** Bytes accepted but not yet written out (backpressure for the recorder). */
+  pending(): number
   /** Makes everything written so far durable (survives a crash of the process). */
   flush(): Promise<void>
   close(): Promise<void>
@@ -62,6 +66,9 @@ export function localRecordingStore(dir: string): RecordingStore {
       return {
         write(data) {
           if (!failure) file.write(data)
+        },
+        pending() {
+          return failure ? 0 : file.writableLength
         },
         flush() {
           // resolves once every earlier write reached the file (writes complete in order)
@@ -164,8 +171,22 @@ export class AsciicastWriter {
   }
 
   /** Stops recording (the session may go on); the reason is the last event. */
+  /**
+   * True while gzip or the store lag more than BACKLOG_HIGH behind: the relay pauses both
+   * sockets until `writable()` resolves, so a fast stream slows to the recorder's pace instead
+   * of piling up in memory.
+   */
+  get backlogged(): boolean {
+    return this.#gzip.writableLength + this.#sink.pending() > BACKLOG_HIGH
+  }
+
+  /** Resolves once the backlog is below the mark again. */
+  async writable(): Promise<void> {
+    while (this.backlogged && !this.#closed) await new Promise((r) => setTimeout(r, 5))
+  }
+
   stop(reason: string): void {
-    if (this.#stopped) return
+    if (this.#stopped || this.#closed) return
     this.#flushCarry()
     this.#event('g', reason, true)
     this.#stopped = reason
@@ -205,7 +226,8 @@ export class AsciicastWriter {
   }
 
   #event(code: string, data: unknown, always = false): void {
-    if (this.#stopped && !always) return
+    // after close, nothing more (a late kill or limit must not write to an ended stream)
+    if (this.#closed || (this.#stopped && !always)) return
     const t = Math.round(performance.now() - this.#start) / 1000
     const line = JSON.stringify([t, code, data])
     if (!always && this.#bytes + line.length + 1 > this.#maxBytes) {

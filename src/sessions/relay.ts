@@ -37,6 +37,8 @@ export function relaySession(opts: {
   tap: SessionTap
   /** Called for every chunk either way (idle timers). */
   onActivity?: () => void
+  /** The recorder's backpressure: while it lags, neither side is read. */
+  recorder?: { readonly backlogged: boolean; writable(): Promise<void> }
 }): SessionRelay {
   const { client, upstream, tap } = opts
   let c2u = 0
@@ -79,6 +81,30 @@ export function relaySession(opts: {
     setTimeout(() => client.destroy(), CLIENT_DRAIN_MS).unref()
   }
 
+  // A side is read only when nothing holds it: the other side's buffer, or the recorder's.
+  const holds = { client: new Set<string>(), upstream: new Set<string>() }
+  const hold = (side: 'client' | 'upstream', why: string): void => {
+    holds[side].add(why)
+    ;(side === 'client' ? client : upstream).pause()
+  }
+  const release = (side: 'client' | 'upstream', why: string): void => {
+    holds[side].delete(why)
+    if (holds[side].size === 0) (side === 'client' ? client : upstream).resume()
+  }
+  let waitingForRecorder = false
+  const checkRecorder = (): void => {
+    const r = opts.recorder
+    if (!r || waitingForRecorder || !r.backlogged) return
+    waitingForRecorder = true
+    hold('client', 'recorder')
+    hold('upstream', 'recorder')
+    void r.writable().then(() => {
+      waitingForRecorder = false
+      release('client', 'recorder')
+      release('upstream', 'recorder')
+    })
+  }
+
   const fromClient = (chunk: Buffer): void => {
     if (terminating) return
     busy = true
@@ -92,9 +118,10 @@ export function relaySession(opts: {
     c2u += chunk.length
     opts.onActivity?.()
     if (!upstream.write(chunk)) {
-      client.pause()
-      upstream.once('drain', () => client.resume())
+      hold('client', 'upstream-buffer')
+      upstream.once('drain', () => release('client', 'upstream-buffer'))
     }
+    checkRecorder()
   }
 
   function fromUpstream(chunk: Buffer): void {
@@ -118,9 +145,10 @@ export function relaySession(opts: {
       u2c += forward.length
       opts.onActivity?.()
       if (!client.write(forward) && !terminating) {
-        upstream.pause()
-        client.once('drain', () => upstream.resume())
+        hold('upstream', 'client-buffer')
+        client.once('drain', () => release('upstream', 'client-buffer'))
       }
+      checkRecorder()
     }
     if (boundary) finishTermination()
   }
@@ -180,6 +208,7 @@ export function relaySession(opts: {
       endedBy ??= 'gatehouse'
       client.removeListener('data', fromClient)
       terminating = { message, reason }
+      holds.upstream.clear()
       upstream.resume()
       if (tap.upstreamBytesToBoundary() === 0) return finishTermination()
       boundaryTimer = setTimeout(() => {

@@ -86,6 +86,23 @@ describe('asciicast recordings', () => {
     assert.deepEqual(events.at(-1)?.slice(1), ['g', 'limit reached'])
   })
 
+  test('a kill or a limit that comes after the recording closed changes nothing (no write after end)', async () => {
+    const store = newStore()
+    const w = writer(store, 'd.cast.gz')
+    w.text('o', Buffer.from('done\n'))
+    await w.close()
+    w.stop('killed too late')
+    w.text('o', Buffer.from('late'))
+    w.exit('1')
+    await w.close()
+    const { events, truncated } = await readRecording(store.open('d.cast.gz'))
+    assert.equal(truncated, false)
+    assert.deepEqual(
+      events.map((e) => e[1]),
+      ['o'],
+    )
+  })
+
   test('keys stay inside the store; retention removes whole days before the cutoff', async () => {
     const store = newStore()
     assert.throws(() => store.create('../escape.cast.gz'), /leaves/)
