@@ -1,8 +1,8 @@
-// Sessions: every exec, attach and port-forward that the API server upgrades is recorded,
-// limited and killable. The manager saves a session record before the first byte is relayed
-// (fail closed: a session Gatehouse cannot record does not start), relays through the tap,
-// writes the recording as it goes, enforces the policy's limits, and saves the record again
-// when the session ends, with how and why it ended.
+// Sessions: every exec, attach, port-forward and log stream is recorded, limited and killable.
+// The manager saves a session record before the first byte is relayed (fail closed: a session
+// Gatehouse cannot record does not start), hands the connection to a StreamSession (or the log
+// body to a RecordedLog), keeps the live ones for listing, kills and shutdown, and marks those a
+// crashed run left behind as incomplete.
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
@@ -12,11 +12,14 @@ import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { RequestContext } from '../pipeline/context.ts'
 import type { SessionObligations } from '../policy/index.ts'
-import { AsciicastWriter, recordingKey, type RecordingStore } from './recording.ts'
-import type { PortActivity, SessionRecord } from './record.ts'
-import { dialectOf, execParameters, type Dialect, type SessionKind } from './remote-command.ts'
-import { relaySession, type RelayEnd, type SessionRelay } from './relay.ts'
-import { createTap, type SessionObserver } from './tap.ts'
+import { RecordedLog, type LogSession } from './log-session.ts'
+import { recordingKey, type RecordingStore } from './recording.ts'
+import type { SessionRecord } from './record.ts'
+import { dialectOf, execParameters, type SessionKind } from './remote-command.ts'
+import type { RelayEnd } from './relay.ts'
+import { StreamSession } from './stream-session.ts'
+
+export type { LogSession } from './log-session.ts'
 
 /** The limits and recording settings of one session: the config defaults, then the policy's. */
 export interface SessionLimits {
@@ -59,16 +62,6 @@ export function sessionKindOf(ctx: RequestContext): SessionKind | undefined {
 /** A replica's name in session records: which process to ask about a live session. */
 export function replicaName(dataDir: string): string {
   return `${hostname()}:${resolve(dataDir)}`
-}
-
-/** A recorded `pods/log` response (also `follow=true`): its body as one text stream. */
-export interface LogSession {
-  readonly record: SessionRecord
-  chunk(data: Buffer): void
-  /** Called when the recording limit ends the stream (the forward stage aborts the response). */
-  onTerminate(fn: () => void): void
-  /** status 0: no answer from the API server. */
-  end(status: number, bytes: number, reason?: string): Promise<void>
 }
 
 export interface LiveSession {
@@ -189,53 +182,18 @@ export class SessionManager {
         `Gatehouse cannot record this session: ${dialect.unknown}`,
       )
     const limits = sessionLimits(this.#defaults, ctx.decision?.obligations.session)
-    const audit = buildAuditRecord(ctx, undefined, { maxBodyBytes: 0 })
-    const query = new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? '')
-    const exec = execParameters(query)
-    const startedAt = new Date()
-    const info = ctx.requestInfo!
-    const record: SessionRecord = {
-      id: ctx.id,
-      kind,
-      state: 'live',
-      startedAt: startedAt.toISOString(),
-      replica: this.replica,
-      cluster: ctx.cluster!.name,
-      identity: audit.identity,
-      principal: audit.principal,
-      source: audit.source,
-      namespace: info.namespace,
-      pod: info.name,
+    const exec = execParameters(new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? ''))
+    const record = this.#newRecord(ctx, kind, {
       container: exec.container,
       command: kind === 'exec' ? exec.command : [],
       tty: exec.tty,
       stdin: exec.stdin,
       protocol: { transport: dialect.transport, subprotocol: dialect.subprotocol },
-      decision: ctx.decision
-        ? {
-            ...(ctx.decision.policy ? { policy: ctx.decision.policy } : {}),
-            rule: ctx.decision.rule,
-          }
-        : null,
-      bytes: { clientToUpstream: 0, upstreamToClient: 0 },
-      recording: {
-        key: recordingKey(ctx.id, startedAt),
-        format: 'asciicast-v2+gzip',
-        bytes: 0,
-        stdinRecorded:
-          limits.recordStdin === 'always' || (limits.recordStdin === 'nonInteractive' && !exec.tty),
-      },
-    }
-    try {
-      await this.#store.saveSession(record)
-    } catch (e) {
-      throw new GatewayError(
-        'GW_AUDIT_UNAVAILABLE',
-        'Gatehouse cannot record sessions right now (its audit store is failing); the session was not started',
-        { cause: e, detail: String(e) },
-      )
-    }
-    const session = new Session({
+      stdinRecorded:
+        limits.recordStdin === 'always' || (limits.recordStdin === 'nonInteractive' && !exec.tty),
+    })
+    await this.#saveFirst(record)
+    const session = new StreamSession({
       record,
       limits,
       dialect,
@@ -270,15 +228,48 @@ export class SessionManager {
 
   /** Starts recording a pod's log stream; saved before the request goes upstream (fail closed). */
   async beginLog(ctx: RequestContext): Promise<LogSession> {
-    const limits = sessionLimits(this.#defaults, ctx.decision?.obligations.session)
-    const audit = buildAuditRecord(ctx, undefined, { maxBodyBytes: 0 })
     const query = new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? '')
-    const info = ctx.requestInfo!
+    const limits = sessionLimits(this.#defaults, ctx.decision?.obligations.session)
+    const record = this.#newRecord(ctx, 'log', {
+      container: query.get('container') ?? '',
+      command: [],
+      tty: false,
+      stdin: false,
+      protocol: {
+        transport: 'http',
+        subprotocol: query.get('follow') === 'true' ? 'log follow' : 'log',
+      },
+      stdinRecorded: false,
+    })
+    await this.#saveFirst(record)
+    const log = new RecordedLog({
+      record,
+      limits,
+      store: this.#store,
+      recordings: this.#recordings,
+      logger: this.#logger,
+      query: query.toString(),
+      onEnd: () => this.#live.delete(record.id),
+    })
+    this.#live.set(record.id, log)
+    return log
+  }
+
+  /** A new session record, state live, from the request and what the caller says of it. */
+  #newRecord(
+    ctx: RequestContext,
+    kind: SessionRecord['kind'],
+    what: Pick<SessionRecord, 'container' | 'command' | 'tty' | 'stdin' | 'protocol'> & {
+      stdinRecorded: boolean
+    },
+  ): SessionRecord {
+    const audit = buildAuditRecord(ctx, undefined, { maxBodyBytes: 0 })
     const startedAt = new Date()
-    const start = performance.now()
-    const record: SessionRecord = {
+    const info = ctx.requestInfo!
+    const { stdinRecorded, ...fields } = what
+    return {
       id: ctx.id,
-      kind: 'log',
+      kind,
       state: 'live',
       startedAt: startedAt.toISOString(),
       replica: this.replica,
@@ -288,14 +279,7 @@ export class SessionManager {
       source: audit.source,
       namespace: info.namespace,
       pod: info.name,
-      container: query.get('container') ?? '',
-      command: [],
-      tty: false,
-      stdin: false,
-      protocol: {
-        transport: 'http',
-        subprotocol: query.get('follow') === 'true' ? 'log follow' : 'log',
-      },
+      ...fields,
       decision: ctx.decision
         ? {
             ...(ctx.decision.policy ? { policy: ctx.decision.policy } : {}),
@@ -307,106 +291,21 @@ export class SessionManager {
         key: recordingKey(ctx.id, startedAt),
         format: 'asciicast-v2+gzip',
         bytes: 0,
-        stdinRecorded: false,
+        stdinRecorded,
       },
     }
+  }
+
+  /** Fail closed: a session whose record cannot be written does not start. */
+  async #saveFirst(record: SessionRecord): Promise<void> {
     try {
       await this.#store.saveSession(record)
     } catch (e) {
       throw new GatewayError(
         'GW_AUDIT_UNAVAILABLE',
-        'Gatehouse cannot record log streams right now (its audit store is failing)',
+        `Gatehouse cannot record sessions right now (its audit store is failing); the ${record.kind === 'log' ? 'log stream' : 'session'} was not started`,
         { cause: e, detail: String(e) },
       )
-    }
-    let terminate: (() => void) | undefined
-    let limited: string | undefined
-    const writer = new AsciicastWriter(
-      this.#recordings.create(record.recording!.key),
-      {
-        width: 80,
-        height: 24,
-        timestamp: Math.floor(startedAt.getTime() / 1000),
-        title: `logs ${record.namespace}/${record.pod}${record.container ? ` (${record.container})` : ''}`,
-        gatehouse: {
-          session: record.id,
-          kind: 'log',
-          identity: record.identity?.name,
-          cluster: record.cluster,
-          namespace: record.namespace,
-          pod: record.pod,
-          container: record.container,
-          query: ctx.upstreamPath?.split('?')[1] ?? '',
-        },
-      },
-      {
-        start,
-        maxBytes: limits.maxRecordingBytes,
-        onLimit: () => {
-          if (limited) return
-          limited = `recording limit of ${limits.maxRecordingBytes} bytes reached`
-          writer.stop(limited)
-          if (limits.onRecordingLimit === 'terminate') terminate?.()
-        },
-      },
-    )
-    let resolveEnded!: () => void
-    this.#live.set(record.id, {
-      snapshot: () => ({ ...record, recording: { ...record.recording!, bytes: writer.bytes } }),
-      terminate: (_message, reason) => {
-        limited ??= reason
-        writer.stop(reason)
-        terminate?.()
-      },
-      ended: new Promise<void>((r) => (resolveEnded = r)),
-    })
-    const store = this.#store
-    const logger = this.#logger
-    const live = this.#live
-    return {
-      record,
-      chunk(data) {
-        writer.text('o', data)
-      },
-      onTerminate(fn) {
-        terminate = fn
-      },
-      async end(status, bytes, reason) {
-        live.delete(record.id)
-        resolveEnded()
-        await writer.close().catch(() => undefined)
-        const endedEarly =
-          limited !== undefined &&
-          (limits.onRecordingLimit === 'terminate' || !limited.startsWith('recording limit'))
-        const final: SessionRecord = {
-          ...record,
-          state: endedEarly ? 'terminated' : 'complete',
-          endedAt: new Date().toISOString(),
-          durationMs: Math.round(performance.now() - start),
-          bytes: { clientToUpstream: 0, upstreamToClient: bytes },
-          recording: {
-            ...record.recording!,
-            bytes: writer.bytes,
-            ...(limited && !endedEarly ? { stopped: limited } : {}),
-          },
-          endReason:
-            reason ??
-            (endedEarly && limited
-              ? limited
-              : status === 200
-                ? 'the log stream ended'
-                : `the API server answered ${status}`),
-        }
-        Object.assign(record, final)
-        await store
-          .saveSession(final)
-          .catch((e: unknown) =>
-            logger.error(
-              { session: record.id, error: String(e) },
-              'session record could not be saved',
-            ),
-          )
-      },
     }
   }
 
@@ -417,249 +316,5 @@ export class SessionManager {
       return s.ended
     })
     await Promise.allSettled(ends)
-  }
-}
-
-class Session implements LiveSession, LiveEntry {
-  readonly record: SessionRecord
-  readonly #limits: SessionLimits
-  readonly #dialect: Dialect
-  readonly #store: AuditStore
-  readonly #recordings: RecordingStore
-  readonly #logger: Logger
-  readonly #onEnd: () => void
-  readonly #start = performance.now()
-  #writer: AsciicastWriter | undefined
-  #relay: SessionRelay | undefined
-  #relayClosed = false
-  #terminated: { message: string; reason: string } | undefined
-  #timers: NodeJS.Timeout[] = []
-  #idle: NodeJS.Timeout | undefined
-  #lastActivity = performance.now()
-  readonly #ports = new Map<number, PortActivity>()
-  readonly #captured = new Map<string, { in: number; out: number }>()
-  #resolveEnded!: () => void
-  readonly ended = new Promise<void>((r) => (this.#resolveEnded = r))
-
-  constructor(opts: {
-    record: SessionRecord
-    limits: SessionLimits
-    dialect: Dialect
-    store: AuditStore
-    recordings: RecordingStore
-    logger: Logger
-    onEnd: () => void
-  }) {
-    this.record = opts.record
-    this.#limits = opts.limits
-    this.#dialect = opts.dialect
-    this.#store = opts.store
-    this.#recordings = opts.recordings
-    this.#logger = opts.logger
-    this.#onEnd = opts.onEnd
-  }
-
-  snapshot(): SessionRecord {
-    return {
-      ...this.record,
-      recording: { ...this.record.recording!, bytes: this.#writer?.bytes ?? 0 },
-    }
-  }
-
-  terminate(message: string, reason: string): void {
-    // once the relay closed, the session is over: a late kill or shutdown changes nothing
-    if (this.#terminated || this.#relayClosed) return
-    this.#terminated = { message, reason }
-    this.#writer?.stop(reason)
-    if (this.#relay) this.#relay.terminate(message, reason)
-  }
-
-  async relay(client: Duplex, upstream: Duplex, first: Buffer): Promise<RelayEnd> {
-    const r = this.record
-    const sink = this.#recordings.create(r.recording!.key)
-    const writer = new AsciicastWriter(
-      sink,
-      {
-        width: 80,
-        height: 24,
-        timestamp: Math.floor(Date.parse(r.startedAt) / 1000),
-        ...(r.command.length ? { command: r.command.join(' ') } : {}),
-        title: `${r.kind} ${r.namespace}/${r.pod}${r.container ? ` (${r.container})` : ''}`,
-        gatehouse: {
-          session: r.id,
-          kind: r.kind,
-          identity: r.identity?.name,
-          cluster: r.cluster,
-          namespace: r.namespace,
-          pod: r.pod,
-          container: r.container,
-          command: r.command,
-          tty: r.tty,
-          stdin: r.stdin,
-          protocol: r.protocol,
-          stdinRecorded: r.recording!.stdinRecorded,
-        },
-      },
-      {
-        start: this.#start,
-        maxBytes: this.#limits.maxRecordingBytes,
-        onLimit: () => this.#recordingLimit(),
-      },
-    )
-    this.#writer = writer
-    const tap = createTap(this.#dialect, r.kind as SessionKind, this.#observer(writer))
-    const relay = relaySession({
-      client,
-      upstream,
-      first,
-      tap,
-      onActivity: () => (this.#lastActivity = performance.now()),
-      recorder: writer,
-    })
-    this.#relay = relay
-    this.#armLimits()
-    if (this.#terminated) relay.terminate(this.#terminated.message, this.#terminated.reason)
-    const end = await relay.closed
-    this.#relayClosed = true
-    for (const t of this.#timers) clearTimeout(t)
-    clearTimeout(this.#idle)
-    let tapError: string | undefined
-    await tap
-      .settled()
-      .catch((e: unknown) => (tapError = e instanceof Error ? e.message : String(e)))
-    tap.close()
-    const protocolError =
-      end.protocolError ?? (tapError ? `malformed frame: ${tapError}` : undefined)
-    if (protocolError) writer.stop(protocolError)
-    await writer
-      .close()
-      .catch((e: unknown) =>
-        this.#logger.error(
-          { session: r.id, error: String(e) },
-          'session recording could not be closed',
-        ),
-      )
-    const endedAt = new Date()
-    const final: SessionRecord = {
-      ...r,
-      state: this.#terminated || protocolError ? 'terminated' : 'complete',
-      endedAt: endedAt.toISOString(),
-      durationMs: Math.round(performance.now() - this.#start),
-      bytes: { clientToUpstream: end.clientToUpstream, upstreamToClient: end.upstreamToClient },
-      ...(this.#ports.size ? { ports: [...this.#ports.values()] } : {}),
-      recording: {
-        ...r.recording!,
-        bytes: writer.bytes,
-        ...(writer.stopped && !this.#terminated && !protocolError
-          ? { stopped: writer.stopped }
-          : {}),
-      },
-      endReason:
-        protocolError ??
-        this.#terminated?.reason ??
-        (end.endedBy === 'client' ? 'the client closed the session' : 'the session ended upstream'),
-    }
-    Object.assign(this.record, final)
-    try {
-      await this.#store.saveSession(final)
-    } catch (e) {
-      // The record stays 'live' in the store and becomes 'incomplete' at the next start.
-      this.#logger.error({ session: r.id, error: String(e) }, 'session record could not be saved')
-    }
-    this.#onEnd()
-    this.#resolveEnded()
-    return end
-  }
-
-  #recordingLimit(): void {
-    const limit = this.#limits.maxRecordingBytes
-    if (this.#limits.onRecordingLimit === 'stopRecording') {
-      this.#writer?.stop(
-        `recording limit of ${limit} bytes reached; the session went on unrecorded`,
-      )
-      return
-    }
-    this.terminate(
-      `session terminated by Gatehouse: its recording reached the limit of ${limit} bytes`,
-      `recording limit of ${limit} bytes reached`,
-    )
-  }
-
-  #armLimits(): void {
-    const { maxDurationSeconds, idleTimeoutSeconds } = this.#limits
-    if (maxDurationSeconds > 0)
-      this.#timers.push(
-        setTimeout(
-          () =>
-            this.terminate(
-              `session terminated by Gatehouse: it reached its maximum duration of ${maxDurationSeconds}s`,
-              `maximum duration of ${maxDurationSeconds}s reached`,
-            ),
-          maxDurationSeconds * 1000,
-        ).unref(),
-      )
-    if (idleTimeoutSeconds > 0) {
-      const check = (): void => {
-        const idleMs = performance.now() - this.#lastActivity
-        if (idleMs >= idleTimeoutSeconds * 1000)
-          this.terminate(
-            `session terminated by Gatehouse: idle for ${idleTimeoutSeconds}s`,
-            `idle for ${idleTimeoutSeconds}s`,
-          )
-        else this.#idle = setTimeout(check, idleTimeoutSeconds * 1000 - idleMs).unref()
-      }
-      this.#idle = setTimeout(check, idleTimeoutSeconds * 1000).unref()
-    }
-  }
-
-  #observer(w: AsciicastWriter): SessionObserver {
-    const r = this.record
-    const stdin = r.recording!.stdinRecorded
-    const capture = this.#limits.portForwardCaptureBytes
-    const port = (p: number): PortActivity => {
-      let a = this.#ports.get(p)
-      if (!a)
-        this.#ports.set(p, (a = { port: p, connections: 0, bytesIn: 0, bytesOut: 0, errors: 0 }))
-      return a
-    }
-    return {
-      stdin: (d) => {
-        if (stdin) w.text('i', d)
-      },
-      stdout: (d) => w.text('o', d),
-      stderr: (d) => w.text('e', d),
-      resize: (s) => w.resize(s.width, s.height),
-      stdinClosed: () => undefined,
-      exit: (code, message) => {
-        r.exitCode = code
-        if (message) r.exitMessage = message
-        w.exit(message ?? String(code))
-      },
-      portOpened: (connection, p) => {
-        port(p).connections++
-        w.note('c', { connection, port: p, event: 'open' })
-      },
-      portData: (connection, p, direction, data) => {
-        const a = port(p)
-        if (direction === 'in') a.bytesIn += data.length
-        else a.bytesOut += data.length
-        if (capture > 0) {
-          const key = `${connection}:${p}`
-          const c = this.#captured.get(key) ?? { in: 0, out: 0 }
-          this.#captured.set(key, c)
-          const room = capture - c[direction]
-          if (room > 0) {
-            const part = data.subarray(0, room)
-            c[direction] += part.length
-            w.note(direction === 'in' ? 'pi' : 'po', part.toString('base64'))
-          }
-        }
-      },
-      portError: (connection, p, message) => {
-        port(p).errors++
-        w.note('c', { connection, port: p, event: 'error', message })
-      },
-      portClosed: (connection, p) => w.note('c', { connection, port: p, event: 'close' }),
-    }
   }
 }
