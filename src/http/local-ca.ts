@@ -1,7 +1,7 @@
 // Without a configured certificate Gatehouse serves TLS from its own local CA, created on first
 // start in the data directory and kept, so generated kubeconfigs can pin it (never
 // insecure-skip-tls-verify).
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
@@ -26,21 +26,38 @@ function newKeyPair(): { privatePem: string; publicPem: string } {
   }
 }
 
-function serial(): string {
-  // Positive 16-byte serial (RFC 5280 §4.1.2.2: at most 20 octets, non-negative).
+/**
+ * A positive 16-byte serial (RFC 5280 §4.1.2.2: at most 20 octets, non-negative) whose first
+ * byte is 0x01–0x7f: node-forge encodes the hex as given, and a leading 0x00 byte followed by a
+ * byte below 0x80 is a non-minimal DER INTEGER that OpenSSL 3 rejects ("illegal padding"), one
+ * certificate in 256 before this was fixed.
+ */
+export function certificateSerial(): string {
   const b = randomBytes(16)
-  b[0] = b[0]! & 0x7f
+  b[0] = b[0]! & 0x7f || 0x01
   return b.toString('hex')
+}
+
+/** Whether OpenSSL (Node's crypto) can read a certificate; forge alone is more lenient. */
+function readable(certPem: string): boolean {
+  try {
+    new X509Certificate(certPem)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function createCa(): { certPem: string; keyPem: string } {
   const keys = newKeyPair()
   const cert = forge.pki.createCertificate()
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem)
-  cert.serialNumber = serial()
+  cert.serialNumber = certificateSerial()
   cert.validity.notBefore = new Date(Date.now() - 60_000)
   cert.validity.notAfter = new Date(Date.now() + CA_YEARS * 365 * 86_400_000)
-  const subject = [{ name: 'commonName', value: `Gatehouse local CA ${serial().slice(0, 8)}` }]
+  const subject = [
+    { name: 'commonName', value: `Gatehouse local CA ${certificateSerial().slice(0, 8)}` },
+  ]
   cert.setSubject(subject)
   cert.setIssuer(subject)
   cert.setExtensions([
@@ -60,7 +77,7 @@ function issueServing(
   const caCert = forge.pki.certificateFromPem(ca.certPem)
   const cert = forge.pki.createCertificate()
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem)
-  cert.serialNumber = serial()
+  cert.serialNumber = certificateSerial()
   cert.validity.notBefore = new Date(Date.now() - 60_000)
   cert.validity.notAfter = new Date(Date.now() + SERVING_DAYS * 86_400_000)
   cert.setSubject([{ name: 'commonName', value: 'gatehouse' }])
@@ -103,7 +120,13 @@ export function ensureLocalServingMaterial(
   }
   const hostnames = [...new Set(['localhost', '127.0.0.1', '::1', ...extraHostnames])]
   let createdCa = false
-  if (!existsSync(files.caCert) || !existsSync(files.caKey)) {
+  // A CA that OpenSSL cannot read (an earlier version's non-minimal serial) never served a
+  // client: replace it rather than fail to start for ever.
+  if (
+    !existsSync(files.caCert) ||
+    !existsSync(files.caKey) ||
+    !readable(readFileSync(files.caCert, 'utf8'))
+  ) {
     const ca = createCa()
     writeFileSync(files.caKey, ca.keyPem, { mode: 0o600 })
     writeFileSync(files.caCert, ca.certPem)
@@ -117,6 +140,7 @@ export function ensureLocalServingMaterial(
     createdCa ||
     !existsSync(files.cert) ||
     !existsSync(files.key) ||
+    !readable(readFileSync(files.cert, 'utf8')) ||
     !coversAll(readFileSync(files.cert, 'utf8'), hostnames)
   ) {
     const serving = issueServing(ca, hostnames)
