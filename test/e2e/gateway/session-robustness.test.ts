@@ -409,6 +409,30 @@ describe('sessions: robustness', () => {
     }
   })
 
+  test('sessions.record: false relays sessions unrecorded, and says so in /readyz', async () => {
+    const e = env()
+    const ns = `gw-rob-norec-${RUN}`
+    await namespaceWithPods(e.cluster, ns, { box: {} })
+    const g = await startGatehouse(e.cluster, {
+      authentication: authenticationConfig(e.cluster, e.issuer),
+      upstreamTokenFile: e.upstreamTokenFile,
+      overrides: { sessions: { record: false } },
+    })
+    try {
+      const kubeconfig = g.kubeconfig({ token: await ciToken(e), name: `norec-${RUN}` })
+      const r = await kubectl('1.35', ['-n', ns, 'exec', 'box', '--', 'echo', 'unrecorded'], {
+        kubeconfig,
+      })
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout, 'unrecorded\n')
+      assert.deepEqual(await g.server.audit.store.querySessions({ namespace: ns }), [])
+      const ready = g.server.gateway.currentWarnings().join('\n')
+      assert.match(ready, /sessions\.record is false/)
+    } finally {
+      await g.stop()
+    }
+  })
+
   test('no file descriptor leaked by the sessions above', async () => {
     // sockets close asynchronously; give them a moment, then count
     let now = openFds()
