@@ -5,18 +5,27 @@ import type { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../pipeline/context.ts'
 import type { AuditBody, AuditRecord } from './record.ts'
 import { selectClaims } from './record.ts'
+import { maskRequestTarget, maskText } from '../masking/text.ts'
 
 const TEXT_TYPES = /^(application\/([\w.+-]*\+)?(json|yaml)|application\/apply-patch\+yaml|text\/)/i
 
+/**
+ * The kept head of a body, with secrets and regulated values masked (src/masking): the audit
+ * store never holds a card number, a key or a token in clear. Binary bodies (protobuf) are
+ * masked byte for byte as latin1, then kept as base64.
+ */
 function body(contentType: string, data: Buffer, fullBytes: number, max: number): AuditBody {
   const head = data.subarray(0, max)
   const text = TEXT_TYPES.test(contentType)
+  const masked = maskText(text ? head.toString('utf8') : head.toString('latin1'))
+  const count = Object.values(masked.counts).reduce((a, b) => a + b, 0)
   return {
     contentType,
     encoding: text ? 'utf8' : 'base64',
-    data: text ? head.toString('utf8') : head.toString('base64'),
+    data: text ? masked.text : Buffer.from(masked.text, 'latin1').toString('base64'),
     truncated: fullBytes > head.length,
     bytes: fullBytes,
+    ...(count ? { masked: count } : {}),
   }
 }
 
@@ -71,7 +80,7 @@ export function buildAuditRecord(
     request: info
       ? {
           method: req.method ?? 'GET',
-          target: ctx.upstreamPath ?? req.url ?? '',
+          target: maskRequestTarget(ctx.upstreamPath ?? req.url ?? ''),
           isResourceRequest: info.isResourceRequest,
           verb: info.authzVerb,
           apiGroup: info.apiGroup,

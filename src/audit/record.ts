@@ -10,6 +10,8 @@ export interface AuditBody {
   /** The body was longer than the audit body limit; `bytes` is its full size. */
   truncated: boolean
   bytes: number
+  /** Values masked in `data` (secrets, keys, card numbers...). */
+  masked?: number
 }
 
 export interface AuditRecord {

@@ -144,6 +144,8 @@ export const sessionsSchema = z.strictObject({
     .min(1024)
     .default(1024 * 1024 * 1024),
   onRecordingLimit: z.enum(['terminate', 'stopRecording']).default('terminate'),
+  /** Mask secrets and regulated values (cards, keys, tokens...) in recordings before writing. */
+  maskRecordings: z.boolean().default(true),
   recordStdin: z.enum(['always', 'nonInteractive', 'never']).default('always'),
   /** Seconds; 0: no limit. */
   maxDurationSeconds: z.number().int().min(0).default(0),
@@ -199,6 +201,7 @@ export const gatewayConfigSchema = z
       recordings: { local: {} },
       maxRecordingBytes: 1024 * 1024 * 1024,
       onRecordingLimit: 'terminate',
+      maskRecordings: true,
       recordStdin: 'always',
       maxDurationSeconds: 0,
       idleTimeoutSeconds: 0,

@@ -181,3 +181,32 @@ function openPrivateKey(text: string): { start: number; endMarker: string } | un
   }
   return undefined
 }
+
+/**
+ * A request target with the values in its query masked (exec's `command=` arguments can carry
+ * anything): each parameter is decoded, masked, and re-encoded only when something was masked,
+ * so targets without findings stay byte for byte as they were.
+ */
+export function maskRequestTarget(target: string, opts: { detectors?: DetectorSet } = {}): string {
+  const q = target.indexOf('?')
+  if (q < 0) return target
+  let changed = false
+  const pairs = target
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      if (eq < 0) return pair
+      let value: string
+      try {
+        value = decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' '))
+      } catch {
+        value = pair.slice(eq + 1)
+      }
+      const masked = maskText(value, opts.detectors ? { detectors: opts.detectors } : {})
+      if (masked.text === value) return pair
+      changed = true
+      return `${pair.slice(0, eq)}=${encodeURIComponent(masked.text)}`
+    })
+  return changed ? `${target.slice(0, q)}?${pairs.join('&')}` : target
+}

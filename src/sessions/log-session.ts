@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.ts'
 import type { SessionLimits } from './manager.ts'
 import { AsciicastWriter, type RecordingStore } from './recording.ts'
 import type { SessionRecord } from './record.ts'
+import { MaskedStreams } from './masked-streams.ts'
 
 export interface LogSession {
   readonly record: SessionRecord
@@ -21,6 +22,7 @@ export class RecordedLog implements LogSession {
   readonly #store: AuditStore
   readonly #logger: Logger
   readonly #writer: AsciicastWriter
+  readonly #streams: MaskedStreams
   readonly #start = performance.now()
   readonly #onEnd: () => void
   #abort: (() => void) | undefined
@@ -73,6 +75,7 @@ export class RecordedLog implements LogSession {
         },
       },
     )
+    this.#streams = new MaskedStreams(this.#writer, { mask: opts.limits.maskRecordings })
   }
 
   snapshot(): SessionRecord {
@@ -86,7 +89,7 @@ export class RecordedLog implements LogSession {
   }
 
   chunk(data: Buffer): void {
-    this.#writer.text('o', data)
+    this.#streams.write('o', data)
   }
 
   onTerminate(fn: () => void): void {
@@ -96,6 +99,7 @@ export class RecordedLog implements LogSession {
   async end(status: number, bytes: number, reason?: string): Promise<void> {
     this.#onEnd()
     this.#resolveEnded()
+    this.#streams.end()
     await this.#writer.close().catch(() => undefined)
     const limited = this.#limited
     // a recording limit with stopRecording lets the stream go on: only the recording stopped
@@ -111,6 +115,7 @@ export class RecordedLog implements LogSession {
       recording: {
         ...this.record.recording!,
         bytes: this.#writer.bytes,
+        ...(this.#limits.maskRecordings ? { masked: this.#streams.masked } : {}),
         ...(limited && !endedEarly ? { stopped: limited } : {}),
       },
       endReason:

@@ -18,6 +18,7 @@ import type { SessionRecord } from './record.ts'
 import { dialectOf, execParameters, type SessionKind } from './remote-command.ts'
 import type { RelayEnd } from './relay.ts'
 import { StreamSession } from './stream-session.ts'
+import { maskText } from '../masking/text.ts'
 
 export type { LogSession } from './log-session.ts'
 
@@ -29,6 +30,8 @@ export interface SessionLimits {
   onRecordingLimit: 'terminate' | 'stopRecording'
   recordStdin: 'always' | 'nonInteractive' | 'never'
   portForwardCaptureBytes: number
+  /** Mask secrets and regulated values in recordings (gatehouse.yaml sessions.maskRecordings). */
+  maskRecordings: boolean
 }
 
 export function sessionLimits(
@@ -42,6 +45,7 @@ export function sessionLimits(
     onRecordingLimit: policy?.onRecordingLimit ?? defaults.onRecordingLimit,
     recordStdin: policy?.recordStdin ?? defaults.recordStdin,
     portForwardCaptureBytes: policy?.portForwardCaptureBytes ?? defaults.portForwardCaptureBytes,
+    maskRecordings: defaults.maskRecordings,
   }
 }
 
@@ -185,7 +189,13 @@ export class SessionManager {
     const exec = execParameters(new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? ''))
     const record = this.#newRecord(ctx, kind, {
       container: exec.container,
-      command: kind === 'exec' ? exec.command : [],
+      // the command line is kept masked like the recording (arguments can carry secrets)
+      command:
+        kind !== 'exec'
+          ? []
+          : limits.maskRecordings
+            ? exec.command.map((a) => maskText(a).text)
+            : exec.command,
       tty: exec.tty,
       stdin: exec.stdin,
       protocol: { transport: dialect.transport, subprotocol: dialect.subprotocol },

@@ -56,6 +56,8 @@ export interface SessionRecord {
     /** Uncompressed event bytes written. */
     bytes: number
     stdinRecorded: boolean
+    /** Values masked in the recording (secrets, keys, card numbers...), when masking is on. */
+    masked?: number
     /** Recording stopped before the session ended (the size limit with onLimit: stopRecording). */
     stopped?: string
   }

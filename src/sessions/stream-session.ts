@@ -10,6 +10,8 @@ import type { PortActivity, SessionRecord } from './record.ts'
 import type { Dialect, SessionKind } from './remote-command.ts'
 import { relaySession, type RelayEnd, type SessionRelay } from './relay.ts'
 import { createTap, type SessionObserver } from './tap.ts'
+import { MaskedStreams } from './masked-streams.ts'
+import { maskText } from '../masking/text.ts'
 
 export class StreamSession implements LiveSession {
   readonly record: SessionRecord
@@ -98,7 +100,8 @@ export class StreamSession implements LiveSession {
       },
     )
     this.#writer = writer
-    const tap = createTap(this.#dialect, r.kind as SessionKind, this.#observer(writer))
+    const streams = new MaskedStreams(writer, { mask: this.#limits.maskRecordings })
+    const tap = createTap(this.#dialect, r.kind as SessionKind, this.#observer(writer, streams))
     const relay = relaySession({
       client,
       upstream,
@@ -121,6 +124,7 @@ export class StreamSession implements LiveSession {
     tap.close()
     const protocolError =
       end.protocolError ?? (tapError ? `malformed frame: ${tapError}` : undefined)
+    streams.end()
     if (protocolError) writer.stop(protocolError)
     await writer
       .close()
@@ -141,6 +145,7 @@ export class StreamSession implements LiveSession {
       recording: {
         ...r.recording!,
         bytes: writer.bytes,
+        ...(this.#limits.maskRecordings ? { masked: streams.masked } : {}),
         ...(writer.stopped && !this.#terminated && !protocolError
           ? { stopped: writer.stopped }
           : {}),
@@ -203,8 +208,10 @@ export class StreamSession implements LiveSession {
     }
   }
 
-  #observer(w: AsciicastWriter): SessionObserver {
+  #observer(w: AsciicastWriter, streams: MaskedStreams): SessionObserver {
     const r = this.record
+    const mask = this.#limits.maskRecordings
+    const masked = (s: string): string => (mask ? maskText(s).text : s)
     const stdin = r.recording!.stdinRecorded
     const capture = this.#limits.portForwardCaptureBytes
     const port = (p: number): PortActivity => {
@@ -215,16 +222,17 @@ export class StreamSession implements LiveSession {
     }
     return {
       stdin: (d) => {
-        if (stdin) w.text('i', d)
+        if (stdin) streams.write('i', d)
       },
-      stdout: (d) => w.text('o', d),
-      stderr: (d) => w.text('e', d),
+      stdout: (d) => streams.write('o', d),
+      stderr: (d) => streams.write('e', d),
       resize: (s) => w.resize(s.width, s.height),
       stdinClosed: () => undefined,
       exit: (code, message) => {
         r.exitCode = code
-        if (message) r.exitMessage = message
-        w.exit(message ?? String(code))
+        if (message) r.exitMessage = masked(message)
+        streams.flushAll()
+        w.exit(message ? masked(message) : String(code))
       },
       portOpened: (connection, p) => {
         port(p).connections++
@@ -242,13 +250,14 @@ export class StreamSession implements LiveSession {
           if (room > 0) {
             const part = data.subarray(0, room)
             c[direction] += part.length
-            w.note(direction === 'in' ? 'pi' : 'po', part.toString('base64'))
+            const kept = mask ? Buffer.from(masked(part.toString('latin1')), 'latin1') : part
+            w.note(direction === 'in' ? 'pi' : 'po', kept.toString('base64'))
           }
         }
       },
       portError: (connection, p, message) => {
         port(p).errors++
-        w.note('c', { connection, port: p, event: 'error', message })
+        w.note('c', { connection, port: p, event: 'error', message: masked(message) })
       },
       portClosed: (connection, p) => w.note('c', { connection, port: p, event: 'close' }),
     }
