@@ -10,7 +10,7 @@ import { listen, type Listener } from './http/server.ts'
 import { createLogger, type Logger } from './observability/logger.ts'
 import { PolicySource } from './policy/index.ts'
 import { clusterTokenReviewer } from './upstream/token-review.ts'
-import { localRecordingStore } from './sessions/recording.ts'
+import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
 
 export interface RunningServer {
@@ -55,9 +55,7 @@ export async function startServer(
   audit.recoverSpool()
   const sessions = new SessionManager({
     store,
-    recordings: localRecordingStore(
-      config.sessions.recordings.local.dir ?? join(config.dataDir, 'recordings'),
-    ),
+    recordings: recordingStoreFromConfig(config),
     defaults: config.sessions,
     logger,
     replica: replicaName(config.dataDir),

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { z } from 'zod'
 import type { Authenticator } from '../authn/index.ts'
 import { auditQuerySchema, parseTime, type AuditStore } from '../audit/index.ts'
 import type { GatewayConfig } from '../config/index.ts'
@@ -13,34 +14,6 @@ import type { Logger } from '../observability/logger.ts'
 import { subjectsMatcher, type PolicySource } from '../policy/index.ts'
 import type { SessionManager } from '../sessions/manager.ts'
 import { sessionQuerySchema, type SessionQuery } from '../sessions/record.ts'
-
-/** Query string → session query; throws a message naming the bad parameter. */
-export function sessionQueryFromParams(params: URLSearchParams): SessionQuery {
-  const raw: Record<string, unknown> = {}
-  const fields = ['identity', 'cluster', 'namespace', 'pod', 'kind', 'state', 'replica']
-  for (const key of fields) if (params.has(key)) raw[key] = params.get(key)
-  for (const [param, field] of [
-    ['since', 'sinceMs'],
-    ['until', 'untilMs'],
-  ] as const) {
-    const v = params.get(param)
-    if (v === null) continue
-    const t = parseTime(v)
-    if (t === undefined)
-      throw new Error(`${param}: expected a duration (30m, 2h, 7d) or an ISO time, got '${v}'`)
-    raw[field] = t
-  }
-  if (params.has('limit')) raw['limit'] = Number(params.get('limit'))
-  const known = new Set([...fields, 'since', 'until', 'limit'])
-  for (const key of params.keys())
-    if (!known.has(key)) throw new Error(`unknown parameter '${key}'`)
-  const parsed = sessionQuerySchema.safeParse(raw)
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!
-    throw new Error(`${i.path.join('.')}: ${i.message}`)
-  }
-  return parsed.data
-}
 
 export interface AdminListener {
   readonly url: string
@@ -58,13 +31,18 @@ function send(res: ServerResponse, code: number, body: unknown): void {
   res.end(text)
 }
 
-/** Query string → audit query; throws a message naming the bad parameter. */
-export function auditQueryFromParams(
+/**
+ * Query string → a query of `schema` (audit records or sessions): `fields` are copied as they
+ * are, `since`/`until` are durations or ISO times, `limit` a number; anything else is refused.
+ * Throws a message naming the bad parameter.
+ */
+function queryFromParams<S extends z.ZodType>(
   params: URLSearchParams,
-): ReturnType<typeof auditQuerySchema.parse> {
+  fields: readonly string[],
+  schema: S,
+): z.output<S> {
   const raw: Record<string, unknown> = {}
-  for (const key of ['identity', 'cluster', 'namespace', 'verb', 'resource', 'decision'])
-    if (params.has(key)) raw[key] = params.get(key)
+  for (const key of fields) if (params.has(key)) raw[key] = params.get(key)
   for (const [param, field] of [
     ['since', 'sinceMs'],
     ['until', 'untilMs'],
@@ -77,25 +55,35 @@ export function auditQueryFromParams(
     raw[field] = t
   }
   if (params.has('limit')) raw['limit'] = Number(params.get('limit'))
-  const known = new Set([
-    'identity',
-    'cluster',
-    'namespace',
-    'verb',
-    'resource',
-    'decision',
-    'since',
-    'until',
-    'limit',
-  ])
+  const known = new Set([...fields, 'since', 'until', 'limit'])
   for (const key of params.keys())
     if (!known.has(key)) throw new Error(`unknown parameter '${key}'`)
-  const parsed = auditQuerySchema.safeParse(raw)
+  const parsed = schema.safeParse(raw)
   if (!parsed.success) {
     const i = parsed.error.issues[0]!
     throw new Error(`${i.path.join('.')}: ${i.message}`)
   }
   return parsed.data
+}
+
+/** Query string → audit query; throws a message naming the bad parameter. */
+export function auditQueryFromParams(
+  params: URLSearchParams,
+): ReturnType<typeof auditQuerySchema.parse> {
+  return queryFromParams(
+    params,
+    ['identity', 'cluster', 'namespace', 'verb', 'resource', 'decision'],
+    auditQuerySchema,
+  )
+}
+
+/** Query string → session query; throws a message naming the bad parameter. */
+export function sessionQueryFromParams(params: URLSearchParams): SessionQuery {
+  return queryFromParams(
+    params,
+    ['identity', 'cluster', 'namespace', 'pod', 'kind', 'state', 'replica'],
+    sessionQuerySchema,
+  )
 }
 
 export async function startAdminListener(

@@ -31,9 +31,19 @@ export function parseTime(value: string, now = Date.now()): number | undefined {
   return Number.isNaN(t) ? undefined : t
 }
 
-/** SQL WHERE clause for both dialects: `placeholder(i)` renders the i-th (0-based) parameter. */
-export function whereClause(
-  q: AuditQuery,
+/**
+ * SQL WHERE clause for both dialects, for audit records and sessions alike: `identity` is a
+ * name or a `*` glob, each of `columns` an exact match, `sinceMs`/`untilMs` a range of
+ * `timeColumn`. `placeholder(i)` renders the i-th (0-based) parameter.
+ */
+export function filterClause(
+  q: {
+    identity?: string | undefined
+    sinceMs?: number | undefined
+    untilMs?: number | undefined
+  } & Record<string, unknown>,
+  columns: readonly string[],
+  timeColumn: string,
   placeholder: (i: number) => string,
 ): { sql: string; params: unknown[] } {
   const parts: string[] = []
@@ -50,12 +60,20 @@ export function whereClause(
       )
     else add((p) => `identity = ${p}`, q.identity)
   }
-  if (q.cluster !== undefined) add((p) => `cluster = ${p}`, q.cluster)
-  if (q.namespace !== undefined) add((p) => `namespace = ${p}`, q.namespace)
-  if (q.verb !== undefined) add((p) => `verb = ${p}`, q.verb)
-  if (q.resource !== undefined) add((p) => `resource = ${p}`, q.resource)
-  if (q.decision !== undefined) add((p) => `decision = ${p}`, q.decision)
-  if (q.sinceMs !== undefined) add((p) => `time_ms >= ${p}`, q.sinceMs)
-  if (q.untilMs !== undefined) add((p) => `time_ms < ${p}`, q.untilMs)
+  for (const c of columns) if (q[c] !== undefined) add((p) => `${c} = ${p}`, q[c])
+  if (q.sinceMs !== undefined) add((p) => `${timeColumn} >= ${p}`, q.sinceMs)
+  if (q.untilMs !== undefined) add((p) => `${timeColumn} < ${p}`, q.untilMs)
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params }
+}
+
+export function whereClause(
+  q: AuditQuery,
+  placeholder: (i: number) => string,
+): { sql: string; params: unknown[] } {
+  return filterClause(
+    q,
+    ['cluster', 'namespace', 'verb', 'resource', 'decision'],
+    'time_ms',
+    placeholder,
+  )
 }

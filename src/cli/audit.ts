@@ -1,28 +1,29 @@
 // `gatehouse audit list|show`: read the audit store named by gatehouse.yaml, with the same
 // filters as the admin API.
+import { formatColumns } from './table.ts'
 import { auditStoreFromConfig, type AuditRecord } from '../audit/index.ts'
-import type { AuditQuery } from '../audit/index.ts'
+import type { AuditQuery, AuditStore } from '../audit/index.ts'
 import type { GatewayConfig } from '../config/index.ts'
 
-export async function listRecords(config: GatewayConfig, q: AuditQuery): Promise<AuditRecord[]> {
+/** Runs `fn` on the store named by the configuration, opened read-only, then closes it. */
+export async function withStore<T>(
+  config: GatewayConfig,
+  fn: (store: AuditStore) => Promise<T>,
+): Promise<T> {
   const store = auditStoreFromConfig(config.audit, config.dataDir, { readonly: true })
   try {
-    return await store.query(q)
+    return await fn(store)
   } finally {
     await store.close()
   }
 }
 
-export async function showRecord(
-  config: GatewayConfig,
-  id: string,
-): Promise<AuditRecord | undefined> {
-  const store = auditStoreFromConfig(config.audit, config.dataDir, { readonly: true })
-  try {
-    return await store.get(id)
-  } finally {
-    await store.close()
-  }
+export function listRecords(config: GatewayConfig, q: AuditQuery): Promise<AuditRecord[]> {
+  return withStore(config, (s) => s.query(q))
+}
+
+export function showRecord(config: GatewayConfig, id: string): Promise<AuditRecord | undefined> {
+  return withStore(config, (s) => s.get(id))
 }
 
 function what(r: AuditRecord): string {
@@ -63,10 +64,5 @@ export function formatTable(records: readonly AuditRecord[]): string {
     'CODE',
     'ID',
   ]
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  return (
-    [header, ...rows]
-      .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
-      .join('\n') + '\n'
-  )
+  return formatColumns(header, rows)
 }

@@ -220,6 +220,45 @@ function policyTest(args: string[]): void {
   if (failed) process.exit(1)
 }
 
+/** The filter flags of a `list` command, parsed as the admin API parses its query string. */
+function parseListFilters<Q>(
+  command: string,
+  values: Record<string, string | boolean | undefined>,
+  parse: (params: URLSearchParams) => Q,
+): Q {
+  const params = new URLSearchParams()
+  for (const [k, v] of Object.entries(values))
+    if (typeof v === 'string' && !LIST_OUTPUT_FLAGS.has(k)) params.set(k, v)
+  try {
+    return parse(params)
+  } catch (e) {
+    fail(`${command}: --${(e as Error).message}`, 2)
+  }
+}
+
+/** Flags of the audit and sessions commands that are not list filters. */
+const LIST_OUTPUT_FLAGS = new Set([
+  'config',
+  'output',
+  'speed',
+  'max-idle',
+  'token-file',
+  'token-env',
+  'admin-url',
+])
+
+function printList<T>(
+  command: string,
+  output: string | undefined,
+  items: readonly T[],
+  table: (items: readonly T[]) => string,
+): void {
+  const format = output ?? 'table'
+  if (format === 'jsonl') process.stdout.write(items.map((r) => JSON.stringify(r) + '\n').join(''))
+  else if (format === 'table') process.stdout.write(table(items))
+  else fail(`${command}: --output ${format}: expected table or jsonl`, 2)
+}
+
 async function audit(args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const { values, positionals } = parseArgs({
@@ -249,33 +288,8 @@ async function audit(args: string[]): Promise<void> {
     return
   }
   if (sub !== 'list') fail(`gatehouse audit: expected list or show\n\n${USAGE}`, 2)
-  const params = new URLSearchParams()
-  for (const k of [
-    'identity',
-    'cluster',
-    'namespace',
-    'verb',
-    'resource',
-    'decision',
-    'since',
-    'until',
-    'limit',
-  ] as const) {
-    const v = values[k]
-    if (v !== undefined) params.set(k, v)
-  }
-  let q
-  try {
-    q = auditQueryFromParams(params)
-  } catch (e) {
-    fail(`gatehouse audit list: --${(e as Error).message}`, 2)
-  }
-  const records = await listRecords(config, q)
-  const output = values.output ?? 'table'
-  if (output === 'jsonl')
-    process.stdout.write(records.map((r) => JSON.stringify(r) + '\n').join(''))
-  else if (output === 'table') process.stdout.write(formatTable(records))
-  else fail(`gatehouse audit list: --output ${output}: expected table or jsonl`, 2)
+  const q = parseListFilters('gatehouse audit list', values, auditQueryFromParams)
+  printList('gatehouse audit list', values.output, await listRecords(config, q), formatTable)
 }
 
 async function sessions(args: string[]): Promise<void> {
@@ -356,32 +370,8 @@ async function sessions(args: string[]): Promise<void> {
     return
   }
   if (sub !== 'list') fail(`gatehouse sessions: expected list, show, replay or kill\n\n${USAGE}`, 2)
-  const params = new URLSearchParams()
-  for (const k of [
-    'identity',
-    'cluster',
-    'namespace',
-    'pod',
-    'kind',
-    'state',
-    'since',
-    'until',
-    'limit',
-  ] as const) {
-    const v = values[k]
-    if (v !== undefined) params.set(k, v)
-  }
-  let q
-  try {
-    q = sessionQueryFromParams(params)
-  } catch (e) {
-    fail(`gatehouse sessions list: --${(e as Error).message}`, 2)
-  }
-  const list = await listSessions(config, q)
-  const output = values.output ?? 'table'
-  if (output === 'jsonl') process.stdout.write(list.map((r) => JSON.stringify(r) + '\n').join(''))
-  else if (output === 'table') process.stdout.write(formatSessions(list))
-  else fail(`gatehouse sessions list: --output ${output}: expected table or jsonl`, 2)
+  const q = parseListFilters('gatehouse sessions list', values, sessionQueryFromParams)
+  printList('gatehouse sessions list', values.output, await listSessions(config, q), formatSessions)
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -1,24 +1,17 @@
 // `gatehouse sessions list|show|replay|kill`: sessions from the store named by gatehouse.yaml,
 // recordings from its recording store; kill goes through the admin API of the running replica.
+import { formatColumns } from './table.ts'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { join } from 'node:path'
-import { auditStoreFromConfig } from '../audit/index.ts'
+import { withStore } from './audit.ts'
 import type { GatewayConfig } from '../config/index.ts'
-import { localRecordingStore, readRecording, type AsciicastEvent } from '../sessions/recording.ts'
+import {
+  readRecording,
+  recordingStoreFromConfig,
+  type AsciicastEvent,
+} from '../sessions/recording.ts'
 import type { SessionQuery, SessionRecord } from '../sessions/record.ts'
-
-export async function withStore<T>(
-  config: GatewayConfig,
-  fn: (store: ReturnType<typeof auditStoreFromConfig>) => Promise<T>,
-): Promise<T> {
-  const store = auditStoreFromConfig(config.audit, config.dataDir, { readonly: true })
-  try {
-    return await fn(store)
-  } finally {
-    await store.close()
-  }
-}
 
 export function listSessions(config: GatewayConfig, q: SessionQuery): Promise<SessionRecord[]> {
   return withStore(config, (s) => s.querySessions(q))
@@ -28,18 +21,12 @@ export function getSession(config: GatewayConfig, id: string): Promise<SessionRe
   return withStore(config, (s) => s.getSession(id))
 }
 
-export function recordingsOf(config: GatewayConfig): ReturnType<typeof localRecordingStore> {
-  return localRecordingStore(
-    config.sessions.recordings.local.dir ?? join(config.dataDir, 'recordings'),
-  )
-}
-
 export async function loadRecording(
   config: GatewayConfig,
   session: SessionRecord,
 ): Promise<{ events: AsciicastEvent[]; truncated: boolean }> {
   if (!session.recording) throw new Error(`session ${session.id} has no recording`)
-  const stream = recordingsOf(config).open(session.recording.key)
+  const stream = recordingStoreFromConfig(config).open(session.recording.key)
   const opened = new Promise<void>((res, rej) => {
     stream.once('open', () => res())
     stream.once('error', (e) =>
@@ -81,12 +68,7 @@ export function formatSessions(sessions: readonly SessionRecord[]): string {
     'DURATION',
     'ID',
   ]
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  return (
-    [header, ...rows]
-      .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
-      .join('\n') + '\n'
-  )
+  return formatColumns(header, rows)
 }
 
 /** POST /api/v1/sessions/<id>/kill on this configuration's admin listener. */

@@ -10,6 +10,12 @@ import {
   type Finding,
 } from './detectors.ts'
 
+let defaults: DetectorSet | undefined
+/** The default detector set, built once (maskText runs for every audit record). */
+function defaultDetectors(): DetectorSet {
+  return (defaults ??= detectorSet())
+}
+
 export type Replacement =
   /** `[MASKED:card]` */
   | { kind: 'placeholder' }
@@ -41,7 +47,7 @@ export function maskText(
   text: string,
   opts: { detectors?: DetectorSet; replacement?: Replacement } = {},
 ): MaskResult {
-  const set = opts.detectors ?? detectorSet()
+  const set = opts.detectors ?? defaultDetectors()
   const how = opts.replacement ?? { kind: 'placeholder' }
   const findings = set.find(text)
   if (findings.length === 0) return { text, counts: {} }
@@ -76,7 +82,7 @@ export class TextStreamMasker {
   readonly counts: MaskResult['counts'] = {}
 
   constructor(opts: { detectors?: DetectorSet; replacement?: Replacement; window?: number } = {}) {
-    this.#set = opts.detectors ?? detectorSet()
+    this.#set = opts.detectors ?? defaultDetectors()
     this.#how = opts.replacement ?? { kind: 'placeholder' }
     this.#window = opts.window ?? 4096
   }

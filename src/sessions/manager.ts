@@ -224,15 +224,6 @@ export class SessionManager {
       },
       'session started',
     )
-    this.#logger.debug(
-      {
-        session: record.id,
-        clientUpgrade: ctx.req.headers.upgrade,
-        clientProtocols: ctx.req.headers['sec-websocket-protocol'],
-        head: responseHead,
-      },
-      'session upgrade response',
-    )
     return session
   }
 

@@ -3,6 +3,7 @@
 // request id of the upgrade (or log) request, so it joins that request's audit record and the
 // cluster's audit log (Audit-ID).
 import { z } from 'zod'
+import { filterClause } from '../audit/query.ts'
 import type { AuditRecord } from '../audit/record.ts'
 
 export type SessionState =
@@ -84,25 +85,12 @@ export function sessionWhereClause(
   q: SessionQuery,
   placeholder: (i: number) => string,
 ): { sql: string; params: unknown[] } {
-  const parts: string[] = []
-  const params: unknown[] = []
-  const add = (expr: (p: string) => string, value: unknown): void => {
-    parts.push(expr(placeholder(params.length)))
-    params.push(value)
-  }
-  if (q.identity !== undefined) {
-    if (q.identity.includes('*'))
-      add(
-        (p) => `identity LIKE ${p} ESCAPE '\\'`,
-        q.identity.replace(/[\\%_]/g, '\\$&').replace(/\*/g, '%'),
-      )
-    else add((p) => `identity = ${p}`, q.identity)
-  }
-  for (const k of ['cluster', 'namespace', 'pod', 'kind', 'state', 'replica'] as const)
-    if (q[k] !== undefined) add((p) => `${k} = ${p}`, q[k])
-  if (q.sinceMs !== undefined) add((p) => `start_ms >= ${p}`, q.sinceMs)
-  if (q.untilMs !== undefined) add((p) => `start_ms < ${p}`, q.untilMs)
-  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params }
+  return filterClause(
+    q,
+    ['cluster', 'namespace', 'pod', 'kind', 'state', 'replica'],
+    'start_ms',
+    placeholder,
+  )
 }
 
 export const SESSION_COLUMNS = [

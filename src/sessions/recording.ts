@@ -114,6 +114,16 @@ export function localRecordingStore(dir: string): RecordingStore {
   }
 }
 
+/** The recording store gatehouse.yaml names (today: a local directory, default <dataDir>/recordings). */
+export function recordingStoreFromConfig(config: {
+  dataDir: string
+  sessions: { recordings: { local: { dir?: string | undefined } } }
+}): RecordingStore {
+  return localRecordingStore(
+    config.sessions.recordings.local.dir ?? join(config.dataDir, 'recordings'),
+  )
+}
+
 /** yyyy/mm/dd/<id>.cast.gz: a folder per day keeps directories small and retention simple. */
 export function recordingKey(id: string, startedAt: Date): string {
   const d = startedAt.toISOString().slice(0, 10).replace(/-/g, '/')

@@ -41,7 +41,6 @@ export function dialectOf(responseHead: string): Dialect | { unknown: string } {
       'v5.channel.k8s.io': { base64: false, version: 5 },
       // port-forward over WebSocket without SPDY (browser clients): the same channel framing
       'portforward.k8s.io': { base64: false, version: 1 },
-      'v4.channel.k8s.io+portforward': { base64: false, version: 4 },
     }
     const k = known[sub]
     if (!k) return { unknown: `WebSocket subprotocol '${sub}'` }
@@ -50,7 +49,7 @@ export function dialectOf(responseHead: string): Dialect | { unknown: string } {
   if (upgrade === 'spdy/3.1') {
     const sub = header('x-stream-protocol-version') ?? ''
     const m = /^v(\d+)\.channel\.k8s\.io$/.exec(sub)
-    const version = m ? Number(m[1]) : sub === 'portforward.k8s.io' ? 1 : 1
+    const version = m ? Number(m[1]) : 1
     return { transport: 'spdy', subprotocol: sub || 'channel.k8s.io', version }
   }
   return { unknown: `upgrade '${upgrade}'` }

@@ -71,6 +71,12 @@ export interface SessionTap {
 /** One WebSocket message can hold at most this much (kubelets send 32 KiB or less). */
 const MAX_WEBSOCKET_MESSAGE = 16 * 1024 * 1024
 
+/** Clients mask their frames, servers do not (RFC 6455 5.1). */
+const clientFrameReader = (): WebSocketFrameReader =>
+  new WebSocketFrameReader({ masked: true, maxMessageBytes: MAX_WEBSOCKET_MESSAGE })
+const upstreamFrameReader = (): WebSocketFrameReader =>
+  new WebSocketFrameReader({ masked: false, maxMessageBytes: MAX_WEBSOCKET_MESSAGE })
+
 export function createTap(
   dialect: Dialect,
   kind: SessionKind,
@@ -92,14 +98,8 @@ function wrap<T>(fn: () => T): T {
 
 /** WebSocket remote command: channel.k8s.io, base64.channel.k8s.io, v4.*, v5.channel.k8s.io. */
 class ChannelTap implements SessionTap {
-  readonly #client = new WebSocketFrameReader({
-    masked: true,
-    maxMessageBytes: MAX_WEBSOCKET_MESSAGE,
-  })
-  readonly #upstream = new WebSocketFrameReader({
-    masked: false,
-    maxMessageBytes: MAX_WEBSOCKET_MESSAGE,
-  })
+  readonly #client = clientFrameReader()
+  readonly #upstream = upstreamFrameReader()
   readonly #dialect: Extract<Dialect, { transport: 'websocket' }>
   readonly #kind: SessionKind
   readonly #observer: SessionObserver
@@ -284,10 +284,6 @@ class SpdyTap implements SessionTap {
     if (this.#failure) throw this.#failure
   }
 
-  get failure(): TapProtocolError | undefined {
-    return this.#failure
-  }
-
   #frame(f: SpdyFrame, from: 'client' | 'upstream', headers: SpdyHeaders | undefined): void {
     const o = this.#observer
     if (f.type === 'syn_stream' && headers) {
@@ -404,14 +400,8 @@ class SpdyTap implements SessionTap {
 
 /** kubectl >= 1.31 port-forward: SPDY frames carried in binary WebSocket messages. */
 class SpdyOverWebSocketTap implements SessionTap {
-  readonly #client = new WebSocketFrameReader({
-    masked: true,
-    maxMessageBytes: MAX_WEBSOCKET_MESSAGE,
-  })
-  readonly #upstream = new WebSocketFrameReader({
-    masked: false,
-    maxMessageBytes: MAX_WEBSOCKET_MESSAGE,
-  })
+  readonly #client = clientFrameReader()
+  readonly #upstream = upstreamFrameReader()
   readonly #spdy: SpdyTap
 
   constructor(kind: SessionKind, observer: SessionObserver) {

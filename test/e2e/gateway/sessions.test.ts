@@ -134,12 +134,13 @@ async function resizeTerminalOf(marker: string, cols: number, rows: number): Pro
   assert.equal(r.code, 0, r.stderr)
 }
 
+/** `gatehouse sessions ARGS...`, as an operator runs it. */
+function sessionsCli(...args: string[]) {
+  return runBinary(process.execPath, [CLI, 'sessions', ...args], { kubeconfig: '/dev/null' })
+}
+
 async function replay(env: GatewayEnv, id: string, ...flags: string[]) {
-  const r = await runBinary(
-    process.execPath,
-    [CLI, 'sessions', 'replay', '--config', env.gatehouse.configFile, ...flags, id],
-    { kubeconfig: '/dev/null' },
-  )
+  const r = await sessionsCli('replay', '--config', env.gatehouse.configFile, ...flags, id)
   assert.equal(r.code, 0, r.stderr)
   return r
 }
@@ -520,21 +521,15 @@ describe('sessions through Gatehouse', () => {
           mode: 0o600,
         })
         const adminUrl = e.gatehouse.server.admin!.url
-        const kill = await runBinary(
-          process.execPath,
-          [
-            CLI,
-            'sessions',
-            'kill',
-            '--config',
-            e.gatehouse.configFile,
-            '--admin-url',
-            adminUrl,
-            '--token-file',
-            tokenFile,
-            live.id,
-          ],
-          { kubeconfig: '/dev/null' },
+        const kill = await sessionsCli(
+          'kill',
+          '--config',
+          e.gatehouse.configFile,
+          '--admin-url',
+          adminUrl,
+          '--token-file',
+          tokenFile,
+          live.id,
         )
         assert.equal(kill.code, 0, kill.stderr)
         const r = await running
@@ -544,21 +539,15 @@ describe('sessions through Gatehouse', () => {
         assert.equal(s!.state, 'terminated')
         assert.match(s!.endReason ?? '', /killed by github:/)
         // a second kill: the session is over
-        const again = await runBinary(
-          process.execPath,
-          [
-            CLI,
-            'sessions',
-            'kill',
-            '--config',
-            e.gatehouse.configFile,
-            '--admin-url',
-            adminUrl,
-            '--token-file',
-            tokenFile,
-            live.id,
-          ],
-          { kubeconfig: '/dev/null' },
+        const again = await sessionsCli(
+          'kill',
+          '--config',
+          e.gatehouse.configFile,
+          '--admin-url',
+          adminUrl,
+          '--token-file',
+          tokenFile,
+          live.id,
         )
         assert.equal(again.code, 1)
         assert.match(again.stderr, /already ended/)
@@ -657,20 +646,14 @@ describe('sessions through Gatehouse', () => {
     const kubeconfig = await target().kubeconfig('1.35')
     await kubectl('1.35', ['-n', ns, 'exec', 'box', '--', 'echo', 'listed'], { kubeconfig })
     const [s] = await sessionsIn(e, ns)
-    const list = await runBinary(
-      process.execPath,
-      [
-        CLI,
-        'sessions',
-        'list',
-        '--config',
-        e.gatehouse.configFile,
-        '--namespace',
-        ns,
-        '--kind',
-        'exec',
-      ],
-      { kubeconfig: '/dev/null' },
+    const list = await sessionsCli(
+      'list',
+      '--config',
+      e.gatehouse.configFile,
+      '--namespace',
+      ns,
+      '--kind',
+      'exec',
     )
     assert.equal(list.code, 0, list.stderr)
     const lines = list.stdout.trim().split('\n')
@@ -708,17 +691,9 @@ describe('sessions through Gatehouse', () => {
     } finally {
       await agent.close()
     }
-    const show = await runBinary(
-      process.execPath,
-      [CLI, 'sessions', 'show', '--config', e.gatehouse.configFile, s!.id],
-      { kubeconfig: '/dev/null' },
-    )
+    const show = await sessionsCli('show', '--config', e.gatehouse.configFile, s!.id)
     assert.equal((JSON.parse(show.stdout) as SessionRecord).id, s!.id)
-    const bad = await runBinary(
-      process.execPath,
-      [CLI, 'sessions', 'list', '--config', e.gatehouse.configFile, '--state', 'running'],
-      { kubeconfig: '/dev/null' },
-    )
+    const bad = await sessionsCli('list', '--config', e.gatehouse.configFile, '--state', 'running')
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /--state/)
   })
