@@ -11,6 +11,7 @@ import type { Logger } from './observability/logger.ts'
 import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
+import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
 
 export interface GatewayDeps {
@@ -22,6 +23,8 @@ export interface GatewayDeps {
   audit: AuditWriter
   /** Records and governs exec, attach and port-forward sessions. */
   sessions?: SessionManager
+  /** Masking of responses (shared with the session manager); default: from config. */
+  masking?: Masking
   /** Called after every request, however it ended (after its audit record is queued). */
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
@@ -101,6 +104,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     auditBodyBytes: config.audit.maxBodyBytes,
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
+      masking: deps.masking ?? new Masking(config.masking, config.dataDir),
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
         tunnels.add(socket)

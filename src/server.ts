@@ -12,6 +12,7 @@ import { PolicySource } from './policy/index.ts'
 import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
+import { Masking } from './masking/profile.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
@@ -53,6 +54,7 @@ export async function startServer(
     logger,
   })
   audit.recoverSpool()
+  const masking = new Masking(config.masking, config.dataDir)
   const sessions = new SessionManager({
     store,
     recordings: recordingStoreFromConfig(config),
@@ -80,6 +82,7 @@ export async function startServer(
     clusters,
     policies,
     audit,
+    masking,
     ...(config.sessions.record ? { sessions } : {}),
   })
   for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)

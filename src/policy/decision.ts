@@ -1,7 +1,7 @@
 // The outcome of policy for one request. One type for every outcome so later features extend it
 // rather than adding a second engine: `approve` (hold for a human) joins `action`, masking and
 // session recording join `obligations`.
-import type { AuditLevel, ForwardingMapping, SessionObligations } from './schema.ts'
+import type { AuditLevel, ForwardingMapping, MaskObligation, SessionObligations } from './schema.ts'
 
 export type Action = 'allow' | 'deny'
 
@@ -13,6 +13,8 @@ export interface Obligations {
   forwarding?: ForwardingMapping
   /** exec, attach, port-forward: limits and recording (absent: Gatehouse's defaults). */
   session?: SessionObligations
+  /** Masking of responses, logs and exec output (absent: masked with Gatehouse's defaults). */
+  mask?: MaskObligation
 }
 
 /** Which rule decided: a policy rule, or a built-in (`builtin:*`) such as the default deny. */

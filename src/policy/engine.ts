@@ -11,6 +11,7 @@ import type {
   ForwardingMapping,
   PolicyDocument,
   PolicySubject,
+  MaskObligation,
   SessionObligations,
 } from './schema.ts'
 
@@ -67,6 +68,7 @@ interface CompiledRule {
   /** exec/attach matching; rules with it never match other requests. */
   readonly exec: ((e: ExecRequest) => boolean) | undefined
   readonly session: SessionObligations | undefined
+  readonly mask: MaskObligation | undefined
 }
 
 function compileExecMatch(
@@ -208,6 +210,7 @@ export class PolicySet {
           exec: r.exec ? compileExecMatch(r.exec) : undefined,
           session:
             r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
+          mask: r.mask || doc.spec.mask ? { ...doc.spec.mask, ...r.mask } : undefined,
         }
         const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
         const bases =
@@ -328,6 +331,7 @@ export class PolicySet {
             ...(effective.action === 'allow' && effective.session
               ? { session: effective.session }
               : {}),
+            ...(effective.action === 'allow' && effective.mask ? { mask: effective.mask } : {}),
           },
         }
       : {

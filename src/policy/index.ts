@@ -31,6 +31,7 @@ export {
   policySchema,
   type AuditLevel,
   type ForwardingMapping,
+  type MaskObligation,
   type PolicyDocument,
   type SessionObligations,
 } from './schema.ts'

@@ -134,6 +134,19 @@ export const sessionObligationsSchema = z.strictObject({
 })
 export type SessionObligations = z.infer<typeof sessionObligationsSchema>
 
+/**
+ * What a rule's callers see of secrets and regulated values. Masking is on unless a rule (or its
+ * policy) turns it off: a backup job that must restore Secrets, helm (it keeps releases in
+ * Secrets). What Gatehouse records is masked whatever this says.
+ */
+export const maskObligationSchema = z.strictObject({
+  /** false: responses, logs and exec output reach this rule's callers unmasked. */
+  enabled: z.boolean().optional(),
+  /** How values are replaced: a placeholder, the last four digits of cards, or a keyed hash. */
+  replacement: z.enum(['placeholder', 'partial', 'hmac']).optional(),
+})
+export type MaskObligation = z.infer<typeof maskObligationSchema>
+
 /** exec and attach requests: what runs (argv as one command line), where, and how. */
 export const execMatchSchema = z.strictObject({
   /** Globs over the command line: argv joined by single spaces (`pg_dump *`, `*sh`). */
@@ -182,6 +195,8 @@ export const ruleSchema = z
     exec: execMatchSchema.optional(),
     /** Limits and recording for the sessions this rule allows. */
     session: sessionObligationsSchema.optional(),
+    /** Masking of what this rule's callers receive (default: masked). */
+    mask: maskObligationSchema.optional(),
   })
   .superRefine((rule, ctx) => {
     const resourceFields = ['apiGroups', 'resources', 'namespaces', 'names'] as const
@@ -219,6 +234,8 @@ export const policySchema = z.strictObject({
       audit: z.enum(AUDIT_LEVELS).optional(),
       /** Default session limits and recording of this policy's rules (a rule's fields win). */
       session: sessionObligationsSchema.optional(),
+      /** Default masking of this policy's rules (a rule's fields win). */
+      mask: maskObligationSchema.optional(),
       rules: z.array(ruleSchema).min(1, 'expected at least one rule'),
     })
     .superRefine((spec, ctx) => {
