@@ -95,6 +95,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     return live
   }
 
+  const masking = deps.masking ?? new Masking(config.masking, config.dataDir)
   const chain = buildChain({
     clusters,
     authenticator: deps.authenticator,
@@ -104,7 +105,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     auditBodyBytes: config.audit.maxBodyBytes,
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
-      masking: deps.masking ?? new Masking(config.masking, config.dataDir),
+      masking,
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
         tunnels.add(socket)
@@ -133,7 +134,12 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     // recording them would grow the very buffer that is full.
     if (error?.code !== 'GW_AUDIT_UNAVAILABLE') {
       try {
-        deps.audit.write(buildAuditRecord(ctx, error, { maxBodyBytes: config.audit.maxBodyBytes }))
+        deps.audit.write(
+          buildAuditRecord(ctx, error, {
+            maxBodyBytes: config.audit.maxBodyBytes,
+            masking: masking.forRecords.objects,
+          }),
+        )
       } catch (e) {
         deps.logger.error(
           { requestId: ctx.id, error: String(e) },

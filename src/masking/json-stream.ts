@@ -83,7 +83,7 @@ export class JsonMaskingTransform extends Transform {
   readonly #hint: TypeHint | undefined
   readonly #limit: number
 
-  #at: At = At.Start as At
+  #at: At = At.Start
   /** Nesting inside the current value or element (0: at its own level). */
   #depth = 0
   #inString = false

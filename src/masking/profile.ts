@@ -60,10 +60,9 @@ export class Masking {
     return this.#profile(m?.replacement ?? this.#config.replacement)
   }
 
-  /** For the Warning header: which rule asked for masking (or Gatehouse's default). */
+  /** For the Warning header: the rule whose decision masked the response. */
   static source(decision: Decision | undefined): string {
-    if (!decision) return 'Gatehouse default'
-    return decision.obligations.mask ? ruleRef(decision) : `Gatehouse default; ${ruleRef(decision)}`
+    return decision ? ruleRef(decision) : 'Gatehouse default'
   }
 
   #profile(kind: ReplacementKind): MaskingProfile {
