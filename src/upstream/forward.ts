@@ -259,6 +259,8 @@ async function deliverFiltered(
   captureChunk: (c: Buffer) => void,
 ): Promise<void> {
   delete headers['content-length']
+  // the response ended by Gatehouse (shutdown ends watches) or cut by the client: stop reading
+  res.once('close', () => upstream.body.destroy())
   const t = filter.transform
   pipeline(upstream.body, t).catch(() => {
     // the iterator below sees the error

@@ -4,10 +4,10 @@
 // never reach a masked caller in clear, in any shape (objects, lists, Tables, watches, raw
 // paths, protobuf asked for); kubectl prints Gatehouse's Warning; an identity whose policy turns
 // masking off sees everything unchanged; nothing Gatehouse records (its data directory and its
-// PostgreSQL store) holds a planted value. Non-secret data keeps working: the kubectl and
-// client-node scenarios run with masking on.
+// PostgreSQL store) holds a planted value. (masking-clients.test.ts: the client scenarios with
+// masking on.)
 import assert from 'node:assert/strict'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,17 +16,15 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import pg from 'pg'
 import { Agent, request } from 'undici'
 import { adminClient, kubectl, KUBECTL_VERSIONS } from '../../harness/index.ts'
-import { clientNodeScenarios } from '../scenarios/client-node.ts'
-import { kubectlCrudScenarios } from '../scenarios/kubectl-crud.ts'
 import { namespaceWithPods } from '../support.ts'
-import { SA_NAMESPACE, useGatewayEnv } from './env.ts'
+import { useGatewayEnv } from './env.ts'
+import { BACKUP, policies } from './masking-policies.ts'
 import { gatewayTarget } from './target.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const SCHEMA = `gh_e2e_masking_${process.pid}`
 const RUN = Math.random().toString(36).slice(2, 6)
 const NS = `gw-mask-${RUN}`
-const BACKUP = 'backup-restore'
 const GROUP = 'e2e.gatehouse.dev'
 
 /** Values planted in the cluster; none may reach a masked caller or any Gatehouse record. */
@@ -53,56 +51,6 @@ const FORMS = Object.entries(PLANTED).flatMap(([k, v]) => [
 function assertNoPlanted(text: string, where: string): void {
   for (const [what, value] of FORMS)
     assert.ok(!text.includes(value!), `${what} (${value}) in clear in ${where}:\n${text}`)
-}
-
-function policies(dir: string): string[] {
-  const out = join(dir, 'masking-policies')
-  mkdirSync(out, { recursive: true })
-  writeFileSync(
-    join(out, 'masked.yaml'),
-    `apiVersion: gatehouse.dev/v1alpha1
-kind: Policy
-metadata:
-  name: e2e-masked
-spec:
-  subjects:
-    - name: 'github:*'
-    - name: 'k8s:serviceaccount:${SA_NAMESPACE}:client-node'
-  audit: requestResponse
-  rules:
-    - name: partial-cards
-      action: allow
-      verbs: ['*']
-      namespaces: ['gw-mask-partial-*']
-      mask: { replacement: partial }
-    - name: hashed
-      action: allow
-      verbs: ['*']
-      namespaces: ['gw-mask-hmac-*']
-      mask: { replacement: hmac }
-    - name: everything
-      action: allow
-      verbs: ['*']
-`,
-  )
-  writeFileSync(
-    join(out, 'backup.yaml'),
-    `apiVersion: gatehouse.dev/v1alpha1
-kind: Policy
-metadata:
-  name: e2e-backup-restore
-spec:
-  subjects:
-    - name: 'k8s:serviceaccount:${SA_NAMESPACE}:${BACKUP}'
-  audit: requestResponse
-  mask: { enabled: false }
-  rules:
-    - name: everything
-      action: allow
-      verbs: ['*']
-`,
-  )
-  return [out]
 }
 
 describe('masking', () => {
@@ -271,6 +219,16 @@ describe('masking', () => {
       const described = await run('describe', 'secret', 'db')
       assert.match(described.stdout, /password:\s+\d+ bytes/)
       await run('get', 'secrets', '-o', 'yaml', '--chunk-size=1')
+      for (const path of [
+        `/api/v1/namespaces/${NS}/secrets/db`,
+        `/api/v1/namespaces/${NS}/secrets?limit=1`,
+        `/api/v1/namespaces/${NS}/secret%73/db`,
+      ]) {
+        const r = await kubectl(version, ['get', '--raw', path], { kubeconfig })
+        assertNoPlanted(r.stdout + r.stderr, `kubectl ${version} get --raw ${path}`)
+        if (r.code === 0) assert.match(r.stdout, /W01BU0tFRDpzZWNyZXRd/)
+        else assert.match(r.stderr, /Error from server \(BadRequest\)/)
+      }
     })
 
     test(`kubectl ${version}: env values, a ConfigMap's cards, pod logs and logs -f are masked`, async () => {
@@ -477,7 +435,7 @@ describe('masking', () => {
     assert.equal(db.spec.engine, 'postgres')
   })
 
-  test('client-node: read, list across namespaces and watch a Secret: masked', async () => {
+  test('client-node: read a Secret and list Secrets across namespaces: masked', async () => {
     const kc = new KubeConfig()
     kc.loadFromFile(await target().kubeconfig('client-node'))
     const core = kc.makeApiClient(CoreV1Api)
@@ -589,12 +547,4 @@ describe('masking', () => {
       await client.end()
     }
   })
-})
-
-describe('masking on: clients keep working (kubectl CRUD and client-node scenarios)', () => {
-  const env = useGatewayEnv({ policies: (_issuer, dir) => policies(dir) })
-  const base = gatewayTarget(env)
-  const target = (): ReturnType<typeof base> => ({ ...base(), name: 'gwmask' })
-  kubectlCrudScenarios(target)
-  clientNodeScenarios(target)
 })
