@@ -400,20 +400,31 @@ describe('masking', () => {
     assert.equal(next.code, 200)
     assertNoPlanted(next.body, 'second page')
     // watches: ?watch=1 and the legacy /watch/ path, with initial events (resourceVersion=0)
-    for (const path of [
-      `/api/v1/namespaces/${NS}/secrets?watch=1&resourceVersion=0&timeoutSeconds=1`,
-      `/api/v1/watch/namespaces/${NS}/secrets?resourceVersion=0&timeoutSeconds=1`,
-    ]) {
-      const r = await raw(path)
+    for (const [path, accept] of [
+      [`/api/v1/namespaces/${NS}/secrets?watch=1&resourceVersion=0&timeoutSeconds=1`, undefined],
+      [`/api/v1/watch/namespaces/${NS}/secrets?resourceVersion=0&timeoutSeconds=1`, undefined],
+      // kubectl get -w asks for a Table watch; with includeObject=Object every row holds a Secret
+      [
+        `/api/v1/namespaces/${NS}/secrets?watch=1&resourceVersion=0&timeoutSeconds=1&includeObject=Object`,
+        'application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io',
+      ],
+    ] as const) {
+      const r = await raw(path, accept ? { accept } : {})
       assert.equal(r.code, 200, r.body)
       const events = r.body
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l) as { type: string })
+        .map((l) => JSON.parse(l) as { type: string; object: { kind: string } })
       assert.ok(
         events.some((ev) => ev.type === 'ADDED'),
         r.body,
       )
+      if (accept)
+        assert.ok(
+          events.every((ev) => ev.object.kind === 'Table'),
+          r.body,
+        )
+      assert.match(r.body, /W01BU0tFRDpzZWNyZXRd/)
       assertNoPlanted(r.body, path)
     }
   })

@@ -238,3 +238,40 @@ test('memory stays bounded by one item: a 10,000-Secret list streams without hol
   assert.ok(outBytes > n * 50)
   assert.equal(t.masked, n * 2)
 })
+
+test('property: random lists of random objects with planted values, random chunkings: masked, valid JSON, equal to whole masking', async () => {
+  const planted = fc.constantFrom(CARD, '078-05-1120', 'AKIAIOSFODNN7EXAMPLE')
+  const leaf = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), planted)
+  const obj = fc.dictionary(
+    fc.string({ minLength: 1, maxLength: 8 }),
+    fc.oneof(
+      leaf,
+      fc.array(leaf, { maxLength: 3 }),
+      fc.dictionary(fc.string({ maxLength: 5 }), leaf, { maxKeys: 3 }),
+    ),
+    { maxKeys: 6 },
+  )
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(obj, { maxLength: 8 }),
+      fc.constantFrom('ConfigMapList', 'SecretList', 'List', 'Table'),
+      fc.array(fc.nat(), { maxLength: 16 }),
+      fc.boolean(),
+      async (items, kind, cuts, pretty) => {
+        const doc =
+          kind === 'Table'
+            ? {
+                kind,
+                apiVersion: 'meta.k8s.io/v1',
+                rows: items.map((o) => ({ cells: [o], object: o })),
+              }
+            : { kind, apiVersion: 'v1', metadata: {}, items }
+        const text = JSON.stringify(doc, null, pretty ? 1 : 0)
+        const r = await run('list', split(text, cuts))
+        assert.deepEqual(JSON.parse(r.out), maskKubernetesJson(doc, rules).value)
+        for (const v of [CARD, '078-05-1120', 'AKIAIOSFODNN7EXAMPLE']) assert.ok(!r.out.includes(v))
+      },
+    ),
+    { numRuns: 300 },
+  )
+})

@@ -27,11 +27,7 @@ import type { Decision } from '../../../src/policy/decision.ts'
 const masking = (
   over: Record<string, unknown> = {},
   dir = mkdtempSync(join(tmpdir(), 'gh-mask-')),
-) =>
-  new Masking(
-    gatewayConfigSchema.shape.masking.parse({ ...over }),
-    dir,
-  )
+) => new Masking(gatewayConfigSchema.shape.masking.parse({ ...over }), dir)
 
 function plan(method: string, target: string) {
   const r = parseRequestInfo(method, target)
