@@ -6,8 +6,11 @@ import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { detectorSet } from '../../../src/masking/detectors.ts'
+import { createClientRewriter } from '../../../src/sessions/client-masking.ts'
 import { relaySession } from '../../../src/sessions/relay.ts'
 import { TapProtocolError, type SessionTap } from '../../../src/sessions/tap.ts'
+import { encodeServerFrame, Opcode } from '../../../src/sessions/websocket-frames.ts'
 
 const opened: Socket[] = []
 after(() => opened.forEach((s) => s.destroy()))
@@ -29,6 +32,7 @@ async function pair(): Promise<[Socket, Socket]> {
 async function relayed(
   tap: Partial<SessionTap>,
   recorder?: { backlogged: boolean; writable(): Promise<void> },
+  rewriter?: Parameters<typeof relaySession>[0]['rewriter'],
 ) {
   const [clientFar, clientNear] = await pair()
   const [upstreamNear, upstreamFar] = await pair()
@@ -47,6 +51,7 @@ async function relayed(
     first: Buffer.alloc(0),
     tap: fullTap,
     ...(recorder ? { recorder } : {}),
+    ...(rewriter ? { rewriter } : {}),
   })
   const received = { client: [] as Buffer[], upstream: [] as Buffer[] }
   clientFar.on('data', (d: Buffer) => received.client.push(d))
@@ -127,4 +132,29 @@ test('terminate waits for the frame in flight, then sends the termination and cl
   assert.equal(Buffer.concat(received.client).toString(), 'AAAABBB<bye>')
   const end = await relay.closed
   assert.equal(end.endedBy, 'gatehouse')
+})
+
+test('with client masking, held-back text goes out masked before Gatehouse speaks last', async () => {
+  const { relay, upstreamFar, clientFar, received } = await relayed({}, undefined, (send, onError) =>
+    createClientRewriter({
+      dialect: { transport: 'websocket', subprotocol: 'v4.channel.k8s.io', base64: false, version: 4 },
+      streamTypes: undefined,
+      masking: { detectors: detectorSet(), replacement: { kind: 'placeholder' } },
+      send,
+      onError,
+    }),
+  )
+  upstreamFar.write(encodeServerFrame(Opcode.BINARY, Buffer.from('\x01ssn 123-45-6789')))
+  await sleep(50)
+  assert.equal(received.client.length, 0, 'a partial line is held back')
+  relay.terminate('over', 'test')
+  await once(clientFar, 'end')
+  assert.deepEqual(
+    Buffer.concat(received.client),
+    Buffer.concat([
+      encodeServerFrame(Opcode.BINARY, Buffer.from('\x01ssn [MASKED:ssn]')),
+      Buffer.from('<bye>'),
+    ]),
+  )
+  await relay.closed
 })
