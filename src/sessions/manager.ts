@@ -218,7 +218,8 @@ export class SessionManager {
     })
     await this.#saveFirst(record)
     // what the client receives of exec and attach (never port-forward's raw TCP)
-    const clientMasking = kind === 'portforward' ? undefined : this.#masking?.forDecision(ctx.decision)
+    const clientMasking =
+      kind === 'portforward' ? undefined : this.#masking?.forDecision(ctx.decision)
     const session = new StreamSession({
       record,
       limits,

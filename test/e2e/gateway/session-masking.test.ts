@@ -46,7 +46,8 @@ const STDOUT = `card ${CARD}\nssn ${SSN}\nkey ${AWS}\n${PEM}\nno newline ${SSN}`
 const STDERR = `err card ${CARD}\nerr key ${AWS}\n${PEM}\n`
 const MASKED_STDOUT =
   'card [MASKED:card]\nssn [MASKED:ssn]\nkey [MASKED:aws-access-key]\n[MASKED:private-key]\nno newline [MASKED:ssn]'
-const MASKED_STDERR = 'err card [MASKED:card]\nerr key [MASKED:aws-access-key]\n[MASKED:private-key]\n'
+const MASKED_STDERR =
+  'err card [MASKED:card]\nerr key [MASKED:aws-access-key]\n[MASKED:private-key]\n'
 
 function policies(dir: string): string[] {
   const out = join(dir, 'session-masking-policies')
@@ -156,7 +157,10 @@ describe('exec and attach output masked for the client', () => {
         })
         assert.equal(r.code, 3, r.stderr)
         assert.equal(r.stdout, STDOUT)
-        assert.equal(withoutClientGoNoise(r.stderr), `${STDERR}command terminated with exit code 3\n`)
+        assert.equal(
+          withoutClientGoNoise(r.stderr),
+          `${STDERR}command terminated with exit code 3\n`,
+        )
         const s = await sessionIn(e, ns)
         assert.equal(s.maskedForClient, undefined)
       })
@@ -198,15 +202,16 @@ describe('exec and attach output masked for the client', () => {
       assertNothingPlanted(printed.output, 'the terminal')
       // with a TTY, stderr is part of the terminal's output and lines end in CR LF
       assert.ok(
-        printed.output.includes(
-          `${MASKED_STDOUT}${MASKED_STDERR}`.replace(/\n/g, '\r\n'),
-        ),
+        printed.output.includes(`${MASKED_STDOUT}${MASKED_STDERR}`.replace(/\n/g, '\r\n')),
         JSON.stringify(printed.output),
       )
       // the shell's prompt has no newline: it reaches the terminal when the stream goes quiet
-      const term = new Terminal([kubectlPath('1.35'), '-n', ns, 'exec', '-it', 'shell', '--', 'sh'], {
-        env: { KUBECONFIG: kubeconfig, ...dialect.env },
-      })
+      const term = new Terminal(
+        [kubectlPath('1.35'), '-n', ns, 'exec', '-it', 'shell', '--', 'sh'],
+        {
+          env: { KUBECONFIG: kubeconfig, ...dialect.env },
+        },
+      )
       try {
         await term.waitFor('# ')
         term.type('echo typed\r')

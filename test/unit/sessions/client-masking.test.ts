@@ -10,10 +10,7 @@ import fc from 'fast-check'
 import * as wsModule from 'ws'
 import { detectorSet } from '../../../src/masking/detectors.ts'
 import { maskText } from '../../../src/masking/text.ts'
-import {
-  createClientRewriter,
-  type ClientRewriter,
-} from '../../../src/sessions/client-masking.ts'
+import { createClientRewriter, type ClientRewriter } from '../../../src/sessions/client-masking.ts'
 import { dialectOf, type Dialect } from '../../../src/sessions/remote-command.ts'
 import { createTap, type SessionObserver, type SpdyStreamTypes } from '../../../src/sessions/tap.ts'
 import { Opcode, WebSocketFrameReader } from '../../../src/sessions/websocket-frames.ts'
@@ -271,7 +268,9 @@ function readSpdy(wire: Buffer): SpdyFrame[] {
 
 const stdoutText = (frames: SpdyFrame[], id: number): string =>
   frames
-    .filter((f): f is Extract<SpdyFrame, { type: 'data' }> => f.type === 'data' && f.streamId === id)
+    .filter(
+      (f): f is Extract<SpdyFrame, { type: 'data' }> => f.type === 'data' && f.streamId === id,
+    )
     .map((f) => f.data.toString('latin1'))
     .join('')
 
@@ -335,8 +334,18 @@ describe('client masking: SPDY', () => {
       const { rewriter, sent } = rewriterFor(spdy, types({ 1: 'stdout' }))
       rewriter.push(
         Buffer.concat([
-          encodeFrame({ type: 'data', streamId: 1, flags: 0, data: Buffer.from(text.slice(0, cut)) }),
-          encodeFrame({ type: 'data', streamId: 1, flags: FLAG_FIN, data: Buffer.from(text.slice(cut)) }),
+          encodeFrame({
+            type: 'data',
+            streamId: 1,
+            flags: 0,
+            data: Buffer.from(text.slice(0, cut)),
+          }),
+          encodeFrame({
+            type: 'data',
+            streamId: 1,
+            flags: FLAG_FIN,
+            data: Buffer.from(text.slice(cut)),
+          }),
         ]),
       )
       assert.equal(stdoutText(readSpdy(Buffer.concat(sent)), 1), whole(text), `cut ${cut}`)

@@ -135,14 +135,22 @@ test('terminate waits for the frame in flight, then sends the termination and cl
 })
 
 test('with client masking, held-back text goes out masked before Gatehouse speaks last', async () => {
-  const { relay, upstreamFar, clientFar, received } = await relayed({}, undefined, (send, onError) =>
-    createClientRewriter({
-      dialect: { transport: 'websocket', subprotocol: 'v4.channel.k8s.io', base64: false, version: 4 },
-      streamTypes: undefined,
-      masking: { detectors: detectorSet(), replacement: { kind: 'placeholder' } },
-      send,
-      onError,
-    }),
+  const { relay, upstreamFar, clientFar, received } = await relayed(
+    {},
+    undefined,
+    (send, onError) =>
+      createClientRewriter({
+        dialect: {
+          transport: 'websocket',
+          subprotocol: 'v4.channel.k8s.io',
+          base64: false,
+          version: 4,
+        },
+        streamTypes: undefined,
+        masking: { detectors: detectorSet(), replacement: { kind: 'placeholder' } },
+        send,
+        onError,
+      }),
   )
   upstreamFar.write(encodeServerFrame(Opcode.BINARY, Buffer.from('\x01ssn 123-45-6789')))
   await sleep(50)
