@@ -62,6 +62,11 @@ spec:
   subjects:
     - name: 'github:*'
   rules:
+    - name: correlatable
+      action: allow
+      verbs: ['*']
+      namespaces: ['gw-smask-hmac-*']
+      mask: { replacement: hmac }
     - name: everything
       action: allow
       verbs: ['*']
@@ -166,6 +171,22 @@ describe('exec and attach output masked for the client', () => {
       })
     }
   }
+
+  test("kubectl 1.35: the replacement is the policy decision's (keyed hash: equal values match)", async () => {
+    const e = env()
+    const ns = `gw-smask-hmac-${RUN}`
+    await namespaceWithPods(e.cluster, ns, { box: {} })
+    const kubeconfig = await target().kubeconfig('1.35')
+    const r = await kubectl(
+      '1.35',
+      ['-n', ns, 'exec', 'box', '--', 'sh', '-c', `echo ${CARD}; echo ${CARD} >&2`],
+      { kubeconfig },
+    )
+    assert.equal(r.code, 0, r.stderr)
+    const out = /^\[MASKED:card:hmac=([0-9a-f]{16})\]\n$/.exec(r.stdout)
+    assert.ok(out, r.stdout)
+    assert.equal(withoutClientGoNoise(r.stderr), `[MASKED:card:hmac=${out[1]}]\n`)
+  })
 
   for (const dialect of execDialects('1.35')) {
     const tag = `${dialect.name}-${RUN}`
