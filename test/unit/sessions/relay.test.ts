@@ -56,7 +56,7 @@ async function relayed(
   const received = { client: [] as Buffer[], upstream: [] as Buffer[] }
   clientFar.on('data', (d: Buffer) => received.client.push(d))
   upstreamFar.on('data', (d: Buffer) => received.upstream.push(d))
-  return { relay, clientFar, upstreamFar, received }
+  return { relay, clientFar, upstreamFar, upstreamNear, received }
 }
 
 test('bytes pass unchanged both ways, and a close on one side closes the other', async () => {
@@ -134,24 +134,46 @@ test('terminate waits for the frame in flight, then sends the termination and cl
   assert.equal(end.endedBy, 'gatehouse')
 })
 
-test('with client masking, held-back text goes out masked before Gatehouse speaks last', async () => {
-  const { relay, upstreamFar, clientFar, received } = await relayed(
+const maskingRewriter: Parameters<typeof relaySession>[0]['rewriter'] = (send, onError) =>
+  createClientRewriter({
+    dialect: {
+      transport: 'websocket',
+      subprotocol: 'v4.channel.k8s.io',
+      base64: false,
+      version: 4,
+    },
+    streamTypes: undefined,
+    masking: { detectors: detectorSet(), replacement: { kind: 'placeholder' } },
+    send,
+    onError,
+  })
+
+test('with client masking, a client that does not read stops the upstream; all arrives after', async () => {
+  const { relay, upstreamFar, upstreamNear, clientFar, received } = await relayed(
     {},
     undefined,
-    (send, onError) =>
-      createClientRewriter({
-        dialect: {
-          transport: 'websocket',
-          subprotocol: 'v4.channel.k8s.io',
-          base64: false,
-          version: 4,
-        },
-        streamTypes: undefined,
-        masking: { detectors: detectorSet(), replacement: { kind: 'placeholder' } },
-        send,
-        onError,
-      }),
+    maskingRewriter,
   )
+  clientFar.pause()
+  const line = Buffer.from('x'.repeat(1023) + '\n')
+  const frame = encodeServerFrame(
+    Opcode.BINARY,
+    Buffer.concat([Buffer.from([1]), ...Array<Buffer>(32).fill(line)]),
+  )
+  const frames = 24 * 32 // 24 MiB of stdout: more than the sockets' buffers hold
+  for (let i = 0; i < frames; i++) upstreamFar.write(frame)
+  await sleep(500)
+  assert.ok(upstreamNear.isPaused(), 'the upstream is still read while the client is not')
+  clientFar.resume()
+  const total = frames * frame.length
+  while (received.client.reduce((n, b) => n + b.length, 0) < total) await sleep(50)
+  assert.ok(Buffer.concat(received.client).equals(Buffer.concat(Array<Buffer>(frames).fill(frame))))
+  clientFar.destroy()
+  await relay.closed
+})
+
+test('with client masking, held-back text goes out masked before Gatehouse speaks last', async () => {
+  const { relay, upstreamFar, clientFar, received } = await relayed({}, undefined, maskingRewriter)
   upstreamFar.write(encodeServerFrame(Opcode.BINARY, Buffer.from('\x01ssn 123-45-6789')))
   await sleep(50)
   assert.equal(received.client.length, 0, 'a partial line is held back')
