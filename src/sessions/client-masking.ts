@@ -356,7 +356,9 @@ class SpdyRewriter implements ClientRewriter {
     const flags = raw[4]!
     const type = this.#types.streamType(id)
     if (type === undefined && !decoded && this.#types.headersDecoded()) return false
-    if (type === 'stdout' || type === 'stderr') {
+    // A stream the tap cannot name (no SYN_STREAM, or its header block failed to decode) is
+    // masked like output: fail closed (spdystream drops DATA of streams it does not know).
+    if (type === 'stdout' || type === 'stderr' || type === undefined) {
       let out = this.#maskers.push(id, raw.subarray(8))
       if (flags & FLAG_FIN) out = Buffer.concat([out, this.#maskers.end(id)])
       this.#data(id, out, flags)

@@ -352,15 +352,19 @@ describe('client masking: SPDY', () => {
     }
   })
 
-  test('other streams (stdin, resize, unknown) pass byte for byte', () => {
+  test('stdin and resize streams pass byte for byte; a stream the tap cannot name is masked', () => {
     const { rewriter, sent } = rewriterFor(spdy, types({ 1: 'stdin', 9: 'resize' }))
-    const wire = Buffer.concat([
+    const known = Buffer.concat([
       encodeFrame({ type: 'data', streamId: 1, flags: 0, data: Buffer.from(CARD) }),
       encodeFrame({ type: 'data', streamId: 9, flags: 0, data: Buffer.from(CARD) }),
-      encodeFrame({ type: 'data', streamId: 11, flags: 0, data: Buffer.from(CARD) }),
     ])
-    rewriter.push(wire)
-    assert.deepEqual(Buffer.concat(sent), wire)
+    rewriter.push(known)
+    rewriter.push(
+      encodeFrame({ type: 'data', streamId: 11, flags: FLAG_FIN, data: Buffer.from(CARD) }),
+    )
+    const out = Buffer.concat(sent)
+    assert.deepEqual(out.subarray(0, known.length), known)
+    assert.equal(stdoutText(readSpdy(out.subarray(known.length)), 11), '[MASKED:card]')
   })
 
   test('with the real tap: DATA waits for the SYN_STREAM being decompressed, then is masked', async () => {
