@@ -61,6 +61,7 @@ export async function startServer(
     defaults: config.sessions,
     logger,
     replica: replicaName(config.dataDir),
+    masking,
   })
   await sessions.listenForKills()
   const stale = await sessions.recover()
