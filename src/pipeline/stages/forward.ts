@@ -4,6 +4,7 @@ import { tunnelUpgrade } from '../../upstream/tunnel.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
 import { sessionKindOf, type SessionManager } from '../../sessions/manager.ts'
+import { unrecordedMaskingRelay } from '../../sessions/unrecorded.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { Masking } from '../../masking/profile.ts'
 import {
@@ -45,7 +46,10 @@ function maskingFor(
   ctx: RequestContext,
   masking: Masking | undefined,
 ):
-  | { headers: string[]; filter: (status: number, h: IncomingHttpHeaders) => ResponseFilter }
+  | {
+      headers: string[]
+      filter: (status: number, h: IncomingHttpHeaders) => ResponseFilter | undefined
+    }
   | undefined {
   const profile = masking?.forDecision(ctx.decision)
   if (!masking || !profile) return undefined
@@ -68,6 +72,8 @@ function maskingFor(
   return {
     headers,
     filter: (status, h) => {
+      // no body to mask
+      if (ctx.req.method === 'HEAD' || status === 204 || status === 304) return undefined
       let masker
       try {
         masker = bodyMaskerFor(plan, profile, status, h, masking.maxObjectBytes)
@@ -114,6 +120,11 @@ export function createForwardStage(opts: {
       if (ctx.upgrade) {
         const sessions = opts.hooks.sessions
         const kind = sessions ? sessionKindOf(ctx) : undefined
+        // unrecorded (sessions.record: false): exec and attach output is still masked
+        const unrecordedKind = sessions ? undefined : sessionKindOf(ctx)
+        const clientMasking = unrecordedKind
+          ? opts.hooks.masking?.forDecision(ctx.decision)
+          : undefined
         const tunnel = await tunnelUpgrade({
           ...(sessions && kind
             ? {
@@ -123,7 +134,12 @@ export function createForwardStage(opts: {
                   return (client, upstream, first) => session.relay(client, upstream, first)
                 },
               }
-            : {}),
+            : unrecordedKind && clientMasking
+              ? {
+                  onSwitched: (head: string) =>
+                    Promise.resolve(unrecordedMaskingRelay(unrecordedKind, head, clientMasking)),
+                }
+              : {}),
           cluster,
           req: ctx.req,
           socket: ctx.upgrade.socket,
