@@ -170,11 +170,13 @@ describe('masking', () => {
     path: string,
     headers: Record<string, string> = {},
     token?: string,
+    method: 'GET' | 'HEAD' = 'GET',
   ): Promise<{ code: number; headers: Record<string, unknown>; body: string }> {
     const e = env()
     const agent = new Agent({ connect: { ca: readFileSync(e.gatehouse.caFile) } })
     try {
       const res = await request(`${e.gatehouse.url}${path}`, {
+        method,
         dispatcher: agent,
         headers: {
           authorization: `Bearer ${token ?? (await e.issuer.mintGitHubActions({ repository: 'octo-org/app', repository_owner: 'octo-org' }))}`,
@@ -389,6 +391,10 @@ describe('masking', () => {
       }
     }
     assert.ok(masked >= 16, `only ${masked} of ${cases.length} answered`)
+    // a response without a body (HEAD: the API server answers 405) is relayed, not refused
+    const head = await raw(secret, {}, undefined, 'HEAD')
+    assert.equal(head.code, 405)
+    assert.equal(head.body, '')
     // a page with a continue token: the next page is masked too
     const first = JSON.parse((await raw(`/api/v1/namespaces/${NS}/secrets?limit=1`)).body) as {
       metadata: { continue?: string }
