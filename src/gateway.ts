@@ -12,6 +12,7 @@ import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
 import type { SessionManager } from './sessions/manager.ts'
+import type { ApprovalService } from './approval/service.ts'
 
 export interface GatewayDeps {
   authenticator: Authenticator
@@ -22,6 +23,8 @@ export interface GatewayDeps {
   audit: AuditWriter
   /** Records and governs exec, attach and port-forward sessions. */
   sessions?: SessionManager
+  /** Holds requests whose decision is approve until people decide. */
+  approvals?: ApprovalService
   /** Called after every request, however it ended (after its audit record is queued). */
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
@@ -99,6 +102,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     admits: () => deps.audit.admits(),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,
+    approvals: deps.approvals,
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
       trackTunnel(ctx, closed) {
@@ -178,6 +182,8 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     },
     async shutdown(graceMs) {
       draining = true
+      // Held requests end at once (their approvals stay pending; a retry finds them).
+      deps.approvals?.shutdown()
       const deadline = Date.now() + graceMs
       // Watches never finish by themselves: end them so clients re-establish them elsewhere.
       for (const ctx of inflight) {

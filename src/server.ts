@@ -12,6 +12,7 @@ import { PolicySource } from './policy/index.ts'
 import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
+import { ApprovalService } from './approval/service.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
@@ -21,6 +22,7 @@ export interface RunningServer {
   readonly policies: PolicySource
   readonly audit: AuditWriter
   readonly sessions: SessionManager
+  readonly approvals: ApprovalService
   close(): Promise<void>
 }
 
@@ -69,6 +71,16 @@ export async function startServer(
     recordings: sessions.recordings,
   })
 
+  let admin: AdminListener | undefined
+  const approvals = new ApprovalService({
+    store,
+    audit,
+    logger,
+    config: config.approvals,
+    approveUrl: () => config.approvals.publicUrl ?? admin?.url,
+  })
+  await approvals.start()
+
   const clusters = createClusters(config)
   const authn = await createAuthenticatorFromConfig(config.authentication, {
     logger,
@@ -81,14 +93,16 @@ export async function startServer(
     policies,
     audit,
     ...(config.sessions.record ? { sessions } : {}),
+    approvals,
   })
   for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)
   const listener = await listen(config, gateway)
-  const admin = await startAdminListener(config, {
+  admin = await startAdminListener(config, {
     authenticator: authn.authenticator,
     store,
     policies,
     sessions,
+    approvals,
     logger,
   })
   logger.info(
@@ -109,8 +123,10 @@ export async function startServer(
     policies,
     audit,
     sessions,
+    approvals,
     async close() {
       await listener.close()
+      await approvals.close()
       await admin?.close()
       retention.stop()
       policies.close()

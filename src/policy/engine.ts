@@ -7,6 +7,7 @@ import { compileCondition, ConditionError, type CelInput, type CompiledCondition
 import { DEFAULT_AUDIT_LEVEL, type Action, type Decision, type DecidingRule } from './decision.ts'
 import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
 import type {
+  ApprovalObligation,
   AuditLevel,
   ForwardingMapping,
   PolicyDocument,
@@ -67,6 +68,7 @@ interface CompiledRule {
   /** exec/attach matching; rules with it never match other requests. */
   readonly exec: ((e: ExecRequest) => boolean) | undefined
   readonly session: SessionObligations | undefined
+  readonly approval: ApprovalObligation | undefined
 }
 
 function compileExecMatch(
@@ -208,6 +210,7 @@ export class PolicySet {
           exec: r.exec ? compileExecMatch(r.exec) : undefined,
           session:
             r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
+          approval: r.approval,
         }
         const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
         const bases =
@@ -267,6 +270,9 @@ export class PolicySet {
     let firstAllow: CompiledRule | undefined
     let enforcedDeny: CompiledRule | undefined
     let enforcedAllow: CompiledRule | undefined
+    // deny wins over approve, approve over allow: a request some rule wants approved is held
+    let firstApprove: CompiledRule | undefined
+    let enforcedApprove: CompiledRule | undefined
     const conditionErrors: string[] = []
 
     for (const rule of this.#candidates(info.authzVerb, base)) {
@@ -306,14 +312,17 @@ export class PolicySet {
       if (rule.action === 'deny') {
         firstDeny ??= rule
         if (enforced) enforcedDeny = rule
+      } else if (rule.action === 'approve') {
+        firstApprove ??= rule
+        if (enforced) enforcedApprove ??= rule
       } else {
         firstAllow ??= rule
         if (enforced) enforcedAllow ??= rule
       }
     }
 
-    const effective = enforcedDeny ?? enforcedAllow
-    const allInclusive = firstDeny ?? firstAllow
+    const effective = enforcedDeny ?? enforcedApprove ?? enforcedAllow
+    const allInclusive = firstDeny ?? firstApprove ?? firstAllow
     const decision: Decision = effective
       ? {
           ...deciding(effective),
@@ -322,12 +331,13 @@ export class PolicySet {
             : {}),
           obligations: {
             audit: effective.audit,
-            ...(effective.action === 'allow' && effective.policy.forwarding
+            ...(effective.action !== 'deny' && effective.policy.forwarding
               ? { forwarding: effective.policy.forwarding }
               : {}),
-            ...(effective.action === 'allow' && effective.session
+            ...(effective.action !== 'deny' && effective.session
               ? { session: effective.session }
               : {}),
+            ...(effective.approval ? { approval: effective.approval } : {}),
           },
         }
       : {
