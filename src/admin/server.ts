@@ -15,6 +15,7 @@ import type { SessionManager } from '../sessions/manager.ts'
 import { sessionQuerySchema, type SessionQuery } from '../sessions/record.ts'
 import type { ApprovalService } from '../approval/service.ts'
 import { handleApprovalsApi } from './approvals-api.ts'
+import { createApprovalsWeb } from './web.ts'
 import { queryFromParams, send } from './http.ts'
 
 export interface AdminListener {
@@ -64,9 +65,20 @@ export async function startAdminListener(
       }
     : ensureLocalServingMaterial(config.dataDir, config.listen.hostnames)
 
+  const web = deps.approvals
+    ? createApprovalsWeb({
+        config: config.approvals,
+        approvals: deps.approvals,
+        isAdmin,
+        logger: deps.logger,
+      })
+    : undefined
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://admin')
     if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' })
+    // The approvals web page authenticates people with its own login and session cookie.
+    if (!url.pathname.startsWith('/api/') && (await web?.handle(req, res, url))) return
     const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
     const result = auth
       ? await deps.authenticator.authenticate({ bearerToken: auth[1]! })
