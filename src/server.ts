@@ -13,6 +13,8 @@ import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
 import { ApprovalService } from './approval/service.ts'
+import { dryRunOf } from './approval/dry-run.ts'
+import { createNotifier } from './approval/notify.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
@@ -78,7 +80,16 @@ export async function startServer(
     logger,
     config: config.approvals,
     approveUrl: () => config.approvals.publicUrl ?? admin?.url,
+    dryRun: dryRunOf,
   })
+  if (config.approvals.notifications)
+    approvals.onEvent(
+      createNotifier(config.approvals.notifications, {
+        logger,
+        link: (id) => approvals.where(id),
+        onDelivery: (event, a, d) => approvals.notified(a, event, d),
+      }),
+    )
   await approvals.start()
 
   const clusters = createClusters(config)

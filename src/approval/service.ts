@@ -344,6 +344,7 @@ export class ApprovalService {
       comment?: string
       breakGlass?: boolean
       requestId?: string
+      detail?: string
     },
   ): void {
     const { actor, requestId, ...link } = opts
@@ -367,6 +368,17 @@ export class ApprovalService {
       )
     }
     for (const l of this.#listeners) l(event, a)
+  }
+
+  /** A notification's outcome, as an audit step of the approval. */
+  notified(
+    a: ApprovalRecord,
+    event: ApprovalEvent,
+    d: { target: string; ok: boolean; attempts: number; error?: string },
+  ): void {
+    this.#step(a, 'notified', {
+      detail: `${event} to ${d.target}: ${d.ok ? 'delivered' : `not delivered (${d.error ?? ''})`} after ${d.attempts} attempt(s)`,
+    })
   }
 
   /** Where an approver acts on approval `id`. */
