@@ -17,6 +17,7 @@ export const HUMANS = {
   carol: 'carol-approver-token-0002',
   bob: 'bob-requester-token-00003',
   breaker: 'breaker-on-call-token-004',
+  dave: 'dave-developer-token-0005',
 } as const
 export type Human = keyof typeof HUMANS
 const GROUPS: Record<Human, string> = {
@@ -24,6 +25,7 @@ const GROUPS: Record<Human, string> = {
   carol: 'approvers',
   bob: 'approvers|developers',
   breaker: 'on-call',
+  dave: 'developers',
 }
 export const humanName = (h: Human): string => `human:${h}`
 

@@ -7,7 +7,12 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { createHmac } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { Agent, request } from 'undici'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ApprovalRecord } from '../../../src/approval/record.ts'
 import type { AuditRecord } from '../../../src/audit/index.ts'
@@ -29,20 +34,62 @@ const RUN = Math.random().toString(36).slice(2, 6)
 const CLI = join(repoRoot, 'build', 'src', 'cli', 'main.js')
 const run = promisify(execFile)
 
+interface Receiver {
+  url: string
+  got: { headers: IncomingMessage['headers']; body: string }[]
+  close(): void
+}
+
+/** A local webhook receiver that records what it gets. */
+async function receiver(): Promise<Receiver> {
+  const got: Receiver['got'] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') })
+      res.end()
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    got,
+    close: () => server.close(),
+  }
+}
+
 describe('just-in-time approvals (kubectl through Gatehouse)', () => {
   const env = useGatewayEnv()
   let g: RunningGatehouse
   let bob: string
+  let hook: Receiver
+  let slack: Receiver
   const ns = `gw-appr-${RUN}`
 
   before(async () => {
     const e = env()
     await grantHumans(e)
     await ensureNamespace(adminClient(e.cluster), ns)
-    g = await startApprovalGatehouse(e)
+    hook = await receiver()
+    slack = await receiver()
+    writeFileSync(join(e.dir, 'webhook-secret'), 'e2e-webhook-secret\n')
+    g = await startApprovalGatehouse(e, {
+      approvals: {
+        breakGlass: [{ group: 'on-call' }],
+        notifications: {
+          webhooks: [{ url: hook.url, secretFile: join(e.dir, 'webhook-secret') }],
+          slack: [{ url: slack.url }],
+        },
+      },
+    })
     bob = g.kubeconfig({ token: HUMANS.bob, name: 'bob' })
   })
-  after(() => g?.stop())
+  after(async () => {
+    await g?.stop()
+    hook?.close()
+    slack?.close()
+  })
 
   const bobKubectl = (args: string[], timeoutMs = 60_000): ReturnType<typeof kubectl> =>
     kubectl('1.35', args, { kubeconfig: bob, timeoutMs })
@@ -80,6 +127,10 @@ describe('just-in-time approvals (kubectl through Gatehouse)', () => {
     assert.equal(a.rule.rule, 'cluster-admin-bindings')
     assert.equal(a.settings.wait, 'hold')
     assert.match(a.request.bodySha256, /^[0-9a-f]{64}$/)
+    // the dry run: what the API server would create, as bob
+    assert.ok(a.dryRun && 'code' in a.dryRun, JSON.stringify(a.dryRun))
+    assert.equal(a.dryRun.code, 201)
+    assert.match(a.dryRun.text, new RegExp(`"name": "${name}"`))
     await sleep(1500)
     assert.equal(done, false, 'kubectl finished before any approval')
     const exists = await adminClient(env().cluster)
@@ -139,14 +190,9 @@ describe('just-in-time approvals (kubectl through Gatehouse)', () => {
     const machineDecides = await adminApi(g, 'POST', `/api/v1/approvals/${a.id}/approve`, ci, {})
     assert.equal(machineDecides.code, 403)
     assert.match(String(machineDecides.body['error']), /non-human/)
-    const breakerNoRole = await adminApi(
-      g,
-      'POST',
-      `/api/v1/approvals/${a.id}/approve`,
-      HUMANS.breaker,
-      {},
-    )
-    assert.equal(breakerNoRole.code, 403, 'no break-glass group is configured here')
+    const outsider = await adminApi(g, 'POST', `/api/v1/approvals/${a.id}/approve`, HUMANS.dave, {})
+    assert.equal(outsider.code, 403)
+    assert.match(String(outsider.body['error']), /not an approver/)
 
     const denied = await adminApi(g, 'POST', `/api/v1/approvals/${a.id}/deny`, HUMANS.carol, {
       comment: 'not during the freeze',
@@ -244,6 +290,96 @@ describe('just-in-time approvals (kubectl through Gatehouse)', () => {
     const two = await adminApi(g, 'POST', `/api/v1/approvals/${id}/approve`, HUMANS.carol, {})
     assert.equal(two.body['state'], 'approved')
     assert.equal((await bobKubectl(args)).code, 0)
+  })
+
+  test('break-glass approves alone, flagged, and is notified loudly; every step is notified', async () => {
+    const args = ['-n', ns, 'create', 'role', `bg-${RUN}`, '--verb=get', '--resource=pods']
+    const id = approvalIdIn((await bobKubectl(args)).stderr)
+    const r = await adminApi(g, 'POST', `/api/v1/approvals/${id}/approve`, HUMANS.breaker, {
+      comment: 'outage INC-9',
+    })
+    assert.equal(r.code, 200, JSON.stringify(r.body))
+    assert.equal(r.body['state'], 'approved', 'quorum 2, but break-glass approves alone')
+    assert.equal(r.body['breakGlass'], true)
+    assert.equal((await bobKubectl(args)).code, 0)
+
+    const deadline = Date.now() + 10_000
+    const events = (): { type: string; breakGlass: boolean; approval: { id: string } }[] =>
+      hook.got
+        .map(
+          (x) =>
+            JSON.parse(x.body) as { type: string; breakGlass: boolean; approval: { id: string } },
+        )
+        .filter((x) => x.approval.id === id)
+    while (events().length < 2 && Date.now() < deadline) await sleep(50)
+    assert.deepEqual(
+      events().map((x) => x.type),
+      ['gatehouse.approval.requested', 'gatehouse.approval.approved'],
+    )
+    assert.equal(events()[1]!.breakGlass, true)
+    const signed = hook.got.find((x) => x.body.includes(id))!
+    const ts = String(signed.headers['x-gatehouse-timestamp'])
+    assert.equal(
+      signed.headers['x-gatehouse-signature'],
+      `sha256=${createHmac('sha256', 'e2e-webhook-secret').update(`${ts}.${signed.body}`).digest('hex')}`,
+    )
+    while (!slack.got.some((x) => x.body.includes('BREAK-GLASS')) && Date.now() < deadline)
+      await sleep(50)
+    const text = slack.got
+      .map((x) => (JSON.parse(x.body) as { text: string }).text)
+      .find((t) => t.includes('BREAK-GLASS'))
+    assert.ok(text, 'no loud Slack message')
+    assert.match(text, new RegExp(`${g.server.admin!.url}/approvals/${id}`))
+    await stepRecords(id, ['requested', 'notified', 'approved', 'used'])
+  })
+
+  test('approvers see CI provenance and the justification (a token claim or a header)', async () => {
+    const e = env()
+    const ci = await e.issuer.mintGitHubActions({
+      repository: CI_REPOSITORY,
+      justification: 'release 1.2 needs it',
+    })
+    const ciConfig = g.kubeconfig({ token: ci, name: 'ci-justified' })
+    const r = await kubectl(
+      '1.35',
+      ['-n', ns, 'create', 'configmap', `ci-${RUN}`, '--from-literal=k=v'],
+      {
+        kubeconfig: ciConfig,
+        timeoutMs: 30_000,
+      },
+    )
+    const a = (await g.server.approvals.get(approvalIdIn(r.stderr)))!
+    assert.equal(a.justification, 'release 1.2 needs it')
+    assert.deepEqual(a.requester.extra['gatehouse.dev/repository'], [CI_REPOSITORY])
+    assert.deepEqual(a.requester.extra['gatehouse.dev/run-id'], ['987654321'])
+
+    // a header wins over the claim; the body is shown masked
+    const agent = new Agent({ connect: { ca: readFileSync(g.caFile) } })
+    try {
+      const res = await request(`${g.url}/api/v1/namespaces/${ns}/configmaps`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: {
+          authorization: `Bearer ${HUMANS.bob}`,
+          'content-type': 'application/json',
+          'x-gatehouse-justification': 'INC-1234: rotate the key',
+        },
+        body: JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: `hdr-${RUN}` },
+          data: { AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+        }),
+      })
+      const status = (await res.body.json()) as { message: string }
+      assert.equal(res.statusCode, 403)
+      const b = (await g.server.approvals.get(approvalIdIn(status.message)))!
+      assert.equal(b.justification, 'INC-1234: rotate the key')
+      assert.ok(b.body && b.body.masked > 0, JSON.stringify(b.body))
+      assert.doesNotMatch(b.body.text, /wJalrXUtnFEMI/)
+    } finally {
+      await agent.close()
+    }
   })
 
   test('gatehouse approvals list, show, approve and deny', async () => {
