@@ -73,13 +73,14 @@ export async function startServer(
     recordings: sessions.recordings,
   })
 
-  let admin: AdminListener | undefined
+  // The admin listener starts after the data path; until then approval links have no base URL.
+  const adminUrl: { current?: string } = {}
   const approvals = new ApprovalService({
     store,
     audit,
     logger,
     config: config.approvals,
-    approveUrl: () => config.approvals.publicUrl ?? admin?.url,
+    approveUrl: () => config.approvals.publicUrl ?? adminUrl.current,
     dryRun: dryRunOf,
   })
   if (config.approvals.notifications)
@@ -108,7 +109,7 @@ export async function startServer(
   })
   for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)
   const listener = await listen(config, gateway)
-  admin = await startAdminListener(config, {
+  const admin = await startAdminListener(config, {
     authenticator: authn.authenticator,
     store,
     policies,
@@ -116,6 +117,7 @@ export async function startServer(
     approvals,
     logger,
   })
+  if (admin) adminUrl.current = admin.url
   logger.info(
     {
       url: listener.url,

@@ -203,7 +203,7 @@ export class OidcLogin {
         method: 'oidc',
         issuer: c.issuer,
         ...(typeof payload.sub === 'string' ? { subject: payload.sub } : {}),
-        claims: payload as Record<string, unknown>,
+        claims: payload,
         extra: {},
       },
       next: p.next,

@@ -37,7 +37,7 @@ export async function dryRunOf(ctx: RequestContext): Promise<ApprovalRecord['dry
   const res = await cluster.agent.request({
     origin: cluster.server.origin,
     path: withDryRun(ctx.upstreamPath ?? '/'),
-    method: (ctx.req.method ?? 'GET') as 'POST',
+    method: ctx.req.method ?? 'GET',
     headers: copy.upstreamHeaders!,
     body: ctx.requestBody ?? null,
     headersTimeout: 10_000,

@@ -41,7 +41,7 @@ function justificationOf(ctx: RequestContext): string | undefined {
   const h = ctx.req.headers[JUSTIFICATION_HEADER]
   const claims = ctx.identity!.claims
   const claim = JUSTIFICATION_CLAIMS.map((c) => claims[c]).find((v) => typeof v === 'string')
-  const v = typeof h === 'string' ? h : (claim as string | undefined)
+  const v = typeof h === 'string' ? h : claim
   return v?.trim() ? v.trim().slice(0, 2000) : undefined
 }
 

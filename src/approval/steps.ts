@@ -37,7 +37,14 @@ export function stepRecord(
   link: Omit<ApprovalAuditLink, 'id' | 'requestId'>,
   opts: { actor?: Identity; now: number; seq: number; requestId?: string },
 ): AuditRecord {
-  const { extra: _extra, ...requester } = a.requester
+  const requester: NonNullable<AuditRecord['identity']> = {
+    name: a.requester.name,
+    groups: a.requester.groups,
+    method: a.requester.method,
+    ...(a.requester.issuer ? { issuer: a.requester.issuer } : {}),
+    ...(a.requester.subject ? { subject: a.requester.subject } : {}),
+    claims: a.requester.claims,
+  }
   return {
     id: `${a.id}.${link.event}.${opts.seq}`,
     time: new Date(opts.now).toISOString(),
