@@ -30,7 +30,7 @@ export const testCaseSchema = z.strictObject({
     .regex(/^[A-Z]+ \/\S*$/, 'expected "METHOD /path?query", e.g. "GET /api/v1/namespaces/a/pods"'),
   /** The request body of a write, for `when` conditions on `object`. */
   object: z.unknown().optional(),
-  expect: z.enum(['allow', 'deny']).optional(),
+  expect: z.enum(['allow', 'deny', 'approve']).optional(),
   /** `policy/rule` or a built-in such as `builtin:default-deny`. */
   expectRule: z.string().optional(),
 })
