@@ -54,12 +54,20 @@ export function maskedBody(ctx: RequestContext): ApprovalRecord['body'] {
   }
   const textual = /json|yaml|text/i.test(contentType)
   const head = data.subarray(0, SHOWN_BODY_BYTES)
-  const m = maskText(textual ? head.toString('utf8') : head.toString('latin1'))
+  // Protobuf (kubectl and client-go send it for built-in types): its readable strings (names,
+  // labels, subjects...), one a line, like strings(1); the dry run shows the decoded object.
+  const m = maskText(textual ? head.toString('utf8') : readableStrings(head))
   const masked = Object.values(m.counts).reduce((a, b) => a + b, 0)
   return {
     contentType,
-    text: textual ? m.text : `(binary ${contentType || 'body'}, ${data.length} bytes)`,
+    text: textual
+      ? m.text
+      : `(${contentType || 'binary body'}, ${data.length} bytes; its readable strings:)\n${m.text}`,
     truncated,
     masked,
   }
+}
+
+function readableStrings(data: Buffer): string {
+  return (data.toString('latin1').match(/[\x20-\x7e]{3,}/g) ?? []).join('\n')
 }

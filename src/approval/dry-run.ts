@@ -33,12 +33,18 @@ export async function dryRunOf(ctx: RequestContext): Promise<ApprovalRecord['dry
     warnings: [],
   }
   await createImpersonateStage().run(copy)
+  // JSON back, whatever the client accepts (kubectl asks for protobuf): approvers read it
+  const headers: string[] = []
+  const sent = copy.upstreamHeaders!
+  for (let i = 0; i < sent.length; i += 2)
+    if (sent[i]!.toLowerCase() !== 'accept') headers.push(sent[i]!, sent[i + 1]!)
+  headers.push('Accept', 'application/json')
   const cluster = ctx.cluster!
   const res = await cluster.agent.request({
     origin: cluster.server.origin,
     path: withDryRun(ctx.upstreamPath ?? '/'),
     method: ctx.req.method ?? 'GET',
-    headers: copy.upstreamHeaders!,
+    headers,
     body: ctx.requestBody ?? null,
     headersTimeout: 10_000,
     bodyTimeout: 10_000,
