@@ -168,7 +168,7 @@ describe('approvals web page (headless Chromium, OIDC login)', () => {
     await p2.getByRole('button', { name: 'Deny' }).click()
     const r = await held
     assert.notEqual(r.code, 0)
-    assert.match(r.stderr, /Forbidden.*use a namespaced RoleBinding/)
+    assert.match(r.stderr, /denied by human:carol: "use a namespaced RoleBinding"/)
     await p2.goto(`${g.server.admin!.url}/approvals/history`)
     assert.match(await p2.locator('main').innerText(), /denied/)
   })
