@@ -17,7 +17,10 @@ function withDryRun(path: string): string {
 
 function masked(text: string): string {
   try {
-    return JSON.stringify(maskKubernetesJson(JSON.parse(text)).value, null, 2)
+    const value = JSON.parse(text) as { metadata?: { managedFields?: unknown } }
+    // bookkeeping, not what the object will be
+    if (value.metadata) delete value.metadata.managedFields
+    return JSON.stringify(maskKubernetesJson(value).value, null, 2)
   } catch {
     return maskText(text).text
   }
