@@ -189,7 +189,11 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
       const s = await pool.query("DELETE FROM sessions WHERE start_ms < $1 AND state != 'live'", [
         timeMs,
       ])
-      return (r.rowCount ?? 0) + (s.rowCount ?? 0)
+      const a = await pool.query(
+        "DELETE FROM approvals WHERE created_ms < $1 AND state != 'pending'",
+        [timeMs],
+      )
+      return (r.rowCount ?? 0) + (s.rowCount ?? 0) + (a.rowCount ?? 0)
     },
     async saveSession(session) {
       await pool.query(

@@ -48,6 +48,18 @@ for (const [kind, open] of stores) {
       assert.deepEqual((await store.queryApprovals({ identity: 'human:*' })).length, 2)
     })
 
+    it('retention removes old decided approvals and keeps pending ones', async () => {
+      const old = '2020-01-01T00:00:00.000Z'
+      await store.insertApproval(pendingApproval({ id: `${kind}-old-pending`, createdAt: old }))
+      await store.insertApproval(
+        pendingApproval({ id: `${kind}-old-used`, createdAt: old, state: 'used' }),
+      )
+      await store.deleteBefore(Date.parse('2021-01-01T00:00:00Z'))
+      assert.ok(await store.getApproval(`${kind}-old-pending`))
+      assert.equal(await store.getApproval(`${kind}-old-used`), undefined)
+      assert.ok(await store.getApproval(`${kind}-1`), 'newer approvals stay')
+    })
+
     it('updates by compare-and-set: of two writers of one version, one wins', async () => {
       const a = pendingApproval({ id: `${kind}-cas` })
       await store.insertApproval(a)
