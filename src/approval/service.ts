@@ -278,6 +278,7 @@ export class ApprovalService {
   async #waitFor(id: string, ctx: RequestContext): Promise<ApprovalRecord | 'again'> {
     const gone = new Promise<never>((_, reject) => {
       const onClose = (): void => reject(new HoldInterrupted('the client went away'))
+      if (ctx.req.socket?.destroyed) return onClose()
       const target = ctx.res ?? ctx.upgrade?.socket
       target?.once('close', onClose)
     })
