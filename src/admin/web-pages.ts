@@ -42,8 +42,8 @@ export function layout(
 ): string {
   const user =
     who && csrf
-      ? `<p>Signed in as <strong>${esc(who.name)}</strong>
-         <form method="post" action="/logout"><input type="hidden" name="csrf" value="${esc(csrf)}"><button type="submit">Sign out</button></form></p>`
+      ? `<div>Signed in as <strong>${esc(who.name)}</strong>
+         <form method="post" action="/logout"><input type="hidden" name="csrf" value="${esc(csrf)}"><button type="submit">Sign out</button></form></div>`
       : ''
   return `<!doctype html>
 <html lang="en">
