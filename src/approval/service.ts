@@ -11,6 +11,7 @@ import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { RequestContext } from '../pipeline/context.ts'
 import { describeRequest } from '../pipeline/stages/authorize.ts'
+import { decodeRequestObject } from '../pipeline/stages/read-body.ts'
 import { maskRequestTarget } from '../masking/text.ts'
 import { selectClaims } from '../audit/record.ts'
 import { bodyHash, maskedBody, requestBinding } from './binding.ts'
@@ -43,6 +44,25 @@ function justificationOf(ctx: RequestContext): string | undefined {
   const claim = JUSTIFICATION_CLAIMS.map((c) => claims[c]).find((v) => typeof v === 'string')
   const v = typeof h === 'string' ? h : claim
   return v?.trim() ? v.trim().slice(0, 2000) : undefined
+}
+
+/**
+ * What approvers read first: `create clusterrolebindings.rbac.authorization.k8s.io "x"`. A
+ * request without a namespace that is not a list is cluster-scoped (not "in all namespaces"),
+ * and a create names its object in the body (JSON and YAML bodies; protobuf is not decoded).
+ */
+function summaryOf(ctx: RequestContext): string {
+  const info = ctx.requestInfo!
+  let name = info.name
+  if (info.authzVerb === 'create' && !name && !info.subresource) {
+    const o = decodeRequestObject(ctx)
+    const v = 'value' in o ? (o.value as { metadata?: { name?: unknown } } | null) : null
+    if (typeof v?.metadata?.name === 'string') name = v.metadata.name.slice(0, 253)
+  }
+  const s = describeRequest({ ...info, name })
+  return ['list', 'watch', 'deletecollection'].includes(info.authzVerb)
+    ? s
+    : s.replace(/ in all namespaces$/, '')
 }
 
 /** Why a hold ended without the approval: the client left, or Gatehouse is stopping. */
@@ -208,7 +228,7 @@ export class ApprovalService {
         namespace: info.namespace,
         name: info.name,
         bodySha256: bodyHash(ctx),
-        summary: describeRequest(info),
+        summary: summaryOf(ctx),
       },
       ...(body ? { body } : {}),
       ...(justification ? { justification } : {}),

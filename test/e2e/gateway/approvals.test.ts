@@ -124,6 +124,8 @@ describe('just-in-time approvals (kubectl through Gatehouse)', () => {
         x.body?.text.includes(name) === true,
     )
     assert.equal(a.requester.name, 'human:bob')
+    // cluster-scoped, and kubectl's protobuf body is not decoded for the name
+    assert.equal(a.request.summary, 'create clusterrolebindings.rbac.authorization.k8s.io')
     assert.equal(a.rule.rule, 'cluster-admin-bindings')
     assert.equal(a.settings.wait, 'hold')
     assert.match(a.request.bodySha256, /^[0-9a-f]{64}$/)

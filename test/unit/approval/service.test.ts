@@ -122,6 +122,7 @@ describe('ApprovalService', () => {
     await sleep(100)
     const r = await service.decide(id, { who: alice, decision: 'approve', comment: '', via: 'api' })
     assert.ok('approval' in r)
+    assert.equal(r.approval.request.summary, 'create configmaps "twin" in namespace "prod"')
     for (let i = 0; i < 100 && outcomes.length === 0; i++) await sleep(10)
     await sleep(200)
     assert.deepEqual(outcomes, ['passed'], 'one passed, the twin is held again')
