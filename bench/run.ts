@@ -27,6 +27,7 @@ import { runWrk, type WrkResult } from './wrk.ts'
 import { runH2load, type H2Result } from './h2load.ts'
 import { measureAuditThroughput, measureDecisionCost, writeBenchPolicies } from './policy-audit.ts'
 import { runSessionBench } from './sessions.ts'
+import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
 const AUDIENCE = 'gatehouse'
@@ -396,6 +397,86 @@ async function main(): Promise<void> {
     console.log(sessions.lines.join('\n'))
     for (const g of sessionGatehouses.splice(0)) await stopGatehouse(g)
 
+    // Masking: the same 10,000-Secret list and 100 MB log, direct and through two Gatehouse
+    // processes alike but for their policy's mask (sessions.record off in both: the log is not
+    // recorded, so only response masking differs).
+    const secretCount = Number(process.env['BENCH_SECRETS'] ?? 10_000)
+    await ensureNamespace(admin, 'bench-secrets')
+    for (let i = 0; i < secretCount; i += 50)
+      await Promise.all(
+        Array.from({ length: Math.min(50, secretCount - i) }, (_, j) =>
+          admin.ensure('/api/v1/namespaces/bench-secrets/secrets', {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name: `s-${i + j}`, labels: { app: 'bench' } },
+            type: 'Opaque',
+            data: {
+              password: Buffer.from(`pw-${i + j}-${'x'.repeat(24)}`).toString('base64'),
+              user: Buffer.from('app').toString('base64'),
+            },
+          }),
+        ),
+      )
+    const logBytes = Number(process.env['BENCH_LOG_BYTES'] ?? 100_000_000)
+    await ensureNamespace(admin, 'bench-logs')
+    await createRunningPod(admin, 'bench-logs', 'logger', {
+      annotations: { 'gatehouse.test/log-bytes': String(logBytes) },
+    })
+    const maskPolicies = writeMaskingPolicies(join(dir, 'masking-policies'))
+    for (const [name, policies] of [
+      ['masked', maskPolicies.masked],
+      ['unmasked', maskPolicies.unmasked],
+    ] as const)
+      sessionGatehouses.push(
+        await startBenchGatehouse({
+          ...gatehouseOptions,
+          policyDir: policies,
+          dataDir: join(dir, `gatehouse-${name}-data`),
+          configFile: join(dir, `gatehouse-${name}.yaml`),
+          sessions: { record: false },
+        }),
+      )
+    const [maskedGatehouse, unmaskedGatehouse] = sessionGatehouses
+    const masking = await measureMasking(
+      [
+        {
+          name: 'direct',
+          base: info.server,
+          token: info.adminToken,
+          ca: readFileSync(info.caFile, 'utf8'),
+        },
+        {
+          name: 'gatehouse unmasked',
+          base: unmaskedGatehouse!.url,
+          token: ciToken,
+          ca: unmaskedGatehouse!.ca,
+          pid: unmaskedGatehouse!.pid,
+        },
+        {
+          name: 'gatehouse masked',
+          base: maskedGatehouse!.url,
+          token: ciToken,
+          ca: maskedGatehouse!.ca,
+          pid: maskedGatehouse!.pid,
+        },
+      ],
+      [
+        {
+          name: `${secretCount} Secrets list`,
+          path: '/api/v1/namespaces/bench-secrets/secrets',
+          runs: Number(process.env['BENCH_MASK_RUNS'] ?? 5),
+        },
+        {
+          name: `${Math.round(logBytes / 1e6)} MB log`,
+          path: '/api/v1/namespaces/bench-logs/pods/logger/log',
+          runs: 2,
+        },
+      ],
+    )
+    const maskingLines = maskingReport(masking)
+    console.log(maskingLines.join('\n'))
+    for (const g of sessionGatehouses.splice(0)) await stopGatehouse(g)
+
     const decision = measureDecisionCost(policyDir)
     console.log(
       `[bench] policy decision with ${decision.rules} rules: mean ${fmt(decision.meanMicros, 2)} µs, p99 ${fmt(decision.p99Micros, 2)} µs (compiled in ${fmt(decision.compileMs)} ms)`,
@@ -458,6 +539,14 @@ async function main(): Promise<void> {
       '',
     )
     lines.push('```', ...sessions.lines, '```', '')
+    lines.push(
+      'Masking (the same responses direct, through Gatehouse unmasked and masked):',
+      '',
+      '```',
+      ...maskingLines,
+      '```',
+      '',
+    )
     const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
     if (profiles[0])
       lines.push(

@@ -11,6 +11,7 @@ import type { Logger } from './observability/logger.ts'
 import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
+import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
 import type { ApprovalService } from './approval/service.ts'
 
@@ -25,6 +26,8 @@ export interface GatewayDeps {
   sessions?: SessionManager
   /** Holds requests whose decision is approve until people decide. */
   approvals?: ApprovalService
+  /** Masking of responses (shared with the session manager); default: from config. */
+  masking?: Masking
   /** Called after every request, however it ended (after its audit record is queued). */
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
@@ -95,6 +98,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     return live
   }
 
+  const masking = deps.masking ?? new Masking(config.masking, config.dataDir)
   const chain = buildChain({
     clusters,
     authenticator: deps.authenticator,
@@ -105,6 +109,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     approvals: deps.approvals,
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
+      masking,
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
         tunnels.add(socket)
@@ -133,7 +138,12 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     // recording them would grow the very buffer that is full.
     if (error?.code !== 'GW_AUDIT_UNAVAILABLE') {
       try {
-        deps.audit.write(buildAuditRecord(ctx, error, { maxBodyBytes: config.audit.maxBodyBytes }))
+        deps.audit.write(
+          buildAuditRecord(ctx, error, {
+            maxBodyBytes: config.audit.maxBodyBytes,
+            masking: masking.forRecords.objects,
+          }),
+        )
       } catch (e) {
         deps.logger.error(
           { requestId: ctx.id, error: String(e) },

@@ -12,6 +12,7 @@ import { PolicySource } from './policy/index.ts'
 import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
+import { Masking } from './masking/profile.ts'
 import { ApprovalService } from './approval/service.ts'
 import { dryRunOf } from './approval/dry-run.ts'
 import { createNotifier } from './approval/notify.ts'
@@ -57,12 +58,14 @@ export async function startServer(
     logger,
   })
   audit.recoverSpool()
+  const masking = new Masking(config.masking, config.dataDir)
   const sessions = new SessionManager({
     store,
     recordings: recordingStoreFromConfig(config),
     defaults: config.sessions,
     logger,
     replica: replicaName(config.dataDir),
+    masking,
   })
   await sessions.listenForKills()
   const stale = await sessions.recover()
@@ -104,6 +107,7 @@ export async function startServer(
     clusters,
     policies,
     audit,
+    masking,
     ...(config.sessions.record ? { sessions } : {}),
     approvals,
   })

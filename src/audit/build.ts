@@ -1,11 +1,20 @@
 // RequestContext (after the request ended) → AuditRecord. Bodies are kept only as far as the
-// decision's audit level asks, never beyond audit.maxBodyBytes, and never for Secrets (until
-// masking can redact their values, a Secret's body is recorded as metadata only).
+// decision's audit level asks, never beyond audit.maxBodyBytes, and always masked: JSON bodies
+// structurally (a Secret's values, secret-looking env values...) and with the text detectors,
+// other bodies with the text detectors byte for byte. A Secret's body that cannot be decoded
+// (protobuf, YAML, truncated) is recorded as metadata only: fail closed.
 import type { GatewayError } from '../errors/index.ts'
 import type { RequestContext } from '../pipeline/context.ts'
 import type { AuditBody, AuditRecord } from './record.ts'
 import { selectClaims } from './record.ts'
 import { maskRequestTarget, maskText } from '../masking/text.ts'
+import {
+  maskKubernetesJson,
+  defaultObjectRules,
+  type ObjectMaskingRules,
+} from '../masking/objects.ts'
+
+let defaultRules: ObjectMaskingRules | undefined
 
 const TEXT_TYPES = /^(application\/([\w.+-]*\+)?(json|yaml)|application\/apply-patch\+yaml|text\/)/i
 
@@ -14,10 +23,33 @@ const TEXT_TYPES = /^(application\/([\w.+-]*\+)?(json|yaml)|application\/apply-p
  * store never holds a card number, a key or a token in clear. Binary bodies (protobuf) are
  * masked byte for byte as latin1, then kept as base64.
  */
-function body(contentType: string, data: Buffer, fullBytes: number, max: number): AuditBody {
+function body(
+  contentType: string,
+  data: Buffer,
+  fullBytes: number,
+  max: number,
+  rules: ObjectMaskingRules,
+  secret: boolean,
+): AuditBody | { omitted: string } {
+  const json = decodedJson(contentType, data, fullBytes, rules, secret)
+  if (json) {
+    const kept = Buffer.from(json.text).subarray(0, max)
+    return {
+      contentType,
+      encoding: 'utf8',
+      data: kept.toString('utf8'),
+      truncated: kept.length < json.text.length,
+      bytes: fullBytes,
+      ...(json.masked ? { masked: json.masked } : {}),
+    }
+  }
+  if (secret) return SECRET_OMITTED
   const head = data.subarray(0, max)
   const text = TEXT_TYPES.test(contentType)
-  const masked = maskText(text ? head.toString('utf8') : head.toString('latin1'))
+  const masked = maskText(text ? head.toString('utf8') : head.toString('latin1'), {
+    detectors: rules.detectors,
+    replacement: rules.replacement,
+  })
   const count = Object.values(masked.counts).reduce((a, b) => a + b, 0)
   return {
     contentType,
@@ -27,6 +59,29 @@ function body(contentType: string, data: Buffer, fullBytes: number, max: number)
     bytes: fullBytes,
     ...(count ? { masked: count } : {}),
   }
+}
+
+/** A whole JSON body, decoded and masked by kind (a Secret patch without a kind as a Secret). */
+function decodedJson(
+  contentType: string,
+  data: Buffer,
+  fullBytes: number,
+  rules: ObjectMaskingRules,
+  secret: boolean,
+): { text: string; masked: number } | undefined {
+  if (!/^application\/([\w.+-]*\+)?json/i.test(contentType) || data.length < fullBytes) return
+  let value: unknown
+  try {
+    value = JSON.parse(data.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const r = maskKubernetesJson(
+    value,
+    rules,
+    secret ? { kind: 'Secret', apiVersion: 'v1' } : undefined,
+  )
+  return { text: JSON.stringify(r.value), masked: r.masked }
 }
 
 function isSecret(ctx: RequestContext): boolean {
@@ -39,13 +94,17 @@ function isSecret(ctx: RequestContext): boolean {
   )
 }
 
-const SECRET_OMITTED = { omitted: 'Secret bodies are recorded as metadata only' }
+const SECRET_OMITTED = {
+  omitted:
+    'Secret bodies that Gatehouse cannot decode to mask (protobuf, YAML, truncated) are recorded as metadata only',
+}
 
 export function buildAuditRecord(
   ctx: RequestContext,
   error: GatewayError | undefined,
-  opts: { maxBodyBytes: number; now?: number },
+  opts: { maxBodyBytes: number; now?: number; masking?: ObjectMaskingRules },
 ): AuditRecord {
+  const rules = opts.masking ?? (defaultRules ??= defaultObjectRules())
   const { req, identity, requestInfo: info, decision } = ctx
   const level = decision?.obligations.audit ?? 'metadata'
   const header = (name: string): string | undefined => {
@@ -112,24 +171,25 @@ export function buildAuditRecord(
   if (error) record.error = { code: error.code, message: error.message }
   if (ctx.approval) record.approval = ctx.approval
   if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
-    record.requestBody = isSecret(ctx)
-      ? SECRET_OMITTED
-      : body(
-          header('content-type') ?? '',
-          ctx.requestBody,
-          ctx.requestBody.length,
-          opts.maxBodyBytes,
-        )
+    record.requestBody = body(
+      header('content-type') ?? '',
+      ctx.requestBody,
+      ctx.requestBody.length,
+      opts.maxBodyBytes,
+      rules,
+      isSecret(ctx),
+    )
   }
   if (level === 'requestResponse' && ctx.responseBody) {
-    record.responseBody = isSecret(ctx)
-      ? SECRET_OMITTED
-      : body(
-          ctx.responseBody.contentType,
-          ctx.responseBody.head,
-          ctx.responseBody.bytes,
-          opts.maxBodyBytes,
-        )
+    // a Secret's response head is captured only from masked output (forward stage)
+    record.responseBody = body(
+      ctx.responseBody.contentType,
+      ctx.responseBody.head,
+      ctx.responseBody.bytes,
+      opts.maxBodyBytes,
+      rules,
+      false,
+    )
   }
   return record
 }

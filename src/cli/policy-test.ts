@@ -33,6 +33,8 @@ export const testCaseSchema = z.strictObject({
   expect: z.enum(['allow', 'deny', 'approve']).optional(),
   /** `policy/rule` or a built-in such as `builtin:default-deny`. */
   expectRule: z.string().optional(),
+  /** Whether what the caller receives is masked (allowed requests; policy `mask.enabled`). */
+  expectMasked: z.boolean().optional(),
 })
 
 export const testFileSchema = z.strictObject({ cases: z.array(testCaseSchema).min(1) })
@@ -92,15 +94,25 @@ export function runPolicyTests(
     let failure: string | undefined
     if (c.expect && c.expect !== decision.action) failure = `expected ${c.expect}`
     else if (c.expectRule && c.expectRule !== ref) failure = `expected rule ${c.expectRule}`
+    else if (c.expectMasked !== undefined && c.expectMasked !== masked(decision))
+      failure = c.expectMasked ? 'expected masked responses' : 'expected unmasked responses'
     return { case: c, decision, ...(failure ? { failure } : {}) }
   })
+}
+
+function masked(d: Decision): boolean {
+  return d.action === 'allow' && d.obligations.mask?.enabled !== false
 }
 
 export function formatResult(r: PolicyTestResult): string {
   const label = r.case.name ? `${r.case.name}: ` : ''
   const who = r.case.identity.name
   const head = `${label}${who} ${r.case.request}`
-  const verdict = r.failure ? `FAIL (${r.failure})` : r.case.expect || r.case.expectRule ? 'ok' : ''
+  const verdict = r.failure
+    ? `FAIL (${r.failure})`
+    : r.case.expect || r.case.expectRule || r.case.expectMasked !== undefined
+      ? 'ok'
+      : ''
   if (r.error)
     return `REFUSED  ${head}\n         ${r.error}${verdict ? `\n         ${verdict}` : ''}`
   const d = r.decision!

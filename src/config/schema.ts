@@ -2,6 +2,7 @@
 // rejected, units in names. Secrets are never inline: they come from files or environment variables.
 import { z } from 'zod'
 import { authnConfigSchema } from '../authn/index.ts'
+import { DEFAULT_DETECTORS, DETECTOR_NAMES, type DetectorName } from '../masking/detectors.ts'
 import { subjectSchema } from '../policy/schema.ts'
 import { exactlyOneOf } from './one-of.ts'
 
@@ -158,6 +159,68 @@ export const sessionsSchema = z.strictObject({
     .default(0),
 })
 
+/** A field to mask in objects of one kind (custom resources included): `spec.password`, `spec.users[*].token`, `data.*`. */
+const fieldPath = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9_$-]+|\*)(\[\*\])?(\.([A-Za-z0-9_$-]+|\*)(\[\*\])?)*$/,
+    'expected a field path such as spec.password, spec.users[*].token or data.*',
+  )
+
+export const maskingSchema = z.strictObject({
+  /** Detectors run on every string value and text stream (default: all but email). */
+  detectors: z
+    .array(
+      z.enum(DETECTOR_NAMES as [DetectorName, ...DetectorName[]], {
+        error: (issue) =>
+          `unknown detector ${JSON.stringify(issue.input)}; expected one of ${DETECTOR_NAMES.join(', ')}`,
+      }),
+    )
+    .default([...DEFAULT_DETECTORS]),
+  /**
+   * Env var names and ConfigMap keys whose values are masked whatever they hold: regular
+   * expressions, matched case-insensitively anywhere in the name (default: PASSWORD, SECRET,
+   * TOKEN, API_KEY, PRIVATE_KEY, CREDENTIAL...).
+   */
+  sensitiveNames: z
+    .array(
+      z.string().refine((p) => {
+        try {
+          new RegExp(p, 'i')
+          return true
+        } catch {
+          return false
+        }
+      }, 'expected a regular expression'),
+    )
+    .min(1)
+    .optional(),
+  /** Default replacement; a policy's `mask.replacement` overrides it. */
+  replacement: z.enum(['placeholder', 'partial', 'hmac']).default('placeholder'),
+  /**
+   * Key of `hmac` replacements (32 bytes or more). Replicas that must agree on hashes share it;
+   * absent: <dataDir>/masking-hmac.key, created on first use.
+   */
+  hmacKeyFile: filePath.optional(),
+  /** Fields masked in objects of these kinds, whatever they hold. */
+  fields: z
+    .array(
+      z.strictObject({
+        /** The API group ("" for the core group). */
+        apiGroup: z.string(),
+        kind: z.string().min(1),
+        paths: z.array(fieldPath).min(1),
+      }),
+    )
+    .default([]),
+  /** The largest single object (or list page outside its items) decoded to mask it; larger: 502. */
+  maxObjectBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(64 * 1024 * 1024),
+})
+
 export const adminSchema = z.strictObject({
   /** A separate TLS listener for the admin API (never the data-path port). */
   listen: z.strictObject({
@@ -268,6 +331,12 @@ export const gatewayConfigSchema = z
       maxDurationSeconds: 0,
       idleTimeoutSeconds: 0,
       portForwardCaptureBytes: 0,
+    }),
+    masking: maskingSchema.default({
+      detectors: [...DEFAULT_DETECTORS],
+      replacement: 'placeholder',
+      fields: [],
+      maxObjectBytes: 64 * 1024 * 1024,
     }),
     admin: adminSchema.optional(),
     approvals: approvalsSchema.default({ pollIntervalMs: 2000 }),

@@ -22,6 +22,9 @@ export const errorCodes = {
   GW_SESSION_UNSUPPORTED: { status: 502, reason: 'BadGateway' },
   GW_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
   GW_UPSTREAM_BAD_GATEWAY: { status: 502, reason: 'BadGateway' },
+  // Masking applies and the response cannot be decoded (an encoding or content type Gatehouse
+  // cannot read, malformed JSON, an object over masking.maxObjectBytes): refused, never passed.
+  GW_RESPONSE_UNMASKABLE: { status: 502, reason: 'BadGateway' },
   GW_UPSTREAM_TIMEOUT: { status: 504, reason: 'Timeout' },
   GW_UPSTREAM_CREDENTIAL: { status: 503, reason: 'ServiceUnavailable' },
   GW_SHUTTING_DOWN: { status: 503, reason: 'ServiceUnavailable' },

@@ -18,6 +18,27 @@ export interface ObjectMaskingRules {
   sensitiveNames: RegExp
   detectors: DetectorSet
   replacement: Replacement
+  /** Fields masked in objects of a kind, whatever they hold (gatehouse.yaml masking.fields). */
+  fields: readonly FieldRule[]
+}
+
+/** Compiled `masking.fields` entry: `spec.users[*].token` → ['spec', 'users', '[*]', 'token']. */
+export interface FieldRule {
+  apiGroup: string
+  kind: string
+  paths: readonly (readonly string[])[]
+}
+
+export function compileFieldRules(
+  fields: readonly { apiGroup: string; kind: string; paths: readonly string[] }[],
+): FieldRule[] {
+  return fields.map((f) => ({
+    apiGroup: f.apiGroup,
+    kind: f.kind,
+    paths: f.paths.map((p) =>
+      p.split('.').flatMap((seg) => (seg.endsWith('[*]') ? [seg.slice(0, -3), '[*]'] : [seg])),
+    ),
+  }))
 }
 
 export const DEFAULT_SENSITIVE_NAMES =
@@ -28,6 +49,7 @@ export function defaultObjectRules(): ObjectMaskingRules {
     sensitiveNames: DEFAULT_SENSITIVE_NAMES,
     detectors: detectorSet(),
     replacement: { kind: 'placeholder' },
+    fields: [],
   }
 }
 
@@ -52,10 +74,66 @@ function isObject(v: unknown): v is Record<string, Json> {
 export function maskKubernetesJson(
   value: unknown,
   rules: ObjectMaskingRules = defaultObjectRules(),
+  /**
+   * The type of objects that do not name their own: items of a typed list (the API server
+   * leaves out their kind and apiVersion), or what the request asked for.
+   */
+  typeHint?: TypeHint,
 ): { value: unknown; masked: number } {
   const counter = { n: 0 }
-  const out = maskAny(value as Json, rules, counter, undefined)
+  const out = maskAny(value as Json, rules, counter, undefined, typeHint)
   return { value: out, masked: counter.n }
+}
+
+export interface TypeHint {
+  kind: string
+  apiVersion?: string
+}
+
+/** The type list items inherit: `SecretList` → `Secret` (a generic `List`'s items name theirs). */
+export function itemTypeOf(list: { kind?: unknown; apiVersion?: unknown }): TypeHint | undefined {
+  const kind = typeof list.kind === 'string' ? list.kind : ''
+  if (!kind.endsWith('List') || kind === 'List') return undefined
+  return {
+    kind: kind.slice(0, -4),
+    ...(typeof list.apiVersion === 'string' ? { apiVersion: list.apiVersion } : {}),
+  }
+}
+
+function groupOf(apiVersion: string | undefined): string {
+  if (!apiVersion) return ''
+  const slash = apiVersion.indexOf('/')
+  return slash < 0 ? '' : apiVersion.slice(0, slash)
+}
+
+const FIELD_PLACEHOLDER = '[MASKED:field]'
+
+/** Masks every string at `path` (and under it) in place; counts what it replaced. */
+function maskPath(v: Json, path: readonly string[], i: number, counter: { n: number }): Json {
+  if (i === path.length) return maskAllStrings(v, counter)
+  const seg = path[i]!
+  if (seg === '[*]') {
+    if (!Array.isArray(v)) return v
+    for (let j = 0; j < v.length; j++) v[j] = maskPath(v[j]!, path, i + 1, counter)
+    return v
+  }
+  if (!isObject(v)) return v
+  for (const k of seg === '*' ? Object.keys(v) : Object.hasOwn(v, seg) ? [seg] : [])
+    put(v, k, maskPath(v[k]!, path, i + 1, counter))
+  return v
+}
+
+function maskAllStrings(v: Json, counter: { n: number }): Json {
+  if (typeof v === 'string') {
+    if (v === '' || /^\[MASKED:[^\]]*\]$/.test(v)) return v
+    counter.n++
+    return FIELD_PLACEHOLDER
+  }
+  if (Array.isArray(v)) return v.map((x) => maskAllStrings(x, counter))
+  if (!isObject(v)) return v
+  const out: Record<string, Json> = {}
+  for (const [k, x] of Object.entries(v)) put(out, k, maskAllStrings(x, counter))
+  return out
 }
 
 function maskString(s: string, rules: ObjectMaskingRules, counter: { n: number }): string {
@@ -70,16 +148,27 @@ function maskAny(
   rules: ObjectMaskingRules,
   counter: { n: number },
   key: string | undefined,
+  hint?: TypeHint,
 ): Json {
   if (typeof v === 'string') return maskString(v, rules, counter)
   if (Array.isArray(v)) {
     if (key === 'env') return v.map((e) => maskEnv(e, rules, counter))
-    return v.map((x) => maskAny(x, rules, counter, undefined))
+    return v.map((x) => maskAny(x, rules, counter, undefined, hint))
   }
   if (!isObject(v)) return v
-  const kind = typeof v['kind'] === 'string' ? v['kind'] : undefined
+  const kind = typeof v['kind'] === 'string' ? v['kind'] : hint?.kind
+  const apiVersion = typeof v['apiVersion'] === 'string' ? v['apiVersion'] : hint?.apiVersion
+  const items = itemTypeOf({ kind, apiVersion })
   const out: Record<string, Json> = {}
   for (const [k, x] of Object.entries(v)) {
+    if (k === 'items' && items && Array.isArray(x)) {
+      put(
+        out,
+        k,
+        x.map((item) => maskAny(item, rules, counter, undefined, items)),
+      )
+      continue
+    }
     if (kind === 'Secret' && (k === 'data' || k === 'stringData') && isObject(x)) {
       put(
         out,
@@ -108,6 +197,12 @@ function maskAny(
     } else if (k === 'metadata' && isObject(x)) {
       put(out, k, maskMetadata(x, rules, counter))
     } else put(out, k, maskAny(x, rules, counter, k))
+  }
+  if (kind && rules.fields.length) {
+    const group = groupOf(apiVersion)
+    for (const f of rules.fields)
+      if (f.kind === kind && f.apiGroup === group)
+        for (const path of f.paths) maskPath(out, path, 0, counter)
   }
   return out
 }

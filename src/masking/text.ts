@@ -21,7 +21,7 @@ export type Replacement =
   | { kind: 'placeholder' }
   /** keep the last N characters of the value (cards: the last four digits) */
   | { kind: 'partial'; keepLast: number }
-  /** `[MASKED:card:hmac=3f9a…]`: equal values stay correlatable, none is revealed */
+  /** `[MASKED:card:hmac=3f9a...]`: equal values stay correlatable, none is revealed */
   | { kind: 'hmac'; key: Buffer }
 
 export interface MaskResult {
@@ -33,7 +33,7 @@ export interface MaskResult {
 export function replacementFor(f: Finding, value: string, how: Replacement): string {
   if (how.kind === 'partial' && f.detector === 'card') {
     const digits = value.replace(/[^\d]/g, '')
-    return `[MASKED:card:…${digits.slice(-Math.min(how.keepLast, 4))}]`
+    return `[MASKED:card:last4=${digits.slice(-Math.min(how.keepLast, 4))}]`
   }
   if (how.kind === 'hmac') {
     const mac = createHmac('sha256', how.key).update(value, 'latin1').digest('hex').slice(0, 16)

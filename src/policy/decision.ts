@@ -5,6 +5,7 @@ import type {
   ApprovalObligation,
   AuditLevel,
   ForwardingMapping,
+  MaskObligation,
   SessionObligations,
 } from './schema.ts'
 
@@ -19,6 +20,8 @@ export interface Obligations {
   forwarding?: ForwardingMapping
   /** exec, attach, port-forward: limits and recording (absent: Gatehouse's defaults). */
   session?: SessionObligations
+  /** Masking of responses, logs and exec output (absent: masked with Gatehouse's defaults). */
+  mask?: MaskObligation
   /** action approve: who approves, quorum, expiry, wait mode, reuse. */
   approval?: ApprovalObligation
 }

@@ -12,6 +12,7 @@ import type {
   ForwardingMapping,
   PolicyDocument,
   PolicySubject,
+  MaskObligation,
   SessionObligations,
 } from './schema.ts'
 
@@ -68,6 +69,7 @@ interface CompiledRule {
   /** exec/attach matching; rules with it never match other requests. */
   readonly exec: ((e: ExecRequest) => boolean) | undefined
   readonly session: SessionObligations | undefined
+  readonly mask: MaskObligation | undefined
   readonly approval: ApprovalObligation | undefined
 }
 
@@ -210,6 +212,7 @@ export class PolicySet {
           exec: r.exec ? compileExecMatch(r.exec) : undefined,
           session:
             r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
+          mask: r.mask || doc.spec.mask ? { ...doc.spec.mask, ...r.mask } : undefined,
           approval: r.approval,
         }
         const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
@@ -337,6 +340,7 @@ export class PolicySet {
             ...(effective.action !== 'deny' && effective.session
               ? { session: effective.session }
               : {}),
+            ...(effective.action !== 'deny' && effective.mask ? { mask: effective.mask } : {}),
             ...(effective.approval ? { approval: effective.approval } : {}),
           },
         }

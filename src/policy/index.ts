@@ -32,6 +32,7 @@ export {
   type ApprovalObligation,
   type AuditLevel,
   type ForwardingMapping,
+  type MaskObligation,
   type PolicyDocument,
   type SessionObligations,
 } from './schema.ts'

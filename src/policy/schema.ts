@@ -135,6 +135,19 @@ export const sessionObligationsSchema = z.strictObject({
 export type SessionObligations = z.infer<typeof sessionObligationsSchema>
 
 /**
+ * What a rule's callers see of secrets and regulated values. Masking is on unless a rule (or its
+ * policy) turns it off: a backup job that must restore Secrets, helm (it keeps releases in
+ * Secrets). What Gatehouse records is masked whatever this says.
+ */
+export const maskObligationSchema = z.strictObject({
+  /** false: responses, logs and exec output reach this rule's callers unmasked. */
+  enabled: z.boolean().optional(),
+  /** How values are replaced: a placeholder, the last four digits of cards, or a keyed hash. */
+  replacement: z.enum(['placeholder', 'partial', 'hmac']).optional(),
+})
+export type MaskObligation = z.infer<typeof maskObligationSchema>
+
+/**
  * An `approve` rule's approval: who may approve (the approvers' own login: groups or names),
  * how many distinct approvers, how long the request waits, how the client waits, and how long
  * (and how often) an approved request may be repeated by the same identity.
@@ -202,6 +215,8 @@ export const ruleSchema = z
     exec: execMatchSchema.optional(),
     /** Limits and recording for the sessions this rule allows. */
     session: sessionObligationsSchema.optional(),
+    /** Masking of what this rule's callers receive (default: masked). */
+    mask: maskObligationSchema.optional(),
     /** For action approve: approvers, quorum, expiry, wait mode, reuse. */
     approval: approvalSchema.optional(),
   })
@@ -250,6 +265,8 @@ export const policySchema = z.strictObject({
       audit: z.enum(AUDIT_LEVELS).optional(),
       /** Default session limits and recording of this policy's rules (a rule's fields win). */
       session: sessionObligationsSchema.optional(),
+      /** Default masking of this policy's rules (a rule's fields win). */
+      mask: maskObligationSchema.optional(),
       rules: z.array(ruleSchema).min(1, 'expected at least one rule'),
     })
     .superRefine((spec, ctx) => {

@@ -75,7 +75,10 @@ export class RecordedLog implements LogSession {
         },
       },
     )
-    this.#streams = new MaskedStreams(this.#writer, { mask: opts.limits.maskRecordings })
+    this.#streams = new MaskedStreams(this.#writer, {
+      mask: opts.limits.maskRecordings,
+      masking: opts.limits.recordMasking,
+    })
   }
 
   snapshot(): SessionRecord {

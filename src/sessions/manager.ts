@@ -19,6 +19,8 @@ import { dialectOf, execParameters, type SessionKind } from './remote-command.ts
 import type { RelayEnd } from './relay.ts'
 import { StreamSession } from './stream-session.ts'
 import { maskText } from '../masking/text.ts'
+import type { Masking } from '../masking/profile.ts'
+import type { TextMasking } from './masked-streams.ts'
 
 export type { LogSession } from './log-session.ts'
 
@@ -32,13 +34,17 @@ export interface SessionLimits {
   portForwardCaptureBytes: number
   /** Mask secrets and regulated values in recordings (gatehouse.yaml sessions.maskRecordings). */
   maskRecordings: boolean
+  /** How recordings are masked (gatehouse.yaml masking:); the default detectors without it. */
+  recordMasking?: TextMasking | undefined
 }
 
 export function sessionLimits(
   defaults: SessionsConfig,
   policy: SessionObligations | undefined,
+  recordMasking?: TextMasking,
 ): SessionLimits {
   return {
+    recordMasking,
     maxDurationSeconds: policy?.maxDuration ?? defaults.maxDurationSeconds,
     idleTimeoutSeconds: policy?.idleTimeout ?? defaults.idleTimeoutSeconds,
     maxRecordingBytes: policy?.maxRecordingBytes ?? defaults.maxRecordingBytes,
@@ -87,6 +93,7 @@ export class SessionManager {
   readonly #recordings: RecordingStore
   readonly #defaults: SessionsConfig
   readonly #logger: Logger
+  readonly #masking: Masking | undefined
   readonly replica: string
   readonly #live = new Map<string, LiveEntry>()
   #stopListening: (() => Promise<void>) | undefined
@@ -97,11 +104,18 @@ export class SessionManager {
     defaults: SessionsConfig
     logger: Logger
     replica: string
+    /**
+     * gatehouse.yaml `masking:`: recordings use its records profile, and exec and attach output
+     * reaches the client masked as the caller's policy decision says. Without it, recordings use
+     * the default detectors and clients get output unmasked.
+     */
+    masking?: Masking
   }) {
     this.#store = opts.store
     this.#recordings = opts.recordings
     this.#defaults = opts.defaults
     this.#logger = opts.logger
+    this.#masking = opts.masking
     this.replica = opts.replica
   }
 
@@ -185,7 +199,7 @@ export class SessionManager {
         'GW_SESSION_UNSUPPORTED',
         `Gatehouse cannot record this session: ${dialect.unknown}`,
       )
-    const limits = sessionLimits(this.#defaults, ctx.decision?.obligations.session)
+    const limits = this.#limits(ctx)
     const exec = execParameters(new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? ''))
     const record = this.#newRecord(ctx, kind, {
       container: exec.container,
@@ -194,7 +208,7 @@ export class SessionManager {
         kind !== 'exec'
           ? []
           : limits.maskRecordings
-            ? exec.command.map((a) => maskText(a).text)
+            ? exec.command.map((a) => maskText(a, limits.recordMasking ?? {}).text)
             : exec.command,
       tty: exec.tty,
       stdin: exec.stdin,
@@ -203,10 +217,14 @@ export class SessionManager {
         limits.recordStdin === 'always' || (limits.recordStdin === 'nonInteractive' && !exec.tty),
     })
     await this.#saveFirst(record)
+    // what the client receives of exec and attach (never port-forward's raw TCP)
+    const clientMasking =
+      kind === 'portforward' ? undefined : this.#masking?.forDecision(ctx.decision)
     const session = new StreamSession({
       record,
       limits,
       dialect,
+      ...(clientMasking ? { clientMasking } : {}),
       store: this.#store,
       recordings: this.#recordings,
       logger: this.#logger,
@@ -230,7 +248,7 @@ export class SessionManager {
   /** Starts recording a pod's log stream; saved before the request goes upstream (fail closed). */
   async beginLog(ctx: RequestContext): Promise<LogSession> {
     const query = new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? '')
-    const limits = sessionLimits(this.#defaults, ctx.decision?.obligations.session)
+    const limits = this.#limits(ctx)
     const record = this.#newRecord(ctx, 'log', {
       container: query.get('container') ?? '',
       command: [],
@@ -254,6 +272,14 @@ export class SessionManager {
     })
     this.#live.set(record.id, log)
     return log
+  }
+
+  #limits(ctx: RequestContext): SessionLimits {
+    return sessionLimits(
+      this.#defaults,
+      ctx.decision?.obligations.session,
+      this.#masking?.forRecords,
+    )
   }
 
   /** A new session record, state live, from the request and what the caller says of it. */

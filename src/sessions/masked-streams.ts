@@ -3,8 +3,15 @@
 // Each stream has its own masker; a value split across frames is still caught. A stream that
 // goes quiet for QUIET_MS is flushed (a prompt without a newline is recorded without waiting
 // for the next line); the exit status and the end flush everything first, so order is kept.
-import { TextStreamMasker } from '../masking/text.ts'
+import type { DetectorSet } from '../masking/detectors.ts'
+import { TextStreamMasker, type Replacement } from '../masking/text.ts'
 import type { AsciicastWriter } from './recording.ts'
+
+/** How a text stream is masked: gatehouse.yaml `masking:` detectors and replacement. */
+export interface TextMasking {
+  readonly detectors: DetectorSet
+  readonly replacement: Replacement
+}
 
 const QUIET_MS = 150
 
@@ -15,12 +22,15 @@ export class MaskedStreams {
   readonly #maskers = new Map<Code, TextStreamMasker>()
   readonly #timers = new Map<Code, NodeJS.Timeout>()
   readonly #enabled: boolean
+  readonly #masking: TextMasking | undefined
   /** Counts of maskers already ended. */
   #ended = 0
 
-  constructor(writer: AsciicastWriter, opts: { mask: boolean }) {
+  /** `masking`: the records' profile; the default detectors and placeholders without one. */
+  constructor(writer: AsciicastWriter, opts: { mask: boolean; masking?: TextMasking | undefined }) {
     this.#writer = writer
     this.#enabled = opts.mask
+    this.#masking = opts.masking
   }
 
   /** Values masked so far, all streams. */
@@ -33,7 +43,7 @@ export class MaskedStreams {
   write(code: Code, data: Buffer): void {
     if (!this.#enabled) return this.#writer.text(code, data)
     let m = this.#maskers.get(code)
-    if (!m) this.#maskers.set(code, (m = new TextStreamMasker()))
+    if (!m) this.#maskers.set(code, (m = new TextStreamMasker(this.#masking ?? {})))
     const out = m.push(data)
     if (out.length) this.#writer.text(code, out)
     clearTimeout(this.#timers.get(code))

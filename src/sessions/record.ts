@@ -49,6 +49,11 @@ export interface SessionRecord {
   exitCode?: number
   exitMessage?: string
   bytes: { clientToUpstream: number; upstreamToClient: number }
+  /**
+   * exec and attach: values masked in the stdout and stderr the client received (present when
+   * the caller's policy decision asked for masking; `recording.masked` counts the recording's).
+   */
+  maskedForClient?: number
   ports?: PortActivity[]
   recording?: {
     /** Where the recording store keeps it. */

@@ -6,7 +6,13 @@
 // Gatehouse can speak last: terminate() waits for the current upstream-to-client frame to end,
 // sends the dialect's termination (a Status on the error channel, then a close), and closes
 // both sides.
+//
+// With a rewriter (exec and attach output masked for the client, client-masking.ts), upstream
+// bytes go to the client through it instead: it sends whole frames only, possibly later (text
+// held back, a quiet flush), and its held-back text goes out before Gatehouse's termination and
+// before the client's side is ended.
 import type { Duplex } from 'node:stream'
+import type { ClientRewriter } from './client-masking.ts'
 import { TapProtocolError, type SessionTap } from './tap.ts'
 
 export interface RelayEnd {
@@ -39,6 +45,11 @@ export function relaySession(opts: {
   onActivity?: () => void
   /** The recorder's backpressure: while it lags, neither side is read. */
   recorder?: { readonly backlogged: boolean; writable(): Promise<void> }
+  /** Rewrites what the client receives; given the relay's way to the client and its failure. */
+  rewriter?: (
+    toClient: (bytes: Buffer) => void,
+    fail: (e: unknown) => void,
+  ) => ClientRewriter | undefined
 }): SessionRelay {
   const { client, upstream, tap } = opts
   let c2u = 0
@@ -59,12 +70,31 @@ export function relaySession(opts: {
     upstream.destroy()
   }
 
+  /** Bytes for the client, with backpressure on the upstream (not while terminating). */
+  const toClient = (bytes: Buffer): void => {
+    if (!bytes.length || !client.writable) return
+    if (!client.write(bytes) && !terminating) {
+      hold('upstream', 'client-buffer')
+      client.once('drain', () => release('upstream', 'client-buffer'))
+    }
+  }
+  const rewriter = opts.rewriter?.(toClient, (e) => fail('upstream', e))
+  /** Held-back text goes out: before Gatehouse speaks last, before the client's side ends. */
+  const endRewriter = (): void => {
+    try {
+      rewriter?.end()
+    } catch (e) {
+      fail('upstream', e)
+    }
+  }
+
   /** Sends the termination and closes: called at an upstream-to-client frame boundary. */
   const finishTermination = (): void => {
     if (!terminating) return
     clearTimeout(boundaryTimer)
     upstream.removeListener('data', fromUpstream)
     upstream.destroy()
+    endRewriter()
     if (client.writable) {
       // built now, at the boundary: what the tap knows (open streams, nested framing) is current
       let bytes: Buffer = Buffer.alloc(0)
@@ -144,10 +174,18 @@ export function relaySession(opts: {
       }
       u2c += forward.length
       opts.onActivity?.()
-      if (!client.write(forward) && !terminating) {
-        hold('upstream', 'client-buffer')
-        client.once('drain', () => release('upstream', 'client-buffer'))
-      }
+      if (rewriter) {
+        try {
+          rewriter.push(forward)
+        } catch (e) {
+          return fail('upstream', e)
+        }
+        const waiting = rewriter.waiting
+        if (waiting) {
+          hold('upstream', 'rewriter')
+          void waiting.then(() => release('upstream', 'rewriter'))
+        }
+      } else toClient(forward)
       checkRecorder()
     }
     if (boundary) finishTermination()
@@ -159,7 +197,9 @@ export function relaySession(opts: {
     if (!terminating) upstream.end()
   })
   upstream.on('end', () => {
-    if (!terminating) client.end()
+    if (terminating) return
+    endRewriter()
+    client.end()
   })
   client.on('error', () => {
     endedBy ??= 'client'
@@ -174,6 +214,7 @@ export function relaySession(opts: {
   const sideClosed = (): void => {
     if (--open > 0) return
     clearTimeout(boundaryTimer)
+    endRewriter()
     resolveClosed({
       clientToUpstream: c2u,
       upstreamToClient: u2c,
@@ -189,6 +230,7 @@ export function relaySession(opts: {
   upstream.once('close', () => {
     endedBy ??= 'upstream'
     if (!terminating) {
+      endRewriter()
       client.end()
       setTimeout(() => client.destroy(), CLIENT_DRAIN_MS).unref()
     }

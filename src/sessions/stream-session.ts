@@ -1,6 +1,7 @@
 // A recorded exec, attach or port-forward: relays the upgraded connection through the tap,
 // writes the recording as events arrive, enforces the policy's limits, and saves the final
-// session record when the relay closes.
+// session record when the relay closes. With a client masking profile, exec and attach output
+// reaches the client masked (client-masking.ts).
 import type { Duplex } from 'node:stream'
 import type { AuditStore } from '../audit/index.ts'
 import type { Logger } from '../observability/logger.ts'
@@ -10,13 +11,15 @@ import type { PortActivity, SessionRecord } from './record.ts'
 import type { Dialect, SessionKind } from './remote-command.ts'
 import { relaySession, type RelayEnd, type SessionRelay } from './relay.ts'
 import { createTap, type SessionObserver } from './tap.ts'
-import { MaskedStreams } from './masked-streams.ts'
+import { MaskedStreams, type TextMasking } from './masked-streams.ts'
 import { maskText } from '../masking/text.ts'
+import { createClientRewriter, type ClientRewriter } from './client-masking.ts'
 
 export class StreamSession implements LiveSession {
   readonly record: SessionRecord
   readonly #limits: SessionLimits
   readonly #dialect: Dialect
+  readonly #clientMasking: TextMasking | undefined
   readonly #store: AuditStore
   readonly #recordings: RecordingStore
   readonly #logger: Logger
@@ -38,6 +41,8 @@ export class StreamSession implements LiveSession {
     record: SessionRecord
     limits: SessionLimits
     dialect: Dialect
+    /** The caller's masking of exec and attach output; absent: the client gets it unmasked. */
+    clientMasking?: TextMasking
     store: AuditStore
     recordings: RecordingStore
     logger: Logger
@@ -46,6 +51,7 @@ export class StreamSession implements LiveSession {
     this.record = opts.record
     this.#limits = opts.limits
     this.#dialect = opts.dialect
+    this.#clientMasking = opts.clientMasking
     this.#store = opts.store
     this.#recordings = opts.recordings
     this.#logger = opts.logger
@@ -100,8 +106,14 @@ export class StreamSession implements LiveSession {
       },
     )
     this.#writer = writer
-    const streams = new MaskedStreams(writer, { mask: this.#limits.maskRecordings })
-    const tap = createTap(this.#dialect, r.kind as SessionKind, this.#observer(writer, streams))
+    const streams = new MaskedStreams(writer, {
+      mask: this.#limits.maskRecordings,
+      masking: this.#limits.recordMasking,
+    })
+    const kind = r.kind as SessionKind
+    const tap = createTap(this.#dialect, kind, this.#observer(writer, streams))
+    const clientMasking = kind === 'portforward' ? undefined : this.#clientMasking
+    const masker: { rewriter?: ClientRewriter | undefined } = {}
     const relay = relaySession({
       client,
       upstream,
@@ -109,6 +121,18 @@ export class StreamSession implements LiveSession {
       tap,
       onActivity: () => (this.#lastActivity = performance.now()),
       recorder: writer,
+      ...(clientMasking
+        ? {
+            rewriter: (send: (b: Buffer) => void, onError: (e: unknown) => void) =>
+              (masker.rewriter = createClientRewriter({
+                dialect: this.#dialect,
+                streamTypes: tap.streamTypes,
+                masking: clientMasking,
+                send,
+                onError,
+              })),
+          }
+        : {}),
     })
     this.#relay = relay
     this.#armLimits()
@@ -142,6 +166,7 @@ export class StreamSession implements LiveSession {
       durationMs: Math.round(performance.now() - this.#start),
       bytes: { clientToUpstream: end.clientToUpstream, upstreamToClient: end.upstreamToClient },
       ...(this.#ports.size ? { ports: [...this.#ports.values()] } : {}),
+      ...(masker.rewriter ? { maskedForClient: masker.rewriter.masked } : {}),
       recording: {
         ...r.recording!,
         bytes: writer.bytes,
@@ -211,7 +236,8 @@ export class StreamSession implements LiveSession {
   #observer(w: AsciicastWriter, streams: MaskedStreams): SessionObserver {
     const r = this.record
     const mask = this.#limits.maskRecordings
-    const masked = (s: string): string => (mask ? maskText(s).text : s)
+    const how = this.#limits.recordMasking ?? {}
+    const masked = (s: string): string => (mask ? maskText(s, how).text : s)
     const stdin = r.recording!.stdinRecorded
     const capture = this.#limits.portForwardCaptureBytes
     const port = (p: number): PortActivity => {

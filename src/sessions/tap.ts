@@ -66,6 +66,19 @@ export interface SessionTap {
   /** What to send the client, at a boundary, to end the session with a message it prints. */
   termination(message: string, reason: string): Buffer
   close(): void
+  /** SPDY exec and attach: the streamType of each stream, from the tap's own header decoding. */
+  readonly streamTypes?: SpdyStreamTypes | undefined
+}
+
+/**
+ * The streamType of SPDY streams as the tap decoded it from their SYN_STREAM (whose header blocks
+ * only the tap decompresses: a second zlib context would have to see every block, in order).
+ */
+export interface SpdyStreamTypes {
+  /** stdin, stdout, stderr, error, resize; undefined for a stream the tap has not seen open. */
+  streamType(streamId: number): string | undefined
+  /** While header blocks are being decompressed: resolves once those fed so far are decoded. */
+  headersDecoded(): Promise<void> | undefined
 }
 
 /** One WebSocket message can hold at most this much (kubelets send 32 KiB or less). */
@@ -213,10 +226,12 @@ interface SpdyStreamInfo {
 }
 
 /** SPDY/3.1 exec, attach and port-forward: streams named by their streamType header. */
-class SpdyTap implements SessionTap {
+class SpdyTap implements SessionTap, SpdyStreamTypes {
   readonly #parsers = { client: new FrameParser(), upstream: new FrameParser() }
   readonly #headers = { client: new HeaderDecompressor(), upstream: new HeaderDecompressor() }
   readonly #streams = new Map<number, SpdyStreamInfo>()
+  /** exec and attach: every stream's type, kept after it ends (a handful per session). */
+  readonly #types = new Map<number, string>()
   readonly #version: number
   readonly #kind: SessionKind
   readonly #observer: SessionObserver
@@ -284,6 +299,18 @@ class SpdyTap implements SessionTap {
     if (this.#failure) throw this.#failure
   }
 
+  get streamTypes(): SpdyStreamTypes | undefined {
+    return this.#kind === 'portforward' ? undefined : this
+  }
+
+  streamType(streamId: number): string | undefined {
+    return this.#types.get(streamId)
+  }
+
+  headersDecoded(): Promise<void> | undefined {
+    return this.#pending > 0 ? this.#queue : undefined
+  }
+
   #frame(f: SpdyFrame, from: 'client' | 'upstream', headers: SpdyHeaders | undefined): void {
     const o = this.#observer
     if (f.type === 'syn_stream' && headers) {
@@ -297,6 +324,7 @@ class SpdyTap implements SessionTap {
         buffer: [],
       }
       this.#streams.set(f.streamId, info)
+      if (this.#kind !== 'portforward') this.#types.set(f.streamId, info.type)
       if (this.#kind === 'portforward' && info.type === 'data')
         o.portOpened(info.connection, info.port)
       if (f.flags & FLAG_FIN) this.#fin(f.streamId, info, from)

@@ -409,14 +409,32 @@ describe('sessions: robustness', () => {
     }
   })
 
-  test('sessions.record: false relays sessions unrecorded, and says so in /readyz', async () => {
+  test('sessions.record: false relays sessions unrecorded (output still masked), and says so in /readyz', async () => {
     const e = env()
     const ns = `gw-rob-norec-${RUN}`
     await namespaceWithPods(e.cluster, ns, { box: {} })
+    // masking is policy, recording a switch: this policy masks (the fixture's does not)
+    const policy = join(e.dir, `norec-${RUN}.yaml`)
+    writeFileSync(
+      policy,
+      `apiVersion: gatehouse.dev/v1alpha1
+kind: Policy
+metadata:
+  name: e2e-norec
+spec:
+  subjects:
+    - name: '*'
+  rules:
+    - name: everything
+      action: allow
+      verbs: ['*']
+`,
+    )
     const g = await startGatehouse(e.cluster, {
       authentication: authenticationConfig(e.cluster, e.issuer),
       upstreamTokenFile: e.upstreamTokenFile,
       overrides: { sessions: { record: false } },
+      policies: [policy],
     })
     try {
       const kubeconfig = g.kubeconfig({ token: await ciToken(e), name: `norec-${RUN}` })
@@ -425,6 +443,19 @@ describe('sessions: robustness', () => {
       })
       assert.equal(r.code, 0, r.stderr)
       assert.equal(r.stdout, 'unrecorded\n')
+      for (const [version, env] of [
+        ['1.35', {}],
+        ['1.35', { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }],
+        ['1.20', {}],
+      ] as const) {
+        const card = await kubectl(
+          version,
+          ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo card 4111 1111 1111 1111; exit 3'],
+          { kubeconfig, env },
+        )
+        assert.equal(card.code, 3, card.stderr)
+        assert.equal(card.stdout, 'card [MASKED:card]\n', `${version} ${JSON.stringify(env)}`)
+      }
       assert.deepEqual(await g.server.audit.store.querySessions({ namespace: ns }), [])
       const ready = g.server.gateway.currentWarnings().join('\n')
       assert.match(ready, /sessions\.record is false/)

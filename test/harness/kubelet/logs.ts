@@ -1,7 +1,7 @@
 // GET /containerLogs/{namespace}/{pod}/{container}: the text the API server streams to `kubectl logs`.
 import type { ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ANNOTATION_FOLLOW, ANNOTATION_LOG, type PodView } from './pods.ts'
+import { ANNOTATION_FOLLOW, ANNOTATION_LOG, ANNOTATION_LOG_BYTES, type PodView } from './pods.ts'
 
 export function initialLog(pod: PodView, container: string): string {
   return (
@@ -16,6 +16,29 @@ function tail(text: string, tailLines: number | undefined): string {
   return lines.slice(Math.max(0, lines.length - tailLines)).join('')
 }
 
+/** `bytes` of application log lines in 64 KiB writes, every 50th line carrying a card number. */
+async function writeGenerated(
+  bytes: number,
+  write: (s: string) => Promise<void>,
+  closed: () => boolean,
+): Promise<void> {
+  let sent = 0
+  let line = 0
+  while (sent < bytes && !closed()) {
+    let chunk = ''
+    while (chunk.length < 64 * 1024) {
+      line++
+      chunk +=
+        line % 50 === 0
+          ? `2026-11-30T12:00:00.000Z INFO payment ${line} accepted card=4111 1111 1111 1111 amount=12.50\n`
+          : `2026-11-30T12:00:00.000Z INFO request ${line} GET /api/orders 200 in 3ms user=alice\n`
+    }
+    chunk = chunk.slice(0, bytes - sent)
+    sent += chunk.length
+    await write(chunk)
+  }
+}
+
 export async function serveLogs(
   pod: PodView,
   container: string,
@@ -28,6 +51,14 @@ export async function serveLogs(
   res.flushHeaders()
   const write = (s: string): Promise<void> =>
     new Promise((resolve) => (res.write(s) ? resolve() : res.once('drain', resolve)))
+  const generated = Number(pod.annotations[ANNOTATION_LOG_BYTES] ?? 0)
+  if (generated > 0) {
+    let closed = false
+    res.once('close', () => (closed = true))
+    await writeGenerated(generated, write, () => closed)
+    res.end()
+    return
+  }
   await write(tail(initialLog(pod, container), tailParam === null ? undefined : Number(tailParam)))
   if (follow) {
     const [countText, intervalText] = (pod.annotations[ANNOTATION_FOLLOW] ?? '').split(',')

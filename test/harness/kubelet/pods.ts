@@ -5,6 +5,8 @@ import type { KubeClient } from '../kube-client.ts'
 export const ANNOTATION_LOG = 'gatehouse.test/log'
 /** "COUNT,INTERVAL_MS": with follow=true, COUNT more lines, one per interval, then the container exits. */
 export const ANNOTATION_FOLLOW = 'gatehouse.test/follow'
+/** `N`: the log is N bytes of generated application lines (benchmarks), every 50th with a card number. */
+export const ANNOTATION_LOG_BYTES = 'gatehouse.test/log-bytes'
 /** The argv (JSON array) of the container's main process, which `attach` connects to. */
 export const ANNOTATION_ATTACH = 'gatehouse.test/attach-command'
 

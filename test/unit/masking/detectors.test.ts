@@ -141,7 +141,7 @@ describe('detectors', () => {
     const card = 'card 4111 1111 1111 1111 end'
     assert.equal(
       maskText(card, { replacement: { kind: 'partial', keepLast: 4 } }).text,
-      'card [MASKED:card:…1111] end',
+      'card [MASKED:card:last4=1111] end',
     )
     const key = Buffer.from('k1')
     const a = maskText('x AKIAIOSFODNN7EXAMPLE y', { replacement: { kind: 'hmac', key } }).text

@@ -6,8 +6,11 @@ import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { detectorSet } from '../../../src/masking/detectors.ts'
+import { createClientRewriter } from '../../../src/sessions/client-masking.ts'
 import { relaySession } from '../../../src/sessions/relay.ts'
 import { TapProtocolError, type SessionTap } from '../../../src/sessions/tap.ts'
+import { encodeServerFrame, Opcode } from '../../../src/sessions/websocket-frames.ts'
 
 const opened: Socket[] = []
 after(() => opened.forEach((s) => s.destroy()))
@@ -29,6 +32,7 @@ async function pair(): Promise<[Socket, Socket]> {
 async function relayed(
   tap: Partial<SessionTap>,
   recorder?: { backlogged: boolean; writable(): Promise<void> },
+  rewriter?: Parameters<typeof relaySession>[0]['rewriter'],
 ) {
   const [clientFar, clientNear] = await pair()
   const [upstreamNear, upstreamFar] = await pair()
@@ -47,11 +51,12 @@ async function relayed(
     first: Buffer.alloc(0),
     tap: fullTap,
     ...(recorder ? { recorder } : {}),
+    ...(rewriter ? { rewriter } : {}),
   })
   const received = { client: [] as Buffer[], upstream: [] as Buffer[] }
   clientFar.on('data', (d: Buffer) => received.client.push(d))
   upstreamFar.on('data', (d: Buffer) => received.upstream.push(d))
-  return { relay, clientFar, upstreamFar, received }
+  return { relay, clientFar, upstreamFar, upstreamNear, received }
 }
 
 test('bytes pass unchanged both ways, and a close on one side closes the other', async () => {
@@ -127,4 +132,59 @@ test('terminate waits for the frame in flight, then sends the termination and cl
   assert.equal(Buffer.concat(received.client).toString(), 'AAAABBB<bye>')
   const end = await relay.closed
   assert.equal(end.endedBy, 'gatehouse')
+})
+
+const maskingRewriter: Parameters<typeof relaySession>[0]['rewriter'] = (send, onError) =>
+  createClientRewriter({
+    dialect: {
+      transport: 'websocket',
+      subprotocol: 'v4.channel.k8s.io',
+      base64: false,
+      version: 4,
+    },
+    streamTypes: undefined,
+    masking: { detectors: detectorSet(), replacement: { kind: 'placeholder' } },
+    send,
+    onError,
+  })
+
+test('with client masking, a client that does not read stops the upstream; all arrives after', async () => {
+  const { relay, upstreamFar, upstreamNear, clientFar, received } = await relayed(
+    {},
+    undefined,
+    maskingRewriter,
+  )
+  clientFar.pause()
+  const line = Buffer.from('x'.repeat(1023) + '\n')
+  const frame = encodeServerFrame(
+    Opcode.BINARY,
+    Buffer.concat([Buffer.from([1]), ...Array<Buffer>(32).fill(line)]),
+  )
+  const frames = 24 * 32 // 24 MiB of stdout: more than the sockets' buffers hold
+  for (let i = 0; i < frames; i++) upstreamFar.write(frame)
+  await sleep(500)
+  assert.ok(upstreamNear.isPaused(), 'the upstream is still read while the client is not')
+  clientFar.resume()
+  const total = frames * frame.length
+  while (received.client.reduce((n, b) => n + b.length, 0) < total) await sleep(50)
+  assert.ok(Buffer.concat(received.client).equals(Buffer.concat(Array<Buffer>(frames).fill(frame))))
+  clientFar.destroy()
+  await relay.closed
+})
+
+test('with client masking, held-back text goes out masked before Gatehouse speaks last', async () => {
+  const { relay, upstreamFar, clientFar, received } = await relayed({}, undefined, maskingRewriter)
+  upstreamFar.write(encodeServerFrame(Opcode.BINARY, Buffer.from('\x01ssn 123-45-6789')))
+  await sleep(50)
+  assert.equal(received.client.length, 0, 'a partial line is held back')
+  relay.terminate('over', 'test')
+  await once(clientFar, 'end')
+  assert.deepEqual(
+    Buffer.concat(received.client),
+    Buffer.concat([
+      encodeServerFrame(Opcode.BINARY, Buffer.from('\x01ssn [MASKED:ssn]')),
+      Buffer.from('<bye>'),
+    ]),
+  )
+  await relay.closed
 })
