@@ -101,7 +101,7 @@ export function runPolicyTests(
 }
 
 function masked(d: Decision): boolean {
-  return d.action === 'allow' && d.obligations.mask?.enabled !== false
+  return d.action !== 'deny' && d.obligations.mask?.enabled !== false
 }
 
 export function formatResult(r: PolicyTestResult): string {
