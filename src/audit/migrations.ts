@@ -51,6 +51,27 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX sessions_identity_start ON sessions (identity, start_ms)',
     ],
   },
+  {
+    version: 3,
+    description: 'approvals (requests held for people to approve)',
+    statements: [
+      `CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        identity TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        state TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        record TEXT NOT NULL
+      )`,
+      'CREATE INDEX approvals_binding_state ON approvals (binding, state)',
+      'CREATE INDEX approvals_state_expires ON approvals (state, expires_ms)',
+      'CREATE INDEX approvals_created ON approvals (created_ms)',
+    ],
+  },
 ]
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS gatehouse_schema_migrations (

@@ -13,6 +13,15 @@ import {
   sessionWhereClause,
   type SessionRecord,
 } from '../sessions/record.ts'
+import {
+  APPROVAL_COLUMNS,
+  approvalQuerySchema,
+  approvalRow,
+  approvalUpdateParams,
+  approvalUpdateSql,
+  approvalWhereClause,
+  type ApprovalRecord,
+} from '../approval/record.ts'
 
 /** Arbitrary, fixed: the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK = 0x6761_7465
@@ -40,6 +49,51 @@ function describe(connectionString: string, schema: string): string {
   }
 }
 
+/**
+ * LISTENs on `channel` over one dedicated connection and calls `handler` with each payload;
+ * a dropped connection is re-established (notifications sent while it was down are lost, so
+ * callers that must not miss one also poll). Resolves to the unsubscribe.
+ */
+async function listen(
+  opts: PostgresStoreOptions,
+  channel: string,
+  handler: (payload: string) => void,
+): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined
+  let stopped = false
+  let retry: NodeJS.Timeout | undefined
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({
+      connectionString: opts.connectionString,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    })
+    c.on('notification', (n) => {
+      if (n.channel !== channel || !n.payload) return
+      try {
+        handler(n.payload)
+      } catch {
+        // not ours: ignored
+      }
+    })
+    const reconnect = (): void => {
+      c.removeAllListeners('error')
+      c.on('error', () => undefined)
+      void c.end().catch(() => undefined)
+      if (!stopped) retry = setTimeout(() => void connect().catch(reconnect), 1000).unref()
+    }
+    c.on('error', reconnect)
+    await c.connect()
+    await c.query(`LISTEN ${quoteIdent(channel)}`)
+    client = c
+  }
+  await connect()
+  return async () => {
+    stopped = true
+    clearTimeout(retry)
+    await client?.end().catch(() => undefined)
+  }
+}
+
 export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
   const schema = quoteIdent(opts.schema)
   const pool = new pg.Pool({
@@ -57,6 +111,7 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
   const columns = RECORD_COLUMNS.join(', ')
   /** Per schema: replicas of one deployment hear each other, other deployments do not. */
   const killChannel = `gatehouse_session_kill_${opts.schema}`
+  const approvalChannel = `gatehouse_approval_${opts.schema}`
 
   return {
     kind: 'postgres',
@@ -134,7 +189,11 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
       const s = await pool.query("DELETE FROM sessions WHERE start_ms < $1 AND state != 'live'", [
         timeMs,
       ])
-      return (r.rowCount ?? 0) + (s.rowCount ?? 0)
+      const a = await pool.query(
+        "DELETE FROM approvals WHERE created_ms < $1 AND state != 'pending'",
+        [timeMs],
+      )
+      return (r.rowCount ?? 0) + (s.rowCount ?? 0) + (a.rowCount ?? 0)
     },
     async saveSession(session) {
       await pool.query(
@@ -161,43 +220,46 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
     async broadcastSessionKill(id, by) {
       await pool.query('SELECT pg_notify($1, $2)', [killChannel, JSON.stringify({ id, by })])
     },
-    async onSessionKill(handler) {
-      // One dedicated connection per replica LISTENs; a dropped connection is re-established
-      // (kills sent while it was down are lost: the admin sees the session still live and retries).
-      let client: pg.Client | undefined
-      let stopped = false
-      let retry: NodeJS.Timeout | undefined
-      const connect = async (): Promise<void> => {
-        const c = new pg.Client({
-          connectionString: opts.connectionString,
-          connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
-        })
-        c.on('notification', (n) => {
-          if (n.channel !== killChannel || !n.payload) return
-          try {
-            const { id, by } = JSON.parse(n.payload) as { id?: unknown; by?: unknown }
-            if (typeof id === 'string' && typeof by === 'string') handler(id, by)
-          } catch {
-            // not ours: ignored
-          }
-        })
-        const reconnect = (): void => {
-          c.removeAllListeners('error')
-          c.on('error', () => undefined)
-          void c.end().catch(() => undefined)
-          if (!stopped) retry = setTimeout(() => void connect().catch(reconnect), 1000).unref()
-        }
-        c.on('error', reconnect)
-        await c.connect()
-        await c.query(`LISTEN ${quoteIdent(killChannel)}`)
-        client = c
-      }
-      await connect()
-      return async () => {
-        stopped = true
-        clearTimeout(retry)
-        await client?.end().catch(() => undefined)
-      }
+    onSessionKill(handler) {
+      return listen(opts, killChannel, (payload) => {
+        const { id, by } = JSON.parse(payload) as { id?: unknown; by?: unknown }
+        if (typeof id === 'string' && typeof by === 'string') handler(id, by)
+      })
+    },
+    async insertApproval(a) {
+      await pool.query(
+        `INSERT INTO approvals (${APPROVAL_COLUMNS.join(', ')}) VALUES (${APPROVAL_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`,
+        approvalRow(a),
+      )
+    },
+    async updateApproval(a) {
+      const r = await pool.query(
+        approvalUpdateSql((i) => `$${i + 1}`),
+        approvalUpdateParams(a),
+      )
+      return r.rowCount === 1
+    },
+    async getApproval(id) {
+      const { rows } = await pool.query<{ record: string }>(
+        'SELECT record FROM approvals WHERE id = $1',
+        [id],
+      )
+      return rows[0] ? (JSON.parse(rows[0].record) as ApprovalRecord) : undefined
+    },
+    async queryApprovals(input) {
+      const q = approvalQuerySchema.parse(input)
+      const { sql, params } = approvalWhereClause(q, (i) => `$${i + 1}`)
+      const { rows } = await pool.query<{ record: string }>(
+        `SELECT record FROM approvals ${sql} ORDER BY created_ms DESC, id DESC LIMIT $${params.length + 1}`,
+        [...params, q.limit],
+      )
+      return rows.map((r) => JSON.parse(r.record) as ApprovalRecord)
+    },
+    async broadcastApprovalChange(id) {
+      await pool.query('SELECT pg_notify($1, $2)', [approvalChannel, id])
+    },
+    onApprovalChange(handler) {
+      return listen(opts, approvalChannel, handler)
     },
     async close() {
       await pool.end()

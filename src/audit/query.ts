@@ -8,7 +8,7 @@ export const auditQuerySchema = z.strictObject({
   namespace: z.string().optional(),
   verb: z.string().min(1).optional(),
   resource: z.string().min(1).optional(),
-  decision: z.enum(['allow', 'deny', 'none']).optional(),
+  decision: z.enum(['allow', 'deny', 'approve', 'none']).optional(),
   /** Epoch milliseconds, inclusive. */
   sinceMs: z.number().int().optional(),
   /** Epoch milliseconds, exclusive. */

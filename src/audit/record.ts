@@ -2,6 +2,7 @@
 // cluster answered. Built once the request has ended, however it ended (refusals included:
 // failed authentication attempts are evidence too).
 import type { AuditLevel } from '../policy/index.ts'
+import type { ApprovalAuditLink } from '../approval/steps.ts'
 
 export interface AuditBody {
   contentType: string
@@ -72,6 +73,11 @@ export interface AuditRecord {
   refusedWhileUnavailable?: { requests: number; from: string; until: string }
   requestBody?: AuditBody | { omitted: string }
   responseBody?: AuditBody | { omitted: string }
+  /**
+   * Approvals: on a held request's record, the approval it waited for (event requested, used...);
+   * on a step record (requested, notified, approved, denied, expired, used), the step itself.
+   */
+  approval?: ApprovalAuditLink
 }
 
 /** Claims worth keeping: CI provenance and standard identifiers (GitHub Actions, GitLab CI, Kubernetes). */

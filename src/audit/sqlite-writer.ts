@@ -32,6 +32,8 @@ if (port) {
   })
   const remove = db.prepare('DELETE FROM audit_records WHERE time_ms < ?')
   const removeSessions = db.prepare('DELETE FROM sessions WHERE start_ms < ? AND state != ?')
+  // pending approvals stay, however old: someone may still decide (they expire on their own)
+  const removeApprovals = db.prepare('DELETE FROM approvals WHERE created_ms < ? AND state != ?')
   const saveSession = db.prepare(sessionUpsertSql(() => '?'))
   port.on('message', (m: WriterRequest) => {
     let reply: WriterReply
@@ -41,7 +43,9 @@ if (port) {
           ? insert(m.rows)
           : m.op === 'saveSession'
             ? saveSession.run(...m.row).changes
-            : remove.run(m.timeMs).changes + removeSessions.run(m.timeMs, 'live').changes
+            : remove.run(m.timeMs).changes +
+              removeSessions.run(m.timeMs, 'live').changes +
+              removeApprovals.run(m.timeMs, 'pending').changes
       reply = { id: m.id, ok: true, changes }
     } catch (e) {
       reply = { id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }

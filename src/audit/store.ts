@@ -4,6 +4,7 @@
 import type { AuditQuery } from './query.ts'
 import type { AuditRecord } from './record.ts'
 import type { SessionQuery, SessionRecord } from '../sessions/record.ts'
+import type { ApprovalQuery, ApprovalRecord } from '../approval/record.ts'
 
 export interface AuditStore {
   readonly kind: 'sqlite' | 'postgres'
@@ -30,5 +31,19 @@ export interface AuditStore {
   broadcastSessionKill?(id: string, by: string): Promise<void>
   /** Shared stores only: calls `handler` for every kill broadcast; returns the unsubscribe. */
   onSessionKill?(handler: (id: string, by: string) => void): Promise<() => Promise<void>>
+  /** Inserts a new approval record (its id must be new). */
+  insertApproval(approval: ApprovalRecord): Promise<void>
+  /**
+   * Compare-and-set: replaces the record only if the stored version is `approval.version - 1`;
+   * false when another request or replica changed it first (reread and try again).
+   */
+  updateApproval(approval: ApprovalRecord): Promise<boolean>
+  getApproval(id: string): Promise<ApprovalRecord | undefined>
+  /** Newest first. */
+  queryApprovals(q: ApprovalQuery): Promise<ApprovalRecord[]>
+  /** Shared stores only: tells every replica that an approval changed (a decision, an expiry). */
+  broadcastApprovalChange?(id: string): Promise<void>
+  /** Shared stores only: calls `handler` for every approval change; returns the unsubscribe. */
+  onApprovalChange?(handler: (id: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }

@@ -47,7 +47,7 @@ export function unverifiedIssuer(token: string): string | undefined {
 
 const normalise = (issuer: string): string => issuer.replace(/\/+$/, '')
 
-type Fetch = (
+export type Fetch = (
   url: string,
   init?: {
     headers?: Record<string, string> | Headers
@@ -57,7 +57,7 @@ type Fetch = (
   },
 ) => Promise<Response>
 
-function makeFetch(caFile: string | undefined, baseDir: string): Fetch {
+export function makeFetch(caFile: string | undefined, baseDir: string): Fetch {
   if (!caFile) return (url, init) => fetch(url, init)
   const path = caFile.startsWith('/') ? caFile : `${baseDir}/${caFile}`
   const agent = new Agent({ connect: { ca: readFileSync(path) } })

@@ -13,6 +13,9 @@ import { execCredential } from './credential.ts'
 import { formatResult, loadTestFile, runPolicyTests, type PolicyTestCase } from './policy-test.ts'
 import { buildKubeconfig } from './kubeconfig.ts'
 import { sessionQueryFromParams } from '../admin/server.ts'
+import { queryFromParams } from '../admin/http.ts'
+import { approvalQuerySchema } from '../approval/record.ts'
+import { decideApproval, formatApprovals, getApproval, listApprovals } from './approvals.ts'
 import { replay, transcript } from '../sessions/replay.ts'
 import { formatSessions, getSession, killSession, listSessions, loadRecording } from './sessions.ts'
 
@@ -46,6 +49,11 @@ commands:
                                           --events: a timestamped transcript of every event)
   sessions kill --config FILE ID (--token-file PATH | --token-env NAME) [--admin-url URL]
                                           end a live session through the admin API
+  approvals list --config FILE [--state pending|approved|denied|expired|used] [--identity NAME]
+             [--cluster C] [--namespace NS] [--since 1h|ISO] [--limit N] [--output table|jsonl]
+  approvals show --config FILE ID         print one approval (request, body, decisions) as JSON
+  approvals approve|deny --config FILE ID [--comment TEXT] (--token-file PATH | --token-env NAME)
+             [--admin-url URL]            decide through the admin API, as the token's identity
 `
 
 function fail(message: string, code = 1): never {
@@ -374,6 +382,80 @@ async function sessions(args: string[]): Promise<void> {
   printList('gatehouse sessions list', values.output, await listSessions(config, q), formatSessions)
 }
 
+/** The approver's (or admin's) bearer token from --token-file or --token-env. */
+function tokenFrom(command: string, values: Record<string, unknown>): string {
+  const tokenFile = values['token-file'] as string | undefined
+  const tokenEnv = values['token-env'] as string | undefined
+  if (tokenFile) return readFileSync(tokenFile, 'utf8').trim()
+  if (tokenEnv)
+    return (
+      process.env[tokenEnv] ?? fail(`${command}: environment variable ${tokenEnv} is not set`, 2)
+    )
+  return fail(`${command}: give --token-file or --token-env`, 2)
+}
+
+async function approvals(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      identity: { type: 'string' },
+      cluster: { type: 'string' },
+      namespace: { type: 'string' },
+      state: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      comment: { type: 'string' },
+      'token-file': { type: 'string' },
+      'token-env': { type: 'string' },
+      'admin-url': { type: 'string' },
+    },
+  })
+  const command = `gatehouse approvals ${sub ?? ''}`
+  if (!values.config) fail(`${command}: --config is required`, 2)
+  const config = loadConfig(values.config)
+  if (sub === 'show') {
+    if (positionals.length !== 1) fail(`${command}: give one approval id`, 2)
+    const a = await getApproval(config, positionals[0]!)
+    if (!a) fail(`${command}: no approval ${positionals[0]}`)
+    process.stdout.write(JSON.stringify(a, null, 2) + '\n')
+    return
+  }
+  if (sub === 'approve' || sub === 'deny') {
+    if (positionals.length !== 1) fail(`${command}: give one approval id`, 2)
+    const r = await decideApproval(
+      config,
+      positionals[0]!,
+      sub,
+      values.comment ?? '',
+      tokenFrom(command, values),
+      values['admin-url'] ? { url: values['admin-url'] } : {},
+    )
+    if (r.code !== 200) fail(`${command}: ${r.code}: ${r.body.trim()}`)
+    const a = JSON.parse(r.body) as { state: string }
+    process.stdout.write(
+      `approval ${positionals[0]}: ${sub === 'approve' ? 'approved' : 'denied'} (now ${a.state})\n`,
+    )
+    return
+  }
+  if (sub !== 'list')
+    fail(`gatehouse approvals: expected list, show, approve or deny\n\n${USAGE}`, 2)
+  const params = new URLSearchParams()
+  for (const k of ['identity', 'cluster', 'namespace', 'state', 'since', 'until', 'limit'] as const)
+    if (values[k] !== undefined) params.set(k, values[k])
+  let q
+  try {
+    q = queryFromParams(params, ['identity', 'cluster', 'namespace', 'state'], approvalQuerySchema)
+  } catch (e) {
+    fail(`${command}: --${(e as Error).message}`, 2)
+  }
+  printList(command, values.output, await listApprovals(config, q), formatApprovals)
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   switch (command) {
@@ -402,6 +484,8 @@ async function main(argv: string[]): Promise<void> {
       return audit(rest)
     case 'sessions':
       return sessions(rest)
+    case 'approvals':
+      return approvals(rest)
     case 'schema':
       process.stdout.write(configJsonSchema())
       return

@@ -30,7 +30,7 @@ export const testCaseSchema = z.strictObject({
     .regex(/^[A-Z]+ \/\S*$/, 'expected "METHOD /path?query", e.g. "GET /api/v1/namespaces/a/pods"'),
   /** The request body of a write, for `when` conditions on `object`. */
   object: z.unknown().optional(),
-  expect: z.enum(['allow', 'deny']).optional(),
+  expect: z.enum(['allow', 'deny', 'approve']).optional(),
   /** `policy/rule` or a built-in such as `builtin:default-deny`. */
   expectRule: z.string().optional(),
   /** Whether what the caller receives is masked (allowed requests; policy `mask.enabled`). */
@@ -101,7 +101,7 @@ export function runPolicyTests(
 }
 
 function masked(d: Decision): boolean {
-  return d.action === 'allow' && d.obligations.mask?.enabled !== false
+  return d.action !== 'deny' && d.obligations.mask?.enabled !== false
 }
 
 export function formatResult(r: PolicyTestResult): string {

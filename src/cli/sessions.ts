@@ -1,9 +1,7 @@
 // `gatehouse sessions list|show|replay|kill`: sessions from the store named by gatehouse.yaml,
 // recordings from its recording store; kill goes through the admin API of the running replica.
 import { formatColumns } from './table.ts'
-import { readFileSync } from 'node:fs'
-import { request } from 'node:https'
-import { join } from 'node:path'
+import { adminRequest } from './admin-request.ts'
 import { withStore } from './audit.ts'
 import type { GatewayConfig } from '../config/index.ts'
 import {
@@ -72,34 +70,17 @@ export function formatSessions(sessions: readonly SessionRecord[]): string {
 }
 
 /** POST /api/v1/sessions/<id>/kill on this configuration's admin listener. */
-export async function killSession(
+export function killSession(
   config: GatewayConfig,
   id: string,
   token: string,
   opts: { url?: string; caFile?: string } = {},
 ): Promise<{ code: number; body: string }> {
-  if (!config.admin && !opts.url)
-    throw new Error('the configuration has no admin listener (admin:); give --admin-url')
-  const listen = config.admin?.listen
-  const url = new URL(
+  return adminRequest(
+    config,
+    'POST',
     `/api/v1/sessions/${encodeURIComponent(id)}/kill`,
-    opts.url ??
-      `https://${listen!.address === '0.0.0.0' ? '127.0.0.1' : listen!.address}:${listen!.port}`,
+    token,
+    opts,
   )
-  const ca = readFileSync(opts.caFile ?? join(config.dataDir, 'pki', 'ca.crt'))
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', ca, headers: { authorization: `Bearer ${token}` } },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (d: Buffer) => chunks.push(d))
-        res.on('end', () =>
-          resolve({ code: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-        )
-      },
-    )
-    req.on('error', reject)
-    req.end()
-  })
 }

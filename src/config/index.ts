@@ -3,6 +3,7 @@ export {
   clusterSchema,
   gatewayConfigSchema,
   type AdminConfig,
+  type ApprovalsConfig,
   type AuditConfig,
   type SessionsConfig,
   type ClusterConfig,

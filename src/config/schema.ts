@@ -231,6 +231,68 @@ export const adminSchema = z.strictObject({
   subjects: z.array(subjectSchema).min(1, 'expected at least one admin subject'),
 })
 
+/** Just-in-time approvals (policy rules with action approve): where people approve, who may. */
+export const approvalsSchema = z.strictObject({
+  /** The admin listener's URL as approvers reach it, for links in messages (default: its own). */
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Members may approve alone (quorum ignored); such approvals are flagged and notified loudly. */
+  breakGlass: z.array(subjectSchema).min(1).optional(),
+  /** Identities that can never approve, beyond CI and service accounts (always refused). */
+  nonHuman: z.array(subjectSchema).optional(),
+  /** How often pending approvals are checked for decisions on other replicas and for expiry. */
+  pollIntervalMs: z.number().int().min(100).default(2000),
+  /** The approvers' web page on the admin listener. */
+  web: z
+    .strictObject({
+      /** OIDC login (authorization code + PKCE) against the approvers' identity provider. */
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https$/, error: 'expected an https:// issuer URL' }),
+          caFile: filePath.optional(),
+          clientId: z.string().min(1),
+          /** Confidential clients only; public clients rely on PKCE alone. */
+          clientSecretFile: filePath.optional(),
+          scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email', 'groups']),
+          usernameClaim: z.string().min(1).default('email'),
+          usernamePrefix: z.string().default(''),
+          groupsClaim: z.string().min(1).default('groups'),
+          groupsPrefix: z.string().default(''),
+        })
+        .optional(),
+      /** A form that logs in as any name: local development only, never in production. */
+      insecureDevLogin: z.boolean().default(false),
+      sessionTtlSeconds: z
+        .number()
+        .int()
+        .min(60)
+        .default(8 * 3600),
+    })
+    .optional(),
+  /** Who is told about new requests and decisions (never blocking the data path). */
+  notifications: z
+    .strictObject({
+      /** JSON POSTs signed with HMAC-SHA256 (header X-Gatehouse-Signature: sha256=<hex>). */
+      webhooks: z
+        .array(
+          z.strictObject({
+            url: z.url({ protocol: /^https?$/ }),
+            secretFile: filePath,
+            caFile: filePath.optional(),
+          }),
+        )
+        .default([]),
+      /** Slack-compatible incoming webhooks: a text message with a link to the approval page. */
+      slack: z
+        .array(
+          z.strictObject({ url: z.url({ protocol: /^https?$/ }), caFile: filePath.optional() }),
+        )
+        .default([]),
+      maxAttempts: z.number().int().min(1).max(20).default(5),
+      initialBackoffMs: z.number().int().min(10).default(500),
+    })
+    .optional(),
+})
+
 export const gatewayConfigSchema = z
   .strictObject({
     apiVersion: z.literal('gatehouse.dev/v1alpha1'),
@@ -277,6 +339,7 @@ export const gatewayConfigSchema = z
       maxObjectBytes: 64 * 1024 * 1024,
     }),
     admin: adminSchema.optional(),
+    approvals: approvalsSchema.default({ pollIntervalMs: 2000 }),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   })
   .superRefine((config, ctx) => {
@@ -323,3 +386,4 @@ export type UpstreamCredentialConfig = z.infer<typeof upstreamCredentialSchema>
 export type AuditConfig = z.infer<typeof auditSchema>
 export type SessionsConfig = z.infer<typeof sessionsSchema>
 export type AdminConfig = z.infer<typeof adminSchema>
+export type ApprovalsConfig = z.infer<typeof approvalsSchema>

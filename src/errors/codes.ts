@@ -11,6 +11,11 @@ export const errorCodes = {
   GW_AUTHN_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
   GW_AUTHZ_IMPERSONATION_REFUSED: { status: 403, reason: 'Forbidden' },
   GW_POLICY_DENIED: { status: 403, reason: 'Forbidden' },
+  // Approvals: the request waits for people; each way it ends without passing is a 403 naming
+  // the approval, so kubectl prints the id, the approvers' comment or the expiry.
+  GW_APPROVAL_PENDING: { status: 403, reason: 'Forbidden' },
+  GW_APPROVAL_DENIED: { status: 403, reason: 'Forbidden' },
+  GW_APPROVAL_EXPIRED: { status: 403, reason: 'Forbidden' },
   // Retry-After lets client-go (kubectl, helm, controllers) retry by itself through a short
   // audit-store outage instead of failing the command.
   GW_AUDIT_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', retryAfterSeconds: 1 },

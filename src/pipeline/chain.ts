@@ -7,6 +7,8 @@
 //    (conditions may read the object);
 //  - authorize before impersonate: nothing about the upstream credential is computed for a
 //    request that will be refused;
+//  - hold after authorize (only `approve` decisions wait) and before impersonate: nothing is
+//    sent upstream for a request people have not approved;
 //  - forward last: the only stage that talks to the cluster.
 import type { Authenticator } from '../authn/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
@@ -16,6 +18,8 @@ import { createAdmitStage } from './stages/admit.ts'
 import { createAuthenticateStage } from './stages/authenticate.ts'
 import { createAuthorizeStage } from './stages/authorize.ts'
 import { createForwardStage, type ForwardHooks } from './stages/forward.ts'
+import { createHoldStage } from './stages/hold.ts'
+import type { ApprovalService } from '../approval/service.ts'
 import { createImpersonateStage } from './stages/impersonate.ts'
 import { createReadBodyStage } from './stages/read-body.ts'
 import { createRequestInfoStage } from './stages/request-info.ts'
@@ -30,6 +34,8 @@ export function buildChain(deps: {
   maxBodyBytes: number
   auditBodyBytes: number
   hooks: ForwardHooks
+  /** Holds requests for approval (rules with action approve). */
+  approvals?: ApprovalService | undefined
 }): readonly Stage[] {
   return Object.freeze([
     createAdmitStage(deps.admits),
@@ -38,6 +44,7 @@ export function buildChain(deps: {
     createAuthenticateStage(deps.authenticator),
     createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes }),
     createAuthorizeStage(deps.policies),
+    createHoldStage(deps.approvals),
     createImpersonateStage(),
     createForwardStage({
       maxBodyBytes: deps.maxBodyBytes,

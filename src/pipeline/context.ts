@@ -6,6 +6,7 @@ import type { Identity } from '../authn/index.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
 import type { Decision } from '../policy/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
+import type { ApprovalAuditLink } from '../approval/steps.ts'
 
 export type { Decision } from '../policy/index.ts'
 
@@ -36,6 +37,8 @@ export interface RequestContext {
   requestBody?: Buffer
   /** authorize */
   decision?: Decision
+  /** hold: the approval this request waited for or used. */
+  approval?: ApprovalAuditLink
   /** impersonate: the headers (flat name/value list) to send upstream. */
   upstreamHeaders?: string[]
   /** impersonate: who the cluster will see. */

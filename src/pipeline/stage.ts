@@ -8,6 +8,7 @@ export type StageName =
   | 'authenticate'
   | 'readBody'
   | 'authorize'
+  | 'hold'
   | 'impersonate'
   | 'forward'
 

@@ -1,9 +1,16 @@
 // The outcome of policy for one request. One type for every outcome so later features extend it
 // rather than adding a second engine: `approve` (hold for a human) joins `action`, masking and
 // session recording join `obligations`.
-import type { AuditLevel, ForwardingMapping, MaskObligation, SessionObligations } from './schema.ts'
+import type {
+  ApprovalObligation,
+  AuditLevel,
+  ForwardingMapping,
+  MaskObligation,
+  SessionObligations,
+} from './schema.ts'
 
-export type Action = 'allow' | 'deny'
+/** approve: allowed once people approved this exact request (the hold stage waits for it). */
+export type Action = 'allow' | 'deny' | 'approve'
 
 /** What Gatehouse must do for a request it lets through, beyond forwarding it. */
 export interface Obligations {
@@ -15,6 +22,8 @@ export interface Obligations {
   session?: SessionObligations
   /** Masking of responses, logs and exec output (absent: masked with Gatehouse's defaults). */
   mask?: MaskObligation
+  /** action approve: who approves, quorum, expiry, wait mode, reuse. */
+  approval?: ApprovalObligation
 }
 
 /** Which rule decided: a policy rule, or a built-in (`builtin:*`) such as the default deny. */

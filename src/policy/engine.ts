@@ -7,6 +7,7 @@ import { compileCondition, ConditionError, type CelInput, type CompiledCondition
 import { DEFAULT_AUDIT_LEVEL, type Action, type Decision, type DecidingRule } from './decision.ts'
 import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
 import type {
+  ApprovalObligation,
   AuditLevel,
   ForwardingMapping,
   PolicyDocument,
@@ -69,6 +70,7 @@ interface CompiledRule {
   readonly exec: ((e: ExecRequest) => boolean) | undefined
   readonly session: SessionObligations | undefined
   readonly mask: MaskObligation | undefined
+  readonly approval: ApprovalObligation | undefined
 }
 
 function compileExecMatch(
@@ -211,6 +213,7 @@ export class PolicySet {
           session:
             r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
           mask: r.mask || doc.spec.mask ? { ...doc.spec.mask, ...r.mask } : undefined,
+          approval: r.approval,
         }
         const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
         const bases =
@@ -270,6 +273,9 @@ export class PolicySet {
     let firstAllow: CompiledRule | undefined
     let enforcedDeny: CompiledRule | undefined
     let enforcedAllow: CompiledRule | undefined
+    // deny wins over approve, approve over allow: a request some rule wants approved is held
+    let firstApprove: CompiledRule | undefined
+    let enforcedApprove: CompiledRule | undefined
     const conditionErrors: string[] = []
 
     for (const rule of this.#candidates(info.authzVerb, base)) {
@@ -309,14 +315,17 @@ export class PolicySet {
       if (rule.action === 'deny') {
         firstDeny ??= rule
         if (enforced) enforcedDeny = rule
+      } else if (rule.action === 'approve') {
+        firstApprove ??= rule
+        if (enforced) enforcedApprove ??= rule
       } else {
         firstAllow ??= rule
         if (enforced) enforcedAllow ??= rule
       }
     }
 
-    const effective = enforcedDeny ?? enforcedAllow
-    const allInclusive = firstDeny ?? firstAllow
+    const effective = enforcedDeny ?? enforcedApprove ?? enforcedAllow
+    const allInclusive = firstDeny ?? firstApprove ?? firstAllow
     const decision: Decision = effective
       ? {
           ...deciding(effective),
@@ -325,13 +334,14 @@ export class PolicySet {
             : {}),
           obligations: {
             audit: effective.audit,
-            ...(effective.action === 'allow' && effective.policy.forwarding
+            ...(effective.action !== 'deny' && effective.policy.forwarding
               ? { forwarding: effective.policy.forwarding }
               : {}),
-            ...(effective.action === 'allow' && effective.session
+            ...(effective.action !== 'deny' && effective.session
               ? { session: effective.session }
               : {}),
-            ...(effective.action === 'allow' && effective.mask ? { mask: effective.mask } : {}),
+            ...(effective.action !== 'deny' && effective.mask ? { mask: effective.mask } : {}),
+            ...(effective.approval ? { approval: effective.approval } : {}),
           },
         }
       : {

@@ -29,6 +29,7 @@ export {
   KNOWN_VERBS,
   POLICY_API_VERSION,
   policySchema,
+  type ApprovalObligation,
   type AuditLevel,
   type ForwardingMapping,
   type MaskObligation,

@@ -147,6 +147,26 @@ export const maskObligationSchema = z.strictObject({
 })
 export type MaskObligation = z.infer<typeof maskObligationSchema>
 
+/**
+ * An `approve` rule's approval: who may approve (the approvers' own login: groups or names),
+ * how many distinct approvers, how long the request waits, how the client waits, and how long
+ * (and how often) an approved request may be repeated by the same identity.
+ */
+export const approvalSchema = z.strictObject({
+  approvers: z.array(subjectSchema).min(1, 'expected at least one approver subject'),
+  /** Distinct approvers needed (a break-glass approver alone is enough). */
+  quorum: z.number().int().min(1).max(10).default(1),
+  /** The pending request expires after this long without a decision. */
+  expiresIn: duration.default(3600),
+  /** hold: the request stays open until the decision; retry: 403 at once, retry once approved. */
+  wait: z.enum(['hold', 'retry']).default('hold'),
+  /** How long and how often the approved request may be sent again (default: once). */
+  reuse: z
+    .strictObject({ window: duration.default(300), uses: z.number().int().min(1).default(1) })
+    .optional(),
+})
+export type ApprovalObligation = z.infer<typeof approvalSchema>
+
 /** exec and attach requests: what runs (argv as one command line), where, and how. */
 export const execMatchSchema = z.strictObject({
   /** Globs over the command line: argv joined by single spaces (`pg_dump *`, `*sh`). */
@@ -164,8 +184,8 @@ export const ruleSchema = z
         /^[a-zA-Z0-9]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$/,
         'expected a name (letters, digits, -_.)',
       ),
-    /** allow, or deny (the block outcome). `approve` joins in the approvals issue. */
-    action: z.enum(['allow', 'deny']),
+    /** allow, deny (the block outcome), or approve (allow once people approved; `approval`). */
+    action: z.enum(['allow', 'deny', 'approve']),
     /** Shown to the caller when the rule denies. */
     message: z.string().max(500).optional(),
     verbs: z
@@ -197,8 +217,19 @@ export const ruleSchema = z
     session: sessionObligationsSchema.optional(),
     /** Masking of what this rule's callers receive (default: masked). */
     mask: maskObligationSchema.optional(),
+    /** For action approve: approvers, quorum, expiry, wait mode, reuse. */
+    approval: approvalSchema.optional(),
   })
   .superRefine((rule, ctx) => {
+    if ((rule.action === 'approve') !== (rule.approval !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approval'],
+        message:
+          rule.action === 'approve'
+            ? 'an approve rule needs approval: (approvers at least)'
+            : 'approval: is only for rules with action approve',
+      })
     const resourceFields = ['apiGroups', 'resources', 'namespaces', 'names'] as const
     const used = resourceFields.filter((f) => rule[f] !== undefined)
     if (rule.nonResourceURLs && used.length)

@@ -1,7 +1,9 @@
 // A real OIDC issuer for tests and the sandbox: HTTPS discovery and JWKS on loopback, minting
 // tokens shaped like GitHub Actions' (or any claims), plus the malformed and forged tokens the
-// negative tests need (alg none, HS256 keyed with the public key, unpublished keys).
-import { createHmac } from 'node:crypto'
+// negative tests need (alg none, HS256 keyed with the public key, unpublished keys). For the
+// approvers' web login it is also an authorization server (authorization code + PKCE S256): the
+// "user" who logs in is whoever the test set with setLoginUser (no login form).
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -31,6 +33,10 @@ export interface OidcIssuer {
   setDiscoveryIssuer(value: string | undefined): void
   readonly publicKeyPem: string
   readonly jwksRequests: number
+  /** The claims of the person the authorization endpoint logs in (undefined: refuses). */
+  setLoginUser(claims: Record<string, unknown> | undefined): void
+  /** Token requests served (authorization code exchanges that passed every check). */
+  readonly codeExchanges: number
   close(): Promise<void>
 }
 
@@ -67,6 +73,71 @@ export async function startOidcIssuer(opts: {
   let jwksRequests = 0
   let discoveryIssuer: string | undefined
   let url = ''
+  let loginUser: Record<string, unknown> | undefined
+  let codeExchanges = 0
+  const codes = new Map<
+    string,
+    {
+      clientId: string
+      redirectUri: string
+      challenge: string
+      nonce: string
+      claims: Record<string, unknown>
+    }
+  >()
+
+  /** GET /authorize: checks the PKCE request and redirects back with a one-time code. */
+  const authorize = (q: URLSearchParams): { status: number; location?: string; error?: string } => {
+    const redirectUri = q.get('redirect_uri') ?? ''
+    if (q.get('response_type') !== 'code')
+      return { status: 400, error: 'unsupported_response_type' }
+    if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge'))
+      return { status: 400, error: 'PKCE S256 required' }
+    if (!q.get('client_id') || !redirectUri.startsWith('https://') || !q.get('state'))
+      return { status: 400, error: 'invalid_request' }
+    if (!loginUser) return { status: 401, error: 'login refused' }
+    const code = randomBytes(16).toString('base64url')
+    codes.set(code, {
+      clientId: q.get('client_id')!,
+      redirectUri,
+      challenge: q.get('code_challenge')!,
+      nonce: q.get('nonce') ?? '',
+      claims: loginUser,
+    })
+    const back = new URL(redirectUri)
+    back.searchParams.set('code', code)
+    back.searchParams.set('state', q.get('state')!)
+    return { status: 302, location: back.toString() }
+  }
+
+  /** POST /token: exchanges a code once, checking client, redirect URI and the PKCE verifier. */
+  const token = async (form: URLSearchParams): Promise<{ status: number; body: unknown }> => {
+    const entry = codes.get(form.get('code') ?? '')
+    codes.delete(form.get('code') ?? '')
+    const verifier = form.get('code_verifier') ?? ''
+    if (
+      form.get('grant_type') !== 'authorization_code' ||
+      !entry ||
+      entry.clientId !== form.get('client_id') ||
+      entry.redirectUri !== form.get('redirect_uri') ||
+      createHash('sha256').update(verifier).digest('base64url') !== entry.challenge
+    )
+      return { status: 400, body: { error: 'invalid_grant' } }
+    codeExchanges++
+    const now = Math.floor(Date.now() / 1000)
+    const idToken = await mint({
+      iss: url,
+      aud: entry.clientId,
+      iat: now,
+      exp: now + 300,
+      ...(entry.nonce ? { nonce: entry.nonce } : {}),
+      ...entry.claims,
+    })
+    return {
+      status: 200,
+      body: { id_token: idToken, access_token: 'opaque', token_type: 'Bearer', expires_in: 300 },
+    }
+  }
 
   const server: Server = createServer(
     { cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) },
@@ -80,13 +151,33 @@ export async function startOidcIssuer(opts: {
           issuer: discoveryIssuer ?? url,
           jwks_uri: `${url}/jwks`,
           id_token_signing_alg_values_supported: ['RS256'],
-          response_types_supported: ['id_token'],
+          authorization_endpoint: `${url}/authorize`,
+          token_endpoint: `${url}/token`,
+          code_challenge_methods_supported: ['S256'],
+          response_types_supported: ['id_token', 'code'],
           subject_types_supported: ['public'],
         })
       }
       if (req.url === '/jwks') {
         jwksRequests++
         return json({ keys: keys.map((k) => k.publicJwk) })
+      }
+      if (req.url?.startsWith('/authorize?')) {
+        const r = authorize(new URL(req.url, url).searchParams)
+        res.writeHead(r.status, r.location ? { location: r.location } : {})
+        res.end(r.error ?? '')
+        return
+      }
+      if (req.url === '/token' && req.method === 'POST') {
+        const chunks: Buffer[] = []
+        req.on('data', (c: Buffer) => chunks.push(c))
+        req.on('end', () => {
+          void token(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))).then((r) => {
+            res.writeHead(r.status, { 'content-type': 'application/json' })
+            res.end(JSON.stringify(r.body))
+          })
+        })
+        return
       }
       res.writeHead(404)
       res.end()
@@ -160,6 +251,12 @@ export async function startOidcIssuer(opts: {
     },
     get jwksRequests() {
       return jwksRequests
+    },
+    setLoginUser(claims) {
+      loginUser = claims
+    },
+    get codeExchanges() {
+      return codeExchanges
     },
     close() {
       server.closeAllConnections()

@@ -110,7 +110,7 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         }
       }
       ctx.decision = decision
-      if (decision.shadow && decision.action === 'allow') {
+      if (decision.shadow?.action === 'deny' && decision.action !== 'deny') {
         ctx.warnings.push(
           `Gatehouse: ${ruleRef(decision.shadow)} would deny this request; allowed only because the policy is in shadow mode`,
         )

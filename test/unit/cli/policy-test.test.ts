@@ -33,6 +33,23 @@ test('the shipped example cases pass against the shipped example policies', () =
   )
 })
 
+test('the shipped approvals example keeps its promises (expect: approve)', () => {
+  const r = gatehouse(
+    'policy',
+    'test',
+    '--policies',
+    join(repoRoot, 'examples', 'approvals'),
+    '--file',
+    join(repoRoot, 'examples', 'policy-tests', 'approvals.yaml'),
+  )
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /\n5 passed, 0 failed\n$/)
+  assert.match(
+    r.stdout,
+    /APPROVE +prod secrets need an approval: .*\n +by policy 'risky-changes', rule 'prod-secret-reads'/,
+  )
+})
+
 test('a failed expectation exits 1 and says which case and why', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-policy-test-'))
   const file = join(dir, 'cases.yaml')
