@@ -267,23 +267,28 @@ function printList<T>(
   else fail(`${command}: --output ${format}: expected table or jsonl`, 2)
 }
 
+/** The options every list command (audit, sessions, approvals) shares: config, filters, output. */
+const LIST_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  identity: { type: 'string' },
+  cluster: { type: 'string' },
+  namespace: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  limit: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+} as const
+
 async function audit(args: string[]): Promise<void> {
   const [sub, ...rest] = args
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
     options: {
-      config: { type: 'string', short: 'c' },
-      identity: { type: 'string' },
-      cluster: { type: 'string' },
-      namespace: { type: 'string' },
+      ...LIST_OPTIONS,
       verb: { type: 'string' },
       resource: { type: 'string' },
       decision: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      output: { type: 'string', short: 'o' },
     },
   })
   if (!values.config) fail(`gatehouse audit ${sub ?? ''}: --config is required`, 2)
@@ -306,17 +311,10 @@ async function sessions(args: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      config: { type: 'string', short: 'c' },
-      identity: { type: 'string' },
-      cluster: { type: 'string' },
-      namespace: { type: 'string' },
+      ...LIST_OPTIONS,
       pod: { type: 'string' },
       kind: { type: 'string' },
       state: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      output: { type: 'string', short: 'o' },
       speed: { type: 'string' },
       'max-idle': { type: 'string' },
       dump: { type: 'boolean' },
@@ -400,15 +398,8 @@ async function approvals(args: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      config: { type: 'string', short: 'c' },
-      identity: { type: 'string' },
-      cluster: { type: 'string' },
-      namespace: { type: 'string' },
+      ...LIST_OPTIONS,
       state: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      limit: { type: 'string' },
-      output: { type: 'string', short: 'o' },
       comment: { type: 'string' },
       'token-file': { type: 'string' },
       'token-env': { type: 'string' },

@@ -1,12 +1,15 @@
 // Shared steps of the end-to-end tests: namespaces, pods, terminals, kubelet request log.
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { constants, gunzipSync } from 'node:zlib'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   adminClient,
   createRunningPod,
   ensureNamespace,
   type ClusterInfo,
+  type KubectlVersion,
 } from '../harness/index.ts'
 import type { PodSpecLite } from '../harness/cluster.ts'
 import type { KubeletRequest } from '../harness/kubelet/server.ts'
@@ -87,4 +90,45 @@ export class Terminal {
   kill(): void {
     this.#child.kill('SIGKILL')
   }
+}
+
+/** The exec dialects each kubectl speaks: 1.35 over WebSocket and forced onto SPDY, 1.32 WebSocket, 1.20 SPDY. */
+export function execDialects(
+  version: KubectlVersion,
+): { name: string; env: Record<string, string> }[] {
+  if (version === '1.20') return [{ name: 'spdy', env: {} }]
+  const out = [{ name: 'ws', env: {} }]
+  if (version === '1.35')
+    out.push({ name: 'spdy', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } })
+  return out
+}
+
+/** kubectl's own log line for a client-go race on the kubelet's ready frame (see kubectl-streams.ts). */
+export function withoutClientGoNoise(stderr: string): string {
+  return stderr.replace(
+    /^E\d{4} [\d:.]+ +\d+ websocket\.go:\d+\] Unknown stream id \d+, discarding message\n/gm,
+    '',
+  )
+}
+
+/** Every file Gatehouse wrote under `dir`, gzip recordings decompressed (read up to a partial end). */
+export function filesWritten(dir: string): { path: string; bytes: Buffer }[] {
+  const out: { path: string; bytes: Buffer }[] = []
+  const walk = (d: string): void => {
+    for (const f of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, f.name)
+      if (f.isDirectory()) walk(p)
+      else {
+        const bytes = readFileSync(p)
+        out.push({
+          path: p,
+          bytes: p.endsWith('.gz')
+            ? gunzipSync(bytes, { finishFlush: constants.Z_SYNC_FLUSH })
+            : bytes,
+        })
+      }
+    }
+  }
+  walk(dir)
+  return out
 }

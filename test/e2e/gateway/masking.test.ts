@@ -7,16 +7,15 @@
 // PostgreSQL store) holds a planted value. (masking-clients.test.ts: the client scenarios with
 // masking on.)
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { gunzipSync } from 'node:zlib'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import pg from 'pg'
 import { Agent, request } from 'undici'
 import { adminClient, kubectl, KUBECTL_VERSIONS } from '../../harness/index.ts'
-import { namespaceWithPods } from '../support.ts'
+import { filesWritten, namespaceWithPods } from '../support.ts'
 import { useGatewayEnv } from './env.ts'
 import { BACKUP, policies } from './masking-policies.ts'
 import { gatewayTarget } from './target.ts'
@@ -528,20 +527,8 @@ describe('masking', () => {
   test('nothing Gatehouse recorded holds a planted value: its data directory and its PostgreSQL store', async () => {
     const e = env()
     await sleep(500) // the audit writer's batch
-    const files: string[] = []
-    const walk = (dir: string): void => {
-      for (const f of readdirSync(dir, { withFileTypes: true })) {
-        const p = join(dir, f.name)
-        if (f.isDirectory()) walk(p)
-        else files.push(p)
-      }
-    }
-    walk(e.gatehouse.dataDir)
-    for (const f of files) {
-      let bytes = readFileSync(f)
-      if (f.endsWith('.gz')) bytes = gunzipSync(bytes, { finishFlush: 2 })
-      assertNoPlanted(bytes.toString('latin1'), f)
-    }
+    for (const { path, bytes } of filesWritten(e.gatehouse.dataDir))
+      assertNoPlanted(bytes.toString('latin1'), path)
     const client = new pg.Client({ connectionString: PG_URL })
     await client.connect()
     try {

@@ -8,10 +8,10 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { kubectl, type KubectlVersion } from '../../harness/index.ts'
+import { kubectl } from '../../harness/index.ts'
 import { kubectlPath } from '../../harness/binaries.ts'
 import type { SessionRecord } from '../../../src/sessions/record.ts'
-import { namespaceWithPods, Terminal } from '../support.ts'
+import { namespaceWithPods, Terminal, execDialects, withoutClientGoNoise } from '../support.ts'
 import { SA_NAMESPACE, useGatewayEnv, type GatewayEnv } from './env.ts'
 import { gatewayTarget } from './target.ts'
 
@@ -86,22 +86,6 @@ spec:
 `,
   )
   return [out]
-}
-
-function execDialects(version: KubectlVersion): { name: string; env: Record<string, string> }[] {
-  if (version === '1.20') return [{ name: 'spdy', env: {} }]
-  const out = [{ name: 'ws', env: {} }]
-  if (version === '1.35')
-    out.push({ name: 'spdy', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } })
-  return out
-}
-
-/** kubectl's own log line for a client-go race on the kubelet's ready frame (see sessions.test.ts). */
-function withoutClientGoNoise(stderr: string): string {
-  return stderr.replace(
-    /^E\d{4} [\d:.]+ +\d+ websocket\.go:\d+\] Unknown stream id \d+, discarding message\n/gm,
-    '',
-  )
 }
 
 function assertNothingPlanted(text: string, what: string): void {

@@ -11,10 +11,16 @@ import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect } from 'node:net'
 import { gunzipSync } from 'node:zlib'
-import { kubectl, readAuditEvents, runBinary, type KubectlVersion } from '../../harness/index.ts'
+import { kubectl, readAuditEvents, runBinary } from '../../harness/index.ts'
 import { kubectlPath, repoRoot } from '../../harness/binaries.ts'
 import type { SessionRecord } from '../../../src/sessions/record.ts'
-import { namespaceWithPods, Terminal } from '../support.ts'
+import {
+  namespaceWithPods,
+  Terminal,
+  execDialects,
+  filesWritten,
+  withoutClientGoNoise,
+} from '../support.ts'
 import { CI_REPOSITORY, SA_NAMESPACE, useGatewayEnv, type GatewayEnv } from './env.ts'
 import { gatewayTarget } from './target.ts'
 
@@ -82,22 +88,6 @@ spec:
       .replaceAll('namespaces: [db]', "namespaces: ['gw-sess-bot-*']"),
   )
   return [out]
-}
-
-function execDialects(version: KubectlVersion): { name: string; env: Record<string, string> }[] {
-  if (version === '1.20') return [{ name: 'spdy', env: {} }]
-  const out = [{ name: 'ws', env: {} }]
-  if (version === '1.35')
-    out.push({ name: 'spdy', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } })
-  return out
-}
-
-/** kubectl's own log line for a client-go race on the kubelet's ready frame (see kubectl-streams.ts). */
-function withoutClientGoNoise(stderr: string): string {
-  return stderr.replace(
-    /^E\d{4} [\d:.]+ +\d+ websocket\.go:\d+\] Unknown stream id \d+, discarding message\n/gm,
-    '',
-  )
 }
 
 async function sessionsIn(env: GatewayEnv, namespace: string, n = 1): Promise<SessionRecord[]> {
@@ -609,19 +599,8 @@ describe('sessions through Gatehouse', () => {
     await sessionsIn(e, ns, 2)
     await sleep(500) // the audit writer's batch
     // Everything Gatehouse wrote: recordings (decompressed), the audit database, its log
-    const files: string[] = []
-    const walk = (dir: string): void => {
-      for (const f of readdirSync(dir, { withFileTypes: true })) {
-        const p = join(dir, f.name)
-        if (f.isDirectory()) walk(p)
-        else files.push(p)
-      }
-    }
-    walk(e.gatehouse.dataDir)
     let searched = 0
-    for (const f of files) {
-      let bytes = readFileSync(f)
-      if (f.endsWith('.gz')) bytes = gunzipSync(bytes, { finishFlush: 2 /* Z_SYNC_FLUSH */ })
+    for (const { path: f, bytes } of filesWritten(e.gatehouse.dataDir)) {
       searched += bytes.length
       const text = bytes.toString('latin1')
       for (const [what, value] of Object.entries(planted))
