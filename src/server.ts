@@ -15,6 +15,7 @@ import { replicaName, SessionManager } from './sessions/manager.ts'
 import { Masking } from './masking/profile.ts'
 import { ApprovalService } from './approval/service.ts'
 import { dryRunOf } from './approval/dry-run.ts'
+import { approverPolicyOf } from './approval/decide.ts'
 import { createNotifier } from './approval/notify.ts'
 
 export interface RunningServer {
@@ -84,6 +85,7 @@ export async function startServer(
     logger,
     config: config.approvals,
     approveUrl: () => config.approvals.publicUrl ?? adminUrl.current,
+    approvers: approverPolicyOf(config),
     dryRun: dryRunOf,
   })
   if (config.approvals.notifications)

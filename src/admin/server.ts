@@ -16,7 +16,7 @@ import { sessionQuerySchema, type SessionQuery } from '../sessions/record.ts'
 import type { ApprovalService } from '../approval/service.ts'
 import { handleApprovalsApi } from './approvals-api.ts'
 import { createApprovalsWeb } from './web.ts'
-import { queryFromParams, send } from './http.ts'
+import { decodeSegment, queryFromParams, send } from './http.ts'
 
 export interface AdminListener {
   readonly url: string
@@ -75,7 +75,12 @@ export async function startAdminListener(
     : undefined
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'https://admin')
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'https://admin')
+    } catch {
+      return send(res, 400, { error: 'the request target is not a valid URL path' })
+    }
     if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' })
     // The approvals web page authenticates people with its own login and session cookie.
     if (!url.pathname.startsWith('/api/') && (await web?.handle(req, res, url))) return
@@ -102,7 +107,8 @@ export async function startAdminListener(
     const kill = /^\/api\/v1\/sessions\/([^/]+)\/kill$/.exec(url.pathname)
     if (kill) {
       if (req.method !== 'POST') return send(res, 405, { error: 'use POST to kill a session' })
-      const id = decodeURIComponent(kill[1]!)
+      const id = decodeSegment(kill[1]!)
+      if (id === undefined) return send(res, 400, { error: 'malformed percent-encoding' })
       if (!deps.sessions)
         return send(res, 404, { error: 'session recording is off (sessions.record: false)' })
       const r = await deps.sessions.killAnywhere(id, who.name)
@@ -123,7 +129,8 @@ export async function startAdminListener(
     if (req.method !== 'GET') return send(res, 405, { error: 'only GET is supported' })
     const sm = /^\/api\/v1\/sessions(?:\/([^/]+)(\/recording)?)?$/.exec(url.pathname)
     if (sm?.[1]) {
-      const id = decodeURIComponent(sm[1])
+      const id = decodeSegment(sm[1])
+      if (id === undefined) return send(res, 400, { error: 'malformed percent-encoding' })
       const live = deps.sessions?.live().find((x) => x.id === id)
       const s = live ?? (await deps.store.getSession(id))
       if (!s) return send(res, 404, { error: `no session ${id}` })
@@ -152,7 +159,9 @@ export async function startAdminListener(
     }
     const m = /^\/api\/v1\/audit\/records(?:\/([^/]+))?$/.exec(url.pathname)
     if (m?.[1]) {
-      const record = await deps.store.get(decodeURIComponent(m[1]))
+      const id = decodeSegment(m[1])
+      if (id === undefined) return send(res, 400, { error: 'malformed percent-encoding' })
+      const record = await deps.store.get(id)
       return record ? send(res, 200, record) : send(res, 404, { error: `no audit record ${m[1]}` })
     }
     if (m) {

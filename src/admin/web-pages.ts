@@ -1,15 +1,43 @@
-// The approvals web page, rendered on the server as plain HTML: inbox, history, one request's
-// details with the approve/deny form, login. No script, no external resource (the stylesheet is
-// served by Gatehouse); every value is escaped; landmarks, labels, table headers and a skip link
-// for screen readers and keyboards.
+// The approvals web page, rendered on the server as plain HTML: inbox, history, login (one
+// request's details: web-detail.ts). No script, no external resource (the stylesheet is served
+// by Gatehouse); every value is escaped for HTML, and control, bidi and invisible characters in
+// what clients chose are shown as escapes; client-chosen names are literals in their own style
+// (quoted, monospace, boxed); landmarks, labels, table headers and a skip link for screen
+// readers and keyboards.
 import type { ApprovalRecord } from '../approval/record.ts'
+import { summaryParts } from '../approval/summary.ts'
 import type { Identity } from '../authn/index.ts'
+import { escapeInvisible, quote, type Part } from '../kube/describe.ts'
 
 export const esc = (s: unknown): string =>
   String(s).replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
   )
+
+/** One line of text someone else chose: HTML-escaped, invisible characters shown as escapes. */
+export const t = (s: unknown): string => `<bdi>${esc(escapeInvisible(String(s)))}</bdi>`
+
+/** A block (a body, a dry run): like t() line by line, the line breaks kept. */
+export const block = (s: string): string => esc(s.split('\n').map(escapeInvisible).join('\n'))
+
+/** A client-chosen literal (a name, a namespace, a selector): quoted, in its own style. */
+const literal = (s: string): string => `<code class="literal">${esc(quote(s))}</code>`
+
+export function partsHtml(parts: readonly Part[]): string {
+  return parts
+    .map((p) =>
+      'list' in p
+        ? `[${p.list.map(literal).join(', ')}]`
+        : p.literal
+          ? literal(p.text)
+          : esc(p.text),
+    )
+    .join(' ')
+}
+
+/** The request summary with its literals styled. */
+export const summaryHtml = (a: ApprovalRecord): string => partsHtml(summaryParts(a))
 
 export const STYLESHEET = `
 :root { font-family: system-ui, sans-serif; color: #1b1b1b; background: #fff; line-height: 1.45; }
@@ -32,6 +60,12 @@ textarea { width: 100%; min-height: 5rem; font: inherit; }
 button { font: inherit; padding: .4rem 1.2rem; margin-right: .5rem; cursor: pointer; }
 button.approve { background: #38761d; color: #fff; border: 0; } button.deny { background: #990000; color: #fff; border: 0; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; } dt { font-weight: 600; }
+code.literal { font-family: ui-monospace, monospace; background: #fff2cc; border: 1px solid #bf9000; border-radius: .2rem; padding: 0 .2rem; unicode-bidi: isolate; white-space: pre-wrap; word-break: break-all; }
+pre { white-space: pre-wrap; word-break: break-all; }
+.highlights { border: 2px solid #1b4f72; padding: .5rem 1rem; }
+.highlights pre { max-height: none; }
+details > summary { cursor: pointer; font-weight: 600; margin: .5rem 0; }
+nav.pages { margin: 1rem 0; }
 `
 
 export function layout(
@@ -39,10 +73,12 @@ export function layout(
   who: Identity | undefined,
   csrf: string | undefined,
   main: string,
+  /** The heading as HTML (a request summary with styled literals); default: the title. */
+  heading?: string,
 ): string {
   const user =
     who && csrf
-      ? `<div>Signed in as <strong>${esc(who.name)}</strong>
+      ? `<div>Signed in as <strong>${t(who.name)}</strong>
          <form method="post" action="/logout"><input type="hidden" name="csrf" value="${esc(csrf)}"><button type="submit">Sign out</button></form></div>`
       : ''
   return `<!doctype html>
@@ -50,7 +86,7 @@ export function layout(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)} · Gatehouse approvals</title>
+<title>${esc(escapeInvisible(title))} · Gatehouse approvals</title>
 <link rel="stylesheet" href="/static/approvals.css">
 </head>
 <body>
@@ -61,7 +97,7 @@ export function layout(
 ${user}
 </header>
 <main id="main">
-<h1>${esc(title)}</h1>
+<h1>${heading ?? esc(escapeInvisible(title))}</h1>
 ${main}
 </main>
 </body>
@@ -69,18 +105,22 @@ ${main}
 `
 }
 
-const stateBadge = (a: ApprovalRecord): string =>
+export const stateBadge = (a: ApprovalRecord): string =>
   `<span class="state state-${esc(a.state)}">${esc(a.state)}${a.breakGlass ? ' (break-glass)' : ''}</span>`
 
-export function approvalTable(items: readonly ApprovalRecord[], caption: string): string {
-  if (items.length === 0) return `<p>${esc(caption)}: none.</p>`
+export function approvalTable(
+  items: readonly ApprovalRecord[],
+  caption: string,
+  total: number,
+): string {
+  if (total === 0) return `<p>${esc(caption)}: none.</p>`
   const rows = items
     .map(
       (a) => `<tr>
-<td><a href="/approvals/${esc(a.id)}">${esc(a.request.summary)}</a></td>
-<td>${esc(a.requester.name)}</td>
-<td>${esc(a.cluster)}</td>
-<td>${esc(`${a.rule.policy}/${a.rule.rule}`)}</td>
+<td><a href="/approvals/${esc(a.id)}">${summaryHtml(a)}</a></td>
+<td>${t(a.requester.name)}</td>
+<td>${t(a.cluster)}</td>
+<td>${t(`${a.rule.policy}/${a.rule.rule}`)}</td>
 <td>${a.decisions.filter((d) => d.decision === 'approve').length} of ${a.settings.quorum}</td>
 <td>${stateBadge(a)}</td>
 <td><time datetime="${esc(a.createdAt)}">${esc(a.createdAt)}</time></td>
@@ -89,7 +129,7 @@ export function approvalTable(items: readonly ApprovalRecord[], caption: string)
     )
     .join('\n')
   return `<table>
-<caption>${esc(caption)}</caption>
+<caption>${esc(caption)}: ${total}</caption>
 <thead><tr><th scope="col">Request</th><th scope="col">Requester</th><th scope="col">Cluster</th><th scope="col">Rule</th><th scope="col">Approvals</th><th scope="col">State</th><th scope="col">Asked</th><th scope="col">Expires</th></tr></thead>
 <tbody>
 ${rows}
@@ -97,85 +137,21 @@ ${rows}
 </table>`
 }
 
-const dl = (pairs: [string, unknown][]): string =>
-  `<dl>${pairs
-    .filter(([, v]) => v !== undefined && v !== '')
-    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
-    .join('')}</dl>`
-
-/** CI provenance (repository, ref, run id...) from the identity's Impersonate-Extra values. */
-function provenance(a: ApprovalRecord): [string, unknown][] {
-  return Object.entries(a.requester.extra)
-    .filter(([k]) => !['gatehouse.dev/request-id'].includes(k))
-    .map(([k, v]) => [k.replace(/^gatehouse\.dev\//, ''), v.join(', ')])
-}
-
-export function detailPage(
-  a: ApprovalRecord,
-  opts: { canDecide: boolean; why?: string; csrf: string; message?: string },
-): string {
-  const r = a.request
-  const decisions = a.decisions.length
-    ? `<ul>${a.decisions
-        .map(
-          (d) =>
-            `<li><strong>${esc(d.by)}</strong> ${d.decision === 'approve' ? 'approved' : 'denied'}${d.breakGlass ? ' <strong>as break-glass</strong>' : ''} at <time datetime="${esc(d.at)}">${esc(d.at)}</time>${d.comment ? `: “${esc(d.comment)}”` : ''}</li>`,
-        )
-        .join('')}</ul>`
-    : '<p>No decision yet.</p>'
-  const form = opts.canDecide
-    ? `<section aria-labelledby="decide">
-<h2 id="decide">Decide</h2>
-<form method="post" action="/approvals/${esc(a.id)}/decide">
-<input type="hidden" name="csrf" value="${esc(opts.csrf)}">
-<label for="comment">Comment (required to deny; the requester sees it)</label>
-<textarea id="comment" name="comment" maxlength="2000"></textarea>
-<p><button class="approve" type="submit" name="decision" value="approve">Approve</button>
-<button class="deny" type="submit" name="decision" value="deny">Deny</button></p>
-</form>
-</section>`
-    : a.state === 'pending' && opts.why
-      ? `<p class="notice">${esc(opts.why)}</p>`
-      : ''
-  return `${opts.message ? `<p class="alert" role="alert">${esc(opts.message)}</p>` : ''}
-<p>${stateBadge(a)} ${a.state === 'pending' ? `expires at <time datetime="${esc(a.expiresAt)}">${esc(a.expiresAt)}</time>` : esc(a.reason ?? '')}</p>
-${a.breakGlass ? '<p class="alert" role="alert">Approved through break-glass, without quorum.</p>' : ''}
-<section aria-labelledby="requester"><h2 id="requester">Requester</h2>
-${dl([
-  ['Identity', a.requester.name],
-  ['Groups', a.requester.groups.join(', ')],
-  [
-    'Authenticated by',
-    `${a.requester.method}${a.requester.issuer ? ` (${a.requester.issuer})` : ''}`,
-  ],
-  ...provenance(a),
-  ['Justification', a.justification ?? '(none given)'],
-])}</section>
-<section aria-labelledby="request"><h2 id="request">Request</h2>
-${dl([
-  ['Cluster', a.cluster],
-  ['Verb', r.verb],
-  ['API group', r.apiGroup || '(core)'],
-  ['Resource', r.subresource ? `${r.resource}/${r.subresource}` : r.resource],
-  ['Namespace', r.namespace || '(cluster-wide)'],
-  ['Name', r.name || '(in the body)'],
-  ['HTTP', `${r.method} ${r.target}`],
-  ['Body SHA-256', r.bodySha256 || '(no body)'],
-  ['Rule', `${a.rule.policy}/${a.rule.rule}`],
-  ['Approvals needed', a.settings.quorum],
-  ['Approval id', a.id],
-])}
-${a.body ? `<h3>Body${a.body.masked ? ` (${a.body.masked} values masked)` : ''}${a.body.truncated ? ' (truncated)' : ''}</h3><pre>${esc(a.body.text)}</pre>` : ''}
-${a.dryRun ? `<h3>Dry run (the API server's answer with dryRun=All, as the requester)</h3><pre>${esc('error' in a.dryRun ? a.dryRun.error : `HTTP ${a.dryRun.code}\n${a.dryRun.text}`)}</pre>` : ''}
-</section>
-<section aria-labelledby="decisions"><h2 id="decisions">Decisions</h2>${decisions}</section>
-${form}`
+/** Links to the other pages of a listing. */
+export function pager(path: string, page: number, size: number, total: number): string {
+  const pages = Math.max(1, Math.ceil(total / size))
+  if (pages === 1) return ''
+  const link = (n: number, label: string): string => `<a href="${path}?page=${n}">${label}</a>`
+  return `<nav class="pages" aria-label="Pages"><p>Page ${Math.min(page, pages)} of ${pages}
+${page > 1 ? link(page - 1, 'Newer') : ''} ${page < pages ? link(page + 1, 'Older') : ''}</p></nav>`
 }
 
 export function loginPage(opts: {
   oidc: boolean
   devLogin: boolean
   next: string
+  /** The login form's CSRF token (also in its cookie). */
+  csrf: string
   error?: string
 }): string {
   const dev = opts.devLogin
@@ -183,6 +159,7 @@ export function loginPage(opts: {
 <p class="alert">Development login is enabled (approvals.web.insecureDevLogin): anyone can sign in as anyone. Never in production.</p>
 <form method="post" action="/login/dev">
 <input type="hidden" name="next" value="${esc(opts.next)}">
+<input type="hidden" name="csrf" value="${esc(opts.csrf)}">
 <p><label for="name">Name</label> <input id="name" name="name" required></p>
 <p><label for="groups">Groups (comma-separated)</label> <input id="groups" name="groups"></p>
 <p><button type="submit">Sign in</button></p>

@@ -1,29 +1,42 @@
 // The approvers' web page on the admin listener:
-//   GET  /approvals                 inbox: pending requests the signed-in person may decide on
-//   GET  /approvals/history         decided, expired and used approvals
-//   GET  /approvals/<id>            one request: requester, provenance, body, dry run, decisions
+//   GET  /approvals[?page=N]        inbox: pending requests the signed-in person may see
+//   GET  /approvals/history[?page=N] decided, expired and used approvals
+//   GET  /approvals/<id>            one request: highlights, binding, body, dry run, decisions
 //   POST /approvals/<id>/decide     approve or deny with a comment (CSRF token, same origin)
 //   GET  /login, /login/oidc, /oauth/callback, POST /login/dev, POST /logout
 //   GET  /static/approvals.css
-// Decisions go through the same ApprovalService.decide as the JSON API.
+// Decisions go through the same ApprovalService.decide as the JSON API. Inbox and history are
+// queried in the store by state and approver set, a page at a time with a count.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ApprovalsConfig } from '../config/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { ApprovalService } from '../approval/service.ts'
-import { isNonHuman, mayDecide } from '../approval/decide.ts'
+import { whyNot } from '../approval/decide.ts'
 import type { Identity } from '../authn/index.ts'
 import { visibleTo } from './approvals-api.ts'
 import {
   cookie,
   cookies,
   LOGIN_COOKIE,
+  LOGIN_CSRF_COOKIE,
+  LOGIN_TTL_SECONDS,
   OidcLogin,
+  random,
   sameToken,
   SESSION_COOKIE,
   WebSessions,
   type WebSession,
 } from './web-login.ts'
-import { approvalTable, detailPage, layout, loginPage, STYLESHEET } from './web-pages.ts'
+import { detailPage } from './web-detail.ts'
+import {
+  approvalTable,
+  esc,
+  layout,
+  loginPage,
+  pager,
+  STYLESHEET,
+  summaryHtml,
+} from './web-pages.ts'
 
 const SECURITY_HEADERS = {
   'content-security-policy':
@@ -34,6 +47,9 @@ const SECURITY_HEADERS = {
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
 }
+
+/** Approvals per page of the inbox and the history. */
+export const PAGE_SIZE = 50
 
 function html(
   res: ServerResponse,
@@ -70,13 +86,53 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'))
 }
 
-/** Only local paths: no open redirect through `next`. */
-const localPath = (p: string | null): string =>
-  p && /^\/[^/\\]/.test(p) && !p.startsWith('//') ? p : '/approvals'
+/** Any origin will do as long as it is fixed: only whether `next` stays on it matters. */
+const BASE = 'https://gatehouse.invalid'
+
+/**
+ * Where to go after signing in: `next` resolved as a URL against the admin origin, exactly as a
+ * browser would (so `/%09/evil.test`, `/\evil.test` and `//evil.test` leave it and are
+ * refused), and only to the approvals pages; serialised, so no control character survives.
+ */
+export function localNext(next: string | null): string {
+  if (!next) return '/approvals'
+  let u: URL
+  try {
+    u = new URL(next, BASE)
+  } catch {
+    return '/approvals'
+  }
+  if (u.origin !== BASE) return '/approvals'
+  if (u.pathname !== '/approvals' && !u.pathname.startsWith('/approvals/')) return '/approvals'
+  return u.pathname + u.search
+}
+
+const pageNumber = (url: URL): number => {
+  const n = Number(url.searchParams.get('page') ?? '1')
+  return Number.isInteger(n) && n >= 1 && n <= 100_000 ? n : 1
+}
+
+const refused = (who: Identity | undefined, csrf: string | undefined): string =>
+  layout(
+    'Refused',
+    who,
+    csrf,
+    '<p class="alert" role="alert">The form is stale or not from this page (CSRF check). Reload and try again.</p>',
+  )
+
+const signInAgain = (message: string, id: string): string =>
+  layout(
+    'Sign in again',
+    undefined,
+    undefined,
+    `<p class="alert" role="alert">${esc(message)}</p><p><a href="/login?next=${encodeURIComponent(`/approvals/${id}`)}">Sign in</a></p>`,
+  )
 
 export interface ApprovalsWeb {
   /** Handles the request when it is one of the web page's; false otherwise. */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>
+  /** Signed-in sessions held (bounded; a login in flight holds none). */
+  readonly sessions: number
 }
 
 export function createApprovalsWeb(deps: {
@@ -86,7 +142,7 @@ export function createApprovalsWeb(deps: {
   logger: Logger
 }): ApprovalsWeb {
   const web = deps.config.web
-  const sessions = new WebSessions(web?.sessionTtlSeconds ?? 8 * 3600)
+  const sessions = new WebSessions(web?.sessionTtlSeconds ?? 3600)
   const oidc = web?.oidc ? new OidcLogin(web.oidc) : undefined
   const devLogin = web?.insecureDevLogin === true
   if (devLogin)
@@ -95,19 +151,15 @@ export function createApprovalsWeb(deps: {
     )
   const origin = (req: IncomingMessage): string => `https://${req.headers.host ?? ''}`
   const redirectUri = (req: IncomingMessage): string => `${origin(req)}/oauth/callback`
+  const sameOrigin = (req: IncomingMessage): boolean =>
+    req.headers.origin === undefined || req.headers.origin === origin(req)
 
-  /** A POST must carry the session's CSRF token and, when the browser sends one, our Origin. */
-  const csrfOk = (
-    req: IncomingMessage,
-    s: WebSession | undefined,
-    form: URLSearchParams,
-  ): boolean => {
-    const o = req.headers.origin
-    if (o !== undefined && o !== origin(req)) return false
-    return s !== undefined && sameToken(form.get('csrf') ?? '', s.csrf)
-  }
+  /** A POST must carry the expected CSRF token and, when the browser sends one, our Origin. */
+  const csrfOk = (req: IncomingMessage, expected: string | undefined, form: URLSearchParams) =>
+    sameOrigin(req) && expected !== undefined && sameToken(form.get('csrf') ?? '', expected)
 
-  const login = (res: ServerResponse, url: URL, error?: string): void =>
+  const login = (res: ServerResponse, next: string | null, error?: string): void => {
+    const token = random()
     html(
       res,
       error ? 400 : 200,
@@ -118,100 +170,113 @@ export function createApprovalsWeb(deps: {
         loginPage({
           oidc: !!oidc,
           devLogin,
-          next: localPath(url.searchParams.get('next')),
+          next: localNext(next),
+          csrf: token,
           ...(error ? { error } : {}),
         }),
       ),
+      { 'set-cookie': cookie(LOGIN_CSRF_COOKIE, token, LOGIN_TTL_SECONDS) },
     )
+  }
 
+  /** A new session; the one this browser had (if any) ends: no fixation, no stale second login. */
   const signIn = (
+    req: IncomingMessage,
     res: ServerResponse,
     who: Identity,
     via: WebSession['via'],
     next: string,
+    refreshToken?: string,
   ): void => {
-    const id = sessions.create(who, via)
+    sessions.end(req)
+    const id = sessions.create(who, via, refreshToken)
     deps.logger.info({ identity: who.name, via }, 'approver signed in to the approvals page')
-    redirect(res, next, {
-      'set-cookie': [cookie(SESSION_COOKIE, id, sessions.ttlSeconds), cookie(LOGIN_COOKIE, '', 0)],
+    redirect(res, localNext(next), {
+      'set-cookie': [
+        cookie(SESSION_COOKIE, id, sessions.ttlSeconds),
+        cookie(LOGIN_COOKIE, '', 0),
+        cookie(LOGIN_CSRF_COOKIE, '', 0),
+      ],
     })
   }
 
-  const page = async (
+  /** Before a decision: the approver's groups as the identity provider has them now. */
+  const recheck = async (s: WebSession): Promise<string | undefined> => {
+    if (!oidc || !s.refreshToken) return undefined
+    try {
+      const r = await oidc.refresh(s.refreshToken)
+      if (r.identity.name !== s.identity.name)
+        return 'The identity provider names someone else now; sign in again.'
+      s.identity = r.identity
+      s.refreshToken = r.refreshToken
+      return undefined
+    } catch (e) {
+      deps.logger.warn(
+        { identity: s.identity.name, error: String(e) },
+        'approver groups not re-read',
+      )
+      s.expiresAt = 0
+      return 'Your sign-in is no longer accepted by the identity provider (your groups could not be re-read); sign in again.'
+    }
+  }
+
+  const list = async (res: ServerResponse, url: URL, s: WebSession, history: boolean) => {
+    const who = s.identity
+    const page = pageNumber(url)
+    const r = await deps.approvals.page(who, deps.isAdmin(who), {
+      ...(history ? { decided: true } : { state: 'pending' }),
+      limit: PAGE_SIZE,
+      offset: (page - 1) * PAGE_SIZE,
+    })
+    const caption = history
+      ? 'Decided, expired and used requests'
+      : 'Requests waiting for a decision'
+    const path = history ? '/approvals/history' : '/approvals'
+    html(
+      res,
+      200,
+      layout(
+        history ? 'History' : 'Pending requests',
+        who,
+        s.csrf,
+        approvalTable(r.items, caption, r.total) + pager(path, page, PAGE_SIZE, r.total),
+      ),
+    )
+  }
+
+  const detail = async (
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
+    id: string,
+    decide: boolean,
     s: WebSession,
   ): Promise<void> => {
     const who = s.identity
     const visible = visibleTo(who, deps.isAdmin(who), deps.config)
-    if (url.pathname === '/approvals') {
-      const items = (await deps.approvals.list({ state: 'pending', limit: 500 })).filter(visible)
-      return html(
-        res,
-        200,
-        layout(
-          'Pending requests',
-          who,
-          s.csrf,
-          approvalTable(items, 'Requests waiting for a decision'),
-        ),
-      )
-    }
-    if (url.pathname === '/approvals/history') {
-      const items = (await deps.approvals.list({ limit: 500 }))
-        .filter((a) => a.state !== 'pending')
-        .filter(visible)
-      return html(
-        res,
-        200,
-        layout('History', who, s.csrf, approvalTable(items, 'Decided, expired and used requests')),
-      )
-    }
-    const m = /^\/approvals\/([0-9a-zA-Z-]+)(\/decide)?$/.exec(url.pathname)
-    const a = m ? await deps.approvals.get(m[1]!) : undefined
-    if (!m || !a || !visible(a))
+    const a = await deps.approvals.get(id)
+    if (!a || !visible(a))
       return html(res, 404, layout('Not found', who, s.csrf, '<p>No such approval.</p>'))
-    let message = url.searchParams.get('error') ?? undefined
-    if (m[2]) {
+    let message: string | undefined
+    if (decide) {
       if (req.method !== 'POST') return redirect(res, `/approvals/${a.id}`)
       const form = await readForm(req)
-      if (!csrfOk(req, s, form))
-        return html(
-          res,
-          403,
-          layout(
-            'Refused',
-            who,
-            s.csrf,
-            '<p class="alert" role="alert">The form is stale or not from this page (CSRF check). Reload and try again.</p>',
-          ),
-        )
+      if (!csrfOk(req, s.csrf, form)) return html(res, 403, refused(who, s.csrf))
       const decision = form.get('decision')
       if (decision !== 'approve' && decision !== 'deny') return redirect(res, `/approvals/${a.id}`)
+      message = await recheck(s)
+      if (message) return html(res, 403, signInAgain(message, a.id))
       const r = await deps.approvals.decide(a.id, {
-        who,
+        who: s.identity,
         decision,
         comment: form.get('comment') ?? '',
         via: s.via,
       })
-      if ('error' in r) message = r.message
-      else return redirect(res, `/approvals/${a.id}`)
+      if (!('error' in r)) return redirect(res, `/approvals/${a.id}`)
+      message = r.message
     }
     const current = (await deps.approvals.get(a.id)) ?? a
-    const may = mayDecide(current, who, { breakGlass: deps.config.breakGlass })
-    const why =
-      current.requester.name === who.name
-        ? 'You asked for this request; another approver must decide (separation of duties).'
-        : isNonHuman(who, deps.config.nonHuman)
-          ? 'Machine identities cannot approve.'
-          : !may.approver && !may.breakGlass
-            ? 'You are not an approver of this rule.'
-            : current.decisions.some((d) => d.by === who.name)
-              ? 'You have decided on this request already.'
-              : undefined
-    const canDecide = current.state === 'pending' && why === undefined
-    return html(
+    const why = whyNot(current, s.identity, s.via, deps.approvals.policy)
+    html(
       res,
       message ? 400 : 200,
       layout(
@@ -219,16 +284,80 @@ export function createApprovalsWeb(deps: {
         who,
         s.csrf,
         detailPage(current, {
-          canDecide,
+          canDecide: why === undefined,
           csrf: s.csrf,
-          ...(why ? { why } : {}),
+          ...(why && current.state === 'pending' ? { why: why.message } : {}),
           ...(message ? { message } : {}),
         }),
+        summaryHtml(current),
       ),
     )
   }
 
+  const loginRoutes = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+  ): Promise<boolean> => {
+    const p = url.pathname
+    if (p === '/login') {
+      login(res, url.searchParams.get('next'))
+      return true
+    }
+    if (p === '/login/oidc' && oidc) {
+      const start = await oidc.start(redirectUri(req), localNext(url.searchParams.get('next')))
+      redirect(res, start.url, {
+        'set-cookie': cookie(LOGIN_COOKIE, start.cookie, LOGIN_TTL_SECONDS),
+      })
+      return true
+    }
+    if (p === '/oauth/callback' && oidc) {
+      try {
+        const r = await oidc.finish(url.searchParams, cookies(req)[LOGIN_COOKIE], redirectUri(req))
+        signIn(req, res, r.identity, 'web-oidc', r.next, r.refreshToken)
+      } catch (e) {
+        deps.logger.warn({ error: String(e) }, 'approvals page login failed')
+        login(res, null, `Sign-in failed: ${(e as Error).message}`)
+      }
+      return true
+    }
+    if (p === '/login/dev' && devLogin && req.method === 'POST') {
+      const form = await readForm(req)
+      if (!csrfOk(req, cookies(req)[LOGIN_CSRF_COOKIE], form)) {
+        html(res, 403, refused(undefined, undefined))
+        return true
+      }
+      const name = (form.get('name') ?? '').trim()
+      if (!name) {
+        login(res, form.get('next'), 'Give a name')
+        return true
+      }
+      const groups = (form.get('groups') ?? '')
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean)
+      const who: Identity = { name, groups, method: 'static', claims: {}, extra: {} }
+      signIn(req, res, who, 'web-dev-login', form.get('next') ?? '')
+      return true
+    }
+    if (p === '/logout' && req.method === 'POST') {
+      const s = sessions.get(req)
+      const form = await readForm(req)
+      if (!csrfOk(req, s?.csrf, form)) {
+        html(res, 403, refused(s?.identity, s?.csrf))
+        return true
+      }
+      sessions.end(req)
+      redirect(res, '/login', { 'set-cookie': cookie(SESSION_COOKIE, '', 0) })
+      return true
+    }
+    return false
+  }
+
   return {
+    get sessions() {
+      return sessions.size
+    },
     async handle(req, res, url) {
       const p = url.pathname
       if (p === '/static/approvals.css') {
@@ -240,64 +369,20 @@ export function createApprovalsWeb(deps: {
         res.end(STYLESHEET)
         return true
       }
-      if (p === '/login') {
-        login(res, url)
-        return true
-      }
-      if (p === '/login/oidc' && oidc) {
-        const { url: to, state } = await oidc.start(
-          redirectUri(req),
-          localPath(url.searchParams.get('next')),
-        )
-        redirect(res, to, { 'set-cookie': cookie(LOGIN_COOKIE, state, 600) })
-        return true
-      }
-      if (p === '/oauth/callback' && oidc) {
-        try {
-          const r = await oidc.finish(
-            url.searchParams,
-            cookies(req)[LOGIN_COOKIE],
-            redirectUri(req),
-          )
-          signIn(res, r.identity, 'web-oidc', r.next)
-        } catch (e) {
-          deps.logger.warn({ error: String(e) }, 'approvals page login failed')
-          login(res, url, `Sign-in failed: ${(e as Error).message}`)
-        }
-        return true
-      }
-      if (p === '/login/dev' && devLogin && req.method === 'POST') {
-        const form = await readForm(req)
-        const name = (form.get('name') ?? '').trim()
-        if (!name) {
-          login(res, url, 'Give a name')
-          return true
-        }
-        const groups = (form.get('groups') ?? '')
-          .split(',')
-          .map((g) => g.trim())
-          .filter(Boolean)
-        signIn(
-          res,
-          { name, groups, method: 'static', claims: {}, extra: {} },
-          'web-dev-login',
-          localPath(form.get('next')),
-        )
-        return true
-      }
-      if (p === '/logout' && req.method === 'POST') {
-        const form = await readForm(req)
-        if (csrfOk(req, sessions.get(req), form)) sessions.end(req)
-        redirect(res, '/login', { 'set-cookie': cookie(SESSION_COOKIE, '', 0) })
-        return true
-      }
+      if (await loginRoutes(req, res, url)) return true
       if (p !== '/approvals' && !p.startsWith('/approvals/')) return false
       const s = sessions.get(req)
       if (!s) {
         redirect(res, `/login?next=${encodeURIComponent(p)}`)
         return true
       }
-      await page(req, res, url, s)
+      if (p === '/approvals' || p === '/approvals/history')
+        await list(res, url, s, p === '/approvals/history')
+      else {
+        const m = /^\/approvals\/([0-9a-zA-Z-]{1,64})(\/decide)?$/.exec(p)
+        if (m) await detail(req, res, m[1]!, m[2] !== undefined, s)
+        else html(res, 404, layout('Not found', s.identity, s.csrf, '<p>No such approval.</p>'))
+      }
       return true
     },
   }

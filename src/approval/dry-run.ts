@@ -1,34 +1,64 @@
 // What the request would do, for approvers: the same request sent with dryRun=All, as the
 // identity the cluster would see (the impersonate stage computes the headers on a copy of the
-// request context), for create, update, patch and delete. The API server answers with the object
-// as it would become (defaults, admission) or with the refusal it would give. Masked like bodies.
+// request context), for create, update, patch, delete and deletecollection. The API server
+// answers with the object as it would become (defaults, admission), the objects a
+// deletecollection would delete, or the refusal it would give; it also decodes protobuf bodies
+// that Gatehouse cannot. Read whole up to the size approvers are shown (never cut: a larger
+// answer is reported as such), masked like bodies, without managedFields.
 import type { RequestContext } from '../pipeline/context.ts'
 import { createImpersonateStage } from '../pipeline/stages/impersonate.ts'
 import { maskKubernetesJson } from '../masking/objects.ts'
 import { maskText } from '../masking/text.ts'
-import type { ApprovalRecord } from './record.ts'
+import { MAX_SHOWN_BYTES, type DryRunOutcome } from './shown.ts'
 
-const DRY_RUN_VERBS = new Set(['create', 'update', 'patch', 'delete'])
-const SHOWN_BYTES = 64 * 1024
+const DRY_RUN_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection'])
+/** Connect subresources and proxies have no dry run: their POST reaches the kubelet or a pod. */
+const NO_DRY_RUN_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy'])
 
 function withDryRun(path: string): string {
   return path.includes('?') ? `${path}&dryRun=All` : `${path}?dryRun=All`
 }
 
-function masked(text: string): string {
+/** The answer as approvers see it: masked JSON without bookkeeping, or masked text. */
+export function maskedAnswer(text: string): { text: string; object?: unknown } {
   try {
-    const value = JSON.parse(text) as { metadata?: { managedFields?: unknown } }
+    const value = JSON.parse(text) as {
+      metadata?: { managedFields?: unknown }
+      items?: { metadata?: { managedFields?: unknown } }[]
+    }
     // bookkeeping, not what the object will be
     if (value.metadata) delete value.metadata.managedFields
-    return JSON.stringify(maskKubernetesJson(value).value, null, 2)
+    for (const item of Array.isArray(value.items) ? value.items : [])
+      if (item.metadata) delete item.metadata.managedFields
+    const masked = maskKubernetesJson(value).value
+    return { text: JSON.stringify(masked, null, 2), object: masked }
   } catch {
-    return maskText(text).text
+    return { text: maskText(text).text }
   }
 }
 
-export async function dryRunOf(ctx: RequestContext): Promise<ApprovalRecord['dryRun']> {
+export function hasDryRun(ctx: RequestContext): boolean {
   const info = ctx.requestInfo!
-  if (!info.isResourceRequest || !DRY_RUN_VERBS.has(info.verb)) return undefined
+  return (
+    info.isResourceRequest &&
+    DRY_RUN_VERBS.has(info.verb) &&
+    !NO_DRY_RUN_SUBRESOURCES.has(info.subresource)
+  )
+}
+
+async function readBounded(body: AsyncIterable<Buffer>): Promise<Buffer | { tooLarge: number }> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of body) {
+    n += c.length
+    if (n > MAX_SHOWN_BYTES) return { tooLarge: n }
+    chunks.push(c)
+  }
+  return Buffer.concat(chunks)
+}
+
+export async function dryRunOf(ctx: RequestContext): Promise<DryRunOutcome | undefined> {
+  if (!hasDryRun(ctx)) return undefined
   const copy: RequestContext = {
     ...ctx,
     id: `${ctx.id}-dry-run`,
@@ -40,7 +70,8 @@ export async function dryRunOf(ctx: RequestContext): Promise<ApprovalRecord['dry
   const headers: string[] = []
   const sent = copy.upstreamHeaders!
   for (let i = 0; i < sent.length; i += 2)
-    if (sent[i]!.toLowerCase() !== 'accept') headers.push(sent[i]!, sent[i + 1]!)
+    if (sent[i]!.toLowerCase() !== 'accept' && sent[i]!.toLowerCase() !== 'accept-encoding')
+      headers.push(sent[i]!, sent[i + 1]!)
   headers.push('Accept', 'application/json')
   const cluster = ctx.cluster!
   const res = await cluster.agent.request({
@@ -52,8 +83,18 @@ export async function dryRunOf(ctx: RequestContext): Promise<ApprovalRecord['dry
     headersTimeout: 10_000,
     bodyTimeout: 10_000,
   })
-  const text = Buffer.from(await res.body.arrayBuffer())
-    .subarray(0, SHOWN_BYTES)
-    .toString('utf8')
-  return { code: res.statusCode, text: masked(text) }
+  const data = await readBounded(res.body)
+  if (!Buffer.isBuffer(data)) {
+    res.body.destroy()
+    return {
+      error: `the API server's dry-run answer is larger than the ${MAX_SHOWN_BYTES} bytes approvers are shown`,
+      tooLarge: true,
+    }
+  }
+  const shown = maskedAnswer(data.toString('utf8'))
+  return {
+    code: res.statusCode,
+    text: shown.text,
+    ...(shown.object !== undefined ? { object: shown.object } : {}),
+  }
 }

@@ -10,7 +10,9 @@ import { readFileSync } from 'node:fs'
 import { Agent, request } from 'undici'
 import type { ApprovalsConfig } from '../config/index.ts'
 import type { Logger } from '../observability/logger.ts'
+import { quote } from '../kube/describe.ts'
 import type { ApprovalRecord } from './record.ts'
+import { summaryParts } from './summary.ts'
 import type { ApprovalEvent } from './steps.ts'
 
 type NotificationsConfig = NonNullable<ApprovalsConfig['notifications']>
@@ -58,19 +60,65 @@ export function webhookPayload(event: ApprovalEvent, a: ApprovalRecord, link: st
   }
 }
 
+/** Slack's escaping of its control characters (& < >): no mention, no link, no markup from text. */
+export function slackEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+/**
+ * Text someone else chose (names, the justification, comments), in a code span: quoted with
+ * control and bidi characters escaped, one line, Slack's characters escaped, backticks shown as
+ * \u0060 so the span cannot end early. Slack neither formats nor links inside a code span.
+ */
+export function slackLiteral(s: string): string {
+  return `\`${slackEscape(quote(s).replace(/`/g, '\\u0060'))}\``
+}
+
+/** The request summary with every client-chosen literal in its own code span. */
+export function slackSummary(a: ApprovalRecord): string {
+  return summaryParts(a)
+    .map((p) =>
+      'list' in p
+        ? `[${p.list.map(slackLiteral).join(', ')}]`
+        : p.literal
+          ? slackLiteral(p.text)
+          : slackEscape(p.text),
+    )
+    .join(' ')
+}
+
+/** Gatehouse's own link: the only one in a message (the URL is ours, the label fixed). */
+function slackLink(link: string, id: string): string {
+  return `<${link.replace(/[<>|]/g, encodeURIComponent)}|approval ${id}>`
+}
+
 export function slackText(event: ApprovalEvent, a: ApprovalRecord, link: string): string {
   const last = a.decisions.at(-1)
+  const who = slackLiteral(a.requester.name)
+  const by = last ? slackLiteral(last.by) : '?'
+  const what = slackSummary(a)
   const head =
     event === 'requested'
-      ? `Approval needed: *${a.requester.name}* asks to \`${a.request.summary}\` on cluster ${a.cluster}`
+      ? `Approval needed: ${who} asks to ${what} on cluster ${slackLiteral(a.cluster)}`
       : event === 'approved'
-        ? `${a.breakGlass ? ':rotating_light: *BREAK-GLASS* ' : ''}Approved by ${last?.by ?? '?'}: \`${a.request.summary}\` for ${a.requester.name}`
+        ? `${a.breakGlass ? ':rotating_light: *BREAK-GLASS* ' : ''}Approved by ${by}: ${what} for ${who}`
         : event === 'denied'
-          ? `Denied by ${last?.by ?? '?'}: \`${a.request.summary}\` for ${a.requester.name}`
-          : `Expired without a decision: \`${a.request.summary}\` for ${a.requester.name}`
-  const why = a.justification ? `\nJustification: ${a.justification}` : ''
-  const comment = last?.comment && event !== 'requested' ? `\nComment: ${last.comment}` : ''
-  return `${head}${why}${comment}\nRule ${a.rule.policy}/${a.rule.rule} · <${link}|approval ${a.id}>`
+          ? `Denied by ${by}: ${what} for ${who}`
+          : `Expired without a decision: ${what} for ${who}`
+  const highlights =
+    event === 'requested'
+      ? (a.highlights ?? [])
+          .slice(0, 6)
+          .map(
+            (h) =>
+              `\n• ${slackEscape(h.field)}: ${slackLiteral(JSON.stringify(h.value).slice(0, 300))}`,
+          )
+          .join('')
+      : ''
+  const why = a.justification ? `\nJustification: ${slackLiteral(a.justification)}` : ''
+  const comment =
+    last?.comment && event !== 'requested' ? `\nComment: ${slackLiteral(last.comment)}` : ''
+  return `${head}${highlights}${why}${comment}\nRule ${slackLiteral(`${a.rule.policy}/${a.rule.rule}`)} · ${slackLink(link, a.id)}`
 }
 
 const agentFor = (caFile: string | undefined): Agent | undefined =>
@@ -100,7 +148,9 @@ function targets(config: NotificationsConfig): Target[] {
       name: `slack ${new URL(s.url).host}`,
       url: s.url,
       agent: agentFor(s.caFile),
-      body: (e, a, link) => JSON.stringify({ text: slackText(e, a, link) }),
+      // no previews of anything a message mentions
+      body: (e, a, link) =>
+        JSON.stringify({ text: slackText(e, a, link), unfurl_links: false, unfurl_media: false }),
       headers: () => ({ 'content-type': 'application/json' }),
     })
   return out

@@ -1,11 +1,14 @@
-// One approval record per held request: what is asked (bound to the exact request), who asked
-// (with CI provenance), under which rule, the decisions taken, and how often the approved request
-// was used. Kept as JSON in the audit store (table `approvals`), beside a few columns to filter on;
-// `version` is the compare-and-set counter that keeps replicas from losing each other's updates.
+// One approval record per held request: what is asked (bound to the exact request, and shown
+// whole: highlights first), who asked (with CI provenance), under which rule, the decisions
+// taken, and how often the approved request was used. Kept as JSON in the audit store (table
+// `approvals`), beside a few columns to filter on; `version` is the compare-and-set counter that
+// keeps replicas from losing each other's updates. The SQL lives in repository.ts.
 import { z } from 'zod'
-import { filterClause } from '../audit/query.ts'
 import type { AuditRecord } from '../audit/record.ts'
 import type { ApprovalObligation, PolicySubject } from '../policy/schema.ts'
+import type { BoundRequest } from './binding.ts'
+import type { Highlight } from './highlights.ts'
+import type { ShownBody } from './shown.ts'
 
 export type ApprovalState =
   /** waiting for approvers */
@@ -35,7 +38,7 @@ export interface ApprovalDecision {
 export interface ApprovalRecord {
   id: string
   state: ApprovalState
-  /** SHA-256 over identity, cluster, verb, resource, namespace, name and the body hash. */
+  /** Hex SHA-256 of `bound` (binding.ts): equal only for the very same request. */
   binding: string
   /** The request that asked first (its audit record has the same id). */
   requestId: string
@@ -49,21 +52,32 @@ export interface ApprovalRecord {
   }
   request: {
     method: string
+    /** The request target as sent upstream, secrets in the query masked. */
     target: string
+    /** The decoded, normalised path. */
+    path?: string
     verb: string
+    /** The verb policies match (`create` for exec, attach, port-forward and proxy). */
+    authzVerb?: string
     apiGroup: string
     apiVersion: string
     resource: string
     subresource: string
     namespace: string
     name: string
+    /** A create's object name, from its body or the dry run. */
+    objectName?: string
     /** SHA-256 (hex) of the request body of a write; empty for reads. */
     bodySha256: string
-    /** `create clusterrolebindings.rbac.authorization.k8s.io "x"` */
+    /** `create clusterrolebindings.rbac.authorization.k8s.io cluster-wide named "x"` */
     summary: string
   }
-  /** The request body with secrets masked (approvers see what will be written). */
-  body?: { contentType: string; text: string; truncated: boolean; masked: number }
+  /** The fields that matter for this request and kind (roleRef, subjects, images, argv...). */
+  highlights?: Highlight[]
+  /** Exactly what the binding covers (query values masked like the body). */
+  bound?: BoundRequest
+  /** The request body, decoded and masked, whole. */
+  body?: ShownBody
   /** The API server's answer to the same request with dryRun=All, as the requester. */
   dryRun?: { code: number; text: string } | { error: string }
   justification?: string
@@ -88,60 +102,32 @@ export interface ApprovalRecord {
 
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired', 'used'] as const
 
+/** The most approvals one query returns (a page; `offset` reaches the rest). */
+export const MAX_APPROVALS_PER_QUERY = 10_000
+
 export const approvalQuerySchema = z.strictObject({
   identity: z.string().min(1).optional(),
   cluster: z.string().min(1).optional(),
   namespace: z.string().optional(),
   state: z.enum(APPROVAL_STATES).optional(),
+  /** Every state but pending (history). */
+  decided: z.boolean().optional(),
   binding: z.string().min(1).optional(),
   sinceMs: z.number().int().optional(),
   untilMs: z.number().int().optional(),
-  limit: z.number().int().min(1).max(10_000).default(100),
+  /** Only approvals whose expiry is after this time (epoch ms). */
+  expiresAfterMs: z.number().int().optional(),
+  /** Only approvals whose expiry is at or before this time (epoch ms). */
+  expiresByMs: z.number().int().optional(),
+  /**
+   * Only what one person may see: approvals whose approver set is one of `approverSets`
+   * (keys from the approver-set table), or that `requester` asked for.
+   */
+  visibleTo: z
+    .strictObject({ approverSets: z.array(z.string()), requester: z.string().optional() })
+    .optional(),
+  limit: z.number().int().min(1).max(MAX_APPROVALS_PER_QUERY).default(100),
+  offset: z.number().int().min(0).default(0),
 })
 
 export type ApprovalQuery = z.input<typeof approvalQuerySchema>
-
-export function approvalWhereClause(
-  q: ApprovalQuery,
-  placeholder: (i: number) => string,
-): { sql: string; params: unknown[] } {
-  return filterClause(q, ['cluster', 'namespace', 'state', 'binding'], 'created_ms', placeholder)
-}
-
-export const APPROVAL_COLUMNS = [
-  'id',
-  'created_ms',
-  'expires_ms',
-  'identity',
-  'cluster',
-  'namespace',
-  'state',
-  'binding',
-  'version',
-  'record',
-] as const
-
-export function approvalRow(a: ApprovalRecord): unknown[] {
-  return [
-    a.id,
-    Date.parse(a.createdAt),
-    Date.parse(a.expiresAt),
-    a.requester.name,
-    a.cluster,
-    a.request.namespace,
-    a.state,
-    a.binding,
-    a.version,
-    JSON.stringify(a),
-  ]
-}
-
-/** Compare-and-set: the row is replaced only when its version is still `a.version - 1`. */
-export function approvalUpdateSql(placeholder: (i: number) => string): string {
-  return `UPDATE approvals SET state = ${placeholder(0)}, version = ${placeholder(1)}, record = ${placeholder(2)}
-    WHERE id = ${placeholder(3)} AND version = ${placeholder(4)}`
-}
-
-export function approvalUpdateParams(a: ApprovalRecord): unknown[] {
-  return [a.state, a.version, JSON.stringify(a), a.id, a.version - 1]
-}

@@ -2,7 +2,6 @@
 // id (retry) until enough approvers approved that exact request. The pending approval lives in
 // the audit store, so it survives a restart and every replica sees it; a decision taken on one
 // replica wakes the requests held on the others (the store's change notifications, and polling).
-import { randomUUID } from 'node:crypto'
 import type { AuditRecord } from '../audit/record.ts'
 import type { AuditStore } from '../audit/store.ts'
 import type { Identity } from '../authn/index.ts'
@@ -10,14 +9,18 @@ import type { ApprovalsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { RequestContext } from '../pipeline/context.ts'
-import { describeRequest } from '../pipeline/stages/authorize.ts'
-import { decodeRequestObject } from '../pipeline/stages/read-body.ts'
-import { maskRequestTarget } from '../masking/text.ts'
-import { selectClaims } from '../audit/record.ts'
-import { bodyHash, maskedBody, requestBinding } from './binding.ts'
+import { subjectsMatcher } from '../policy/engine.ts'
+import { bindingKey, boundRequest } from './binding.ts'
+import { bindingInputOf, newApproval } from './new-approval.ts'
 import type { ApprovalQuery, ApprovalRecord } from './record.ts'
+import type { DryRunOutcome } from './shown.ts'
 import { stepRecord, type ApprovalEvent } from './steps.ts'
-import { decideOn, type DecisionInput, type DecisionOutcome } from './decide.ts'
+import {
+  decideOn,
+  type ApproverPolicy,
+  type DecisionInput,
+  type DecisionOutcome,
+} from './decide.ts'
 
 /** Told about every step (notifications); must never throw or block. */
 export type ApprovalListener = (event: ApprovalEvent, a: ApprovalRecord) => void
@@ -30,40 +33,21 @@ export interface ApprovalServiceOptions {
   config: ApprovalsConfig
   /** The approval page's base URL (admin listener or approvals.publicUrl), when there is one. */
   approveUrl?: () => string | undefined
-  /** Fills in the dry-run result of a new approval (best effort). */
-  dryRun?: (ctx: RequestContext) => Promise<ApprovalRecord['dryRun']>
+  /** Who may decide, beyond each rule's approvers (machine identities, approver logins). */
+  approvers?: ApproverPolicy
+  /** The API server's dry run of a new approval's request (approvers see its answer). */
+  dryRun?: (ctx: RequestContext) => Promise<DryRunOutcome | undefined>
   now?: () => number
 }
 
-const JUSTIFICATION_HEADER = 'x-gatehouse-justification'
-const JUSTIFICATION_CLAIMS = ['justification', 'reason']
-
-function justificationOf(ctx: RequestContext): string | undefined {
-  const h = ctx.req.headers[JUSTIFICATION_HEADER]
-  const claims = ctx.identity!.claims
-  const claim = JUSTIFICATION_CLAIMS.map((c) => claims[c]).find((v) => typeof v === 'string')
-  const v = typeof h === 'string' ? h : claim
-  return v?.trim() ? v.trim().slice(0, 2000) : undefined
+/** What one person's listing covers: a page of approvals and how many there are in all. */
+export interface ApprovalPage {
+  items: ApprovalRecord[]
+  total: number
 }
 
-/**
- * What approvers read first: `create clusterrolebindings.rbac.authorization.k8s.io "x"`. A
- * request without a namespace that is not a list is cluster-scoped (not "in all namespaces"),
- * and a create names its object in the body (JSON and YAML bodies; protobuf is not decoded).
- */
-function summaryOf(ctx: RequestContext): string {
-  const info = ctx.requestInfo!
-  let name = info.name
-  if (info.authzVerb === 'create' && !name && !info.subresource) {
-    const o = decodeRequestObject(ctx)
-    const v = 'value' in o ? (o.value as { metadata?: { name?: unknown } } | null) : null
-    if (typeof v?.metadata?.name === 'string') name = v.metadata.name.slice(0, 253)
-  }
-  const s = describeRequest({ ...info, name })
-  return ['list', 'watch', 'deletecollection'].includes(info.authzVerb)
-    ? s
-    : s.replace(/ in all namespaces$/, '')
-}
+/** Retry-After of a refusal for too many pending approvals: at most this long. */
+const MAX_LIMIT_RETRY_SECONDS = 30
 
 /** Why a hold ended without the approval: the client left, or Gatehouse is stopping. */
 class HoldInterrupted extends Error {}
@@ -78,6 +62,8 @@ export class ApprovalService {
   #stopListening: (() => Promise<void>) | undefined
   #closing = false
   #seq = 0
+  /** Creations in flight per identity, one at a time, so the pending limit holds on a replica. */
+  readonly #creating = new Map<string, Promise<unknown>>()
 
   constructor(opts: ApprovalServiceOptions) {
     this.#o = opts
@@ -119,9 +105,42 @@ export class ApprovalService {
     return this.#o.store.queryApprovals(q)
   }
 
+  get policy(): ApproverPolicy {
+    return this.#o.approvers ?? {}
+  }
+
+  /**
+   * What `who` may see, as a store query: admins and break-glass members everything, others
+   * the approvals whose approver list matches them and their own requests.
+   */
+  async visibleTo(who: Identity, isAdmin: boolean): Promise<ApprovalQuery['visibleTo']> {
+    const breakGlass = this.#o.approvers?.breakGlass ?? this.#o.config.breakGlass
+    if (isAdmin || (breakGlass && subjectsMatcher(breakGlass)(who))) return undefined
+    const sets = await this.#o.store.approverSets()
+    return {
+      approverSets: sets.filter((s) => subjectsMatcher(s.approvers)(who)).map((s) => s.key),
+      requester: who.name,
+    }
+  }
+
+  /** One page of what `who` may see, filtered by `q`, with the count of all of it. */
+  async page(who: Identity, isAdmin: boolean, q: ApprovalQuery): Promise<ApprovalPage> {
+    const visibleTo = await this.visibleTo(who, isAdmin)
+    const query: ApprovalQuery = { ...q, ...(visibleTo ? { visibleTo } : {}) }
+    const [items, total] = await Promise.all([
+      this.#o.store.queryApprovals(query),
+      this.#o.store.countApprovals(query),
+    ])
+    return { items, total }
+  }
+
   /** Marks pending approvals past their expiry as expired (one replica wins each). */
   async sweep(): Promise<number> {
-    const pending = await this.#o.store.queryApprovals({ state: 'pending', limit: 1000 })
+    const pending = await this.#o.store.queryApprovals({
+      state: 'pending',
+      expiresByMs: this.#now(),
+      limit: 1000,
+    })
     let n = 0
     for (const a of pending)
       if (this.#now() >= Date.parse(a.expiresAt) && (await this.#expire(a))) n++
@@ -136,7 +155,7 @@ export class ApprovalService {
    */
   async hold(ctx: RequestContext): Promise<void> {
     const settings = ctx.decision!.obligations.approval!
-    const binding = requestBinding(ctx)
+    const binding = bindingKey(boundRequest(bindingInputOf(ctx)))
     for (let attempt = 0; attempt < 20; attempt++) {
       const found = await this.#o.store.queryApprovals({ binding, limit: 50 })
       let pending: ApprovalRecord | undefined
@@ -168,9 +187,10 @@ export class ApprovalService {
         continue
       }
       const r = decideOn(a, input, {
-        now: this.#now(),
         breakGlass: this.#o.config.breakGlass,
         nonHuman: this.#o.config.nonHuman,
+        ...this.#o.approvers,
+        now: this.#now(),
       })
       if ('error' in r) return r
       if (!(await this.#o.store.updateApproval(r.approval))) continue
@@ -192,69 +212,55 @@ export class ApprovalService {
     return { error: 'conflict', message: `approval ${id} kept changing; try again` }
   }
 
+  /** A new pending approval; one at a time per identity, within its pending limit. */
   async #create(ctx: RequestContext, binding: string): Promise<ApprovalRecord> {
-    const d = ctx.decision!
-    const s = d.obligations.approval!
-    const info = ctx.requestInfo!
+    const who = ctx.identity!.name
+    const before = this.#creating.get(who) ?? Promise.resolve()
+    const mine = before.then(() => this.#createNow(ctx, binding))
+    const settled = mine.catch(() => undefined)
+    this.#creating.set(who, settled)
+    try {
+      return await mine
+    } finally {
+      if (this.#creating.get(who) === settled) this.#creating.delete(who)
+    }
+  }
+
+  async #createNow(ctx: RequestContext, binding: string): Promise<ApprovalRecord> {
     const who = ctx.identity!
-    const now = this.#now()
-    const body = maskedBody(ctx)
-    const justification = justificationOf(ctx)
-    const a: ApprovalRecord = {
-      id: randomUUID(),
-      state: 'pending',
-      binding,
-      requestId: ctx.id,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + s.expiresIn * 1000).toISOString(),
-      cluster: ctx.cluster!.name,
-      requester: {
-        name: who.name,
-        groups: who.groups,
-        method: who.method,
-        ...(who.issuer ? { issuer: who.issuer } : {}),
-        ...(who.subject ? { subject: who.subject } : {}),
-        claims: selectClaims(who.claims),
-        extra: who.extra,
-      },
-      request: {
-        method: ctx.req.method ?? 'GET',
-        target: maskRequestTarget(ctx.upstreamPath ?? ctx.req.url ?? ''),
-        verb: info.authzVerb,
-        apiGroup: info.apiGroup,
-        apiVersion: info.apiVersion,
-        resource: info.resource,
-        subresource: info.subresource,
-        namespace: info.namespace,
-        name: info.name,
-        bodySha256: bodyHash(ctx),
-        summary: summaryOf(ctx),
-      },
-      ...(body ? { body } : {}),
-      ...(justification ? { justification } : {}),
-      rule: { policy: d.policy ?? '', rule: d.rule },
-      settings: {
-        approvers: s.approvers,
-        quorum: s.quorum,
-        wait: s.wait,
-        reuseWindowSeconds: s.reuse?.window ?? 600,
-        reuseUses: s.reuse?.uses ?? 1,
-      },
-      decisions: [],
-      uses: [],
-      version: 1,
-    }
-    if (this.#o.dryRun) {
-      const dry = await this.#o.dryRun(ctx).catch((e: unknown) => ({ error: String(e) }))
-      if (dry) a.dryRun = dry
-    }
+    await this.#checkPendingLimit(who)
+    const a = await newApproval(ctx, { now: this.#now(), dryRun: this.#o.dryRun })
+    if (a.binding !== binding) throw new Error('the binding changed while the approval was made')
     await this.#o.store.insertApproval(a)
     this.#step(a, 'requested', { actor: who })
     this.#o.logger.info(
-      { approval: a.id, identity: who.name, request: a.request.summary, wait: s.wait },
+      { approval: a.id, identity: who.name, request: a.request.summary, wait: a.settings.wait },
       'approval requested',
     )
     return a
+  }
+
+  /** One requester cannot flood the approvers: refused with 429 past maxPendingPerIdentity. */
+  async #checkPendingLimit(who: Identity): Promise<void> {
+    const max = this.#o.config.maxPendingPerIdentity ?? 20
+    const q: ApprovalQuery = {
+      state: 'pending',
+      expiresAfterMs: this.#now(),
+      visibleTo: { approverSets: [], requester: who.name },
+    }
+    const pending = await this.#o.store.countApprovals(q)
+    if (pending < max) return
+    const oldest = await this.#o.store.queryApprovals({ ...q, limit: max }).then((l) => l.at(-1))
+    const until = oldest ? Date.parse(oldest.expiresAt) : this.#now() + 1000
+    const wait = Math.min(
+      MAX_LIMIT_RETRY_SECONDS,
+      Math.max(1, Math.ceil((until - this.#now()) / 1000)),
+    )
+    throw new GatewayError(
+      'GW_APPROVAL_LIMIT',
+      `${who.name} already has ${pending} pending approvals (approvals.maxPendingPerIdentity: ${max}); retry once one of them is decided or has expired`,
+      { retryAfterSeconds: wait },
+    )
   }
 
   /** Spends one use of an approved approval on this request; false when none is left. */

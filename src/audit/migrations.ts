@@ -72,6 +72,16 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX approvals_created ON approvals (created_ms)',
     ],
   },
+  {
+    version: 4,
+    description: 'approvals by approver set and requester (inboxes in the store, per-identity limits)',
+    statements: [
+      "ALTER TABLE approvals ADD COLUMN approvers TEXT NOT NULL DEFAULT ''",
+      'CREATE TABLE approval_approver_sets (set_key TEXT PRIMARY KEY, approvers TEXT NOT NULL)',
+      'CREATE INDEX approvals_state_approvers_created ON approvals (state, approvers, created_ms)',
+      'CREATE INDEX approvals_identity_state ON approvals (identity, state)',
+    ],
+  },
 ]
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS gatehouse_schema_migrations (

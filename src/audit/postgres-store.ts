@@ -13,15 +13,7 @@ import {
   sessionWhereClause,
   type SessionRecord,
 } from '../sessions/record.ts'
-import {
-  APPROVAL_COLUMNS,
-  approvalQuerySchema,
-  approvalRow,
-  approvalUpdateParams,
-  approvalUpdateSql,
-  approvalWhereClause,
-  type ApprovalRecord,
-} from '../approval/record.ts'
+import { approvalRepository } from '../approval/repository.ts'
 
 /** Arbitrary, fixed: the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK = 0x6761_7465
@@ -226,35 +218,11 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
         if (typeof id === 'string' && typeof by === 'string') handler(id, by)
       })
     },
-    async insertApproval(a) {
-      await pool.query(
-        `INSERT INTO approvals (${APPROVAL_COLUMNS.join(', ')}) VALUES (${APPROVAL_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`,
-        approvalRow(a),
-      )
-    },
-    async updateApproval(a) {
-      const r = await pool.query(
-        approvalUpdateSql((i) => `$${i + 1}`),
-        approvalUpdateParams(a),
-      )
-      return r.rowCount === 1
-    },
-    async getApproval(id) {
-      const { rows } = await pool.query<{ record: string }>(
-        'SELECT record FROM approvals WHERE id = $1',
-        [id],
-      )
-      return rows[0] ? (JSON.parse(rows[0].record) as ApprovalRecord) : undefined
-    },
-    async queryApprovals(input) {
-      const q = approvalQuerySchema.parse(input)
-      const { sql, params } = approvalWhereClause(q, (i) => `$${i + 1}`)
-      const { rows } = await pool.query<{ record: string }>(
-        `SELECT record FROM approvals ${sql} ORDER BY created_ms DESC, id DESC LIMIT $${params.length + 1}`,
-        [...params, q.limit],
-      )
-      return rows.map((r) => JSON.parse(r.record) as ApprovalRecord)
-    },
+    ...approvalRepository({
+      all: async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[],
+      run: async (sql, params) => (await pool.query(sql, params)).rowCount ?? 0,
+      placeholder: (i) => `$${i + 1}`,
+    }),
     async broadcastApprovalChange(id) {
       await pool.query('SELECT pg_notify($1, $2)', [approvalChannel, id])
     },

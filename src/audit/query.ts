@@ -1,6 +1,17 @@
 // The audit query: one filter shape for the CLI, the admin API and both stores.
 import { z } from 'zod'
 
+export const DECISION_FILTERS = [
+  'allow',
+  'deny',
+  'approve',
+  'none',
+  'shadow',
+  'shadow-allow',
+  'shadow-deny',
+  'shadow-approve',
+] as const
+
 export const auditQuerySchema = z.strictObject({
   /** Identity name; `*` globs allowed (github:octo-org/*). */
   identity: z.string().min(1).optional(),
@@ -8,7 +19,8 @@ export const auditQuerySchema = z.strictObject({
   namespace: z.string().optional(),
   verb: z.string().min(1).optional(),
   resource: z.string().min(1).optional(),
-  decision: z.enum(['allow', 'deny', 'approve', 'none']).optional(),
+  /** The enforced action, or `shadow-<action>` (`shadow`: any) for what a shadow-mode policy would have decided. */
+  decision: z.enum(DECISION_FILTERS).optional(),
   /** Epoch milliseconds, inclusive. */
   sinceMs: z.number().int().optional(),
   /** Epoch milliseconds, exclusive. */
@@ -70,10 +82,20 @@ export function whereClause(
   q: AuditQuery,
   placeholder: (i: number) => string,
 ): { sql: string; params: unknown[] } {
-  return filterClause(
-    q,
+  const shadow = q.decision?.startsWith('shadow') ? q.decision : undefined
+  const clause = filterClause(
+    shadow ? { ...q, decision: undefined } : q,
     ['cluster', 'namespace', 'verb', 'resource', 'decision'],
     'time_ms',
     placeholder,
   )
+  if (!shadow) return clause
+  // The shadow outcome has no column: matched in the record's JSON, where the decision reads
+  // "shadow":{"action":"deny",... (a string value cannot: its quotes are escaped as \").
+  const action = shadow === 'shadow' ? '' : `${shadow.slice('shadow-'.length)}"`
+  const like = `record LIKE ${placeholder(clause.params.length)}`
+  return {
+    sql: clause.sql ? `${clause.sql} AND ${like}` : `WHERE ${like}`,
+    params: [...clause.params, `%"shadow":{"action":"${action}%`],
+  }
 }

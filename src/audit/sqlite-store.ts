@@ -16,15 +16,7 @@ import {
   type SessionRecord,
 } from '../sessions/record.ts'
 import type { WriterReply, WriterRequest } from './sqlite-writer.ts'
-import {
-  APPROVAL_COLUMNS,
-  approvalQuerySchema,
-  approvalRow,
-  approvalUpdateParams,
-  approvalUpdateSql,
-  approvalWhereClause,
-  type ApprovalRecord,
-} from '../approval/record.ts'
+import { approvalRepository } from '../approval/repository.ts'
 
 type WriterOp =
   | { op: 'insert'; rows: unknown[][] }
@@ -163,31 +155,15 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
     },
     // Approvals are written on this connection, synchronously: they are rare, and their
     // compare-and-set must see its own result at once (the writer thread batches).
-    insertApproval(a) {
-      if (opts.readonly) return Promise.reject(new Error(`${path} is open read-only`))
-      db.prepare(
-        `INSERT INTO approvals (${APPROVAL_COLUMNS.join(', ')}) VALUES (${APPROVAL_COLUMNS.map(() => '?').join(', ')})`,
-      ).run(...approvalRow(a))
-      return Promise.resolve()
-    },
-    updateApproval(a) {
-      if (opts.readonly) return Promise.reject(new Error(`${path} is open read-only`))
-      const r = db.prepare(approvalUpdateSql(() => '?')).run(...approvalUpdateParams(a))
-      return Promise.resolve(r.changes === 1)
-    },
-    getApproval(id) {
-      const row = db.prepare('SELECT record FROM approvals WHERE id = ?').get(id) as
-        { record: string } | undefined
-      return Promise.resolve(row ? (JSON.parse(row.record) as ApprovalRecord) : undefined)
-    },
-    queryApprovals(input) {
-      const q = approvalQuerySchema.parse(input)
-      const { sql, params } = approvalWhereClause(q, () => '?')
-      const rows = db
-        .prepare(`SELECT record FROM approvals ${sql} ORDER BY created_ms DESC, id DESC LIMIT ?`)
-        .all(...params, q.limit) as { record: string }[]
-      return Promise.resolve(rows.map((r) => JSON.parse(r.record) as ApprovalRecord))
-    },
+    ...approvalRepository({
+      all: <T>(sql: string, params: unknown[]) =>
+        Promise.resolve(db.prepare(sql).all(...params) as T[]),
+      run(sql, params) {
+        if (opts.readonly) return Promise.reject(new Error(`${path} is open read-only`))
+        return Promise.resolve(db.prepare(sql).run(...params).changes)
+      },
+      placeholder: () => '?',
+    }),
     async close() {
       await writer?.close()
       db.close()

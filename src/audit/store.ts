@@ -4,9 +4,9 @@
 import type { AuditQuery } from './query.ts'
 import type { AuditRecord } from './record.ts'
 import type { SessionQuery, SessionRecord } from '../sessions/record.ts'
-import type { ApprovalQuery, ApprovalRecord } from '../approval/record.ts'
+import type { ApprovalRepository } from '../approval/repository.ts'
 
-export interface AuditStore {
+export interface AuditStore extends ApprovalRepository {
   readonly kind: 'sqlite' | 'postgres'
   /** A human-readable location (file path, or host/database/schema; never a password). */
   readonly location: string
@@ -31,16 +31,6 @@ export interface AuditStore {
   broadcastSessionKill?(id: string, by: string): Promise<void>
   /** Shared stores only: calls `handler` for every kill broadcast; returns the unsubscribe. */
   onSessionKill?(handler: (id: string, by: string) => void): Promise<() => Promise<void>>
-  /** Inserts a new approval record (its id must be new). */
-  insertApproval(approval: ApprovalRecord): Promise<void>
-  /**
-   * Compare-and-set: replaces the record only if the stored version is `approval.version - 1`;
-   * false when another request or replica changed it first (reread and try again).
-   */
-  updateApproval(approval: ApprovalRecord): Promise<boolean>
-  getApproval(id: string): Promise<ApprovalRecord | undefined>
-  /** Newest first. */
-  queryApprovals(q: ApprovalQuery): Promise<ApprovalRecord[]>
   /** Shared stores only: tells every replica that an approval changed (a decision, an expiry). */
   broadcastApprovalChange?(id: string): Promise<void>
   /** Shared stores only: calls `handler` for every approval change; returns the unsubscribe. */

@@ -3,9 +3,28 @@
 // same checks apply as on the web page (separation of duties, approver subjects, quorum).
 import { withStore } from './audit.ts'
 import { adminRequest } from './admin-request.ts'
-import { formatColumns } from './table.ts'
+import { cut, formatColumns } from './table.ts'
+import { queryFromParams } from '../admin/http.ts'
 import type { GatewayConfig } from '../config/index.ts'
-import type { ApprovalQuery, ApprovalRecord } from '../approval/record.ts'
+import {
+  APPROVAL_STATES,
+  approvalQuerySchema,
+  type ApprovalQuery,
+  type ApprovalRecord,
+} from '../approval/record.ts'
+import { fail, type Command } from './command.ts'
+import {
+  adminUrlOf,
+  CONFIG_OPTION,
+  configOf,
+  LIST_OPTIONS,
+  listFilters,
+  printJson,
+  printList,
+  TOKEN_OPTIONS,
+  tokenFrom,
+} from './common.ts'
+import { forTerminal } from './terminal.ts'
 
 export function listApprovals(config: GatewayConfig, q: ApprovalQuery): Promise<ApprovalRecord[]> {
   return withStore(config, (s) => s.queryApprovals(q))
@@ -22,7 +41,7 @@ export function formatApprovals(items: readonly ApprovalRecord[]): string {
   const rows = items.map((a) => [
     a.createdAt,
     a.requester.name,
-    a.request.summary.slice(0, 60),
+    cut(a.request.summary, 100),
     `${a.rule.policy}/${a.rule.rule}`,
     a.settings.wait,
     `${a.decisions.filter((d) => d.decision === 'approve').length}/${a.settings.quorum}`,
@@ -53,3 +72,77 @@ export function decideApproval(
     { ...opts, body: { comment } },
   )
 }
+
+const APPROVAL_FILTERS = ['identity', 'cluster', 'namespace', 'state'] as const
+
+function decideCommand(decision: 'approve' | 'deny'): Command {
+  return {
+    name: `approvals ${decision}`,
+    summary: `${decision} a pending request through the admin API, as the token's identity`,
+    options: {
+      ...CONFIG_OPTION,
+      comment: {
+        type: 'string',
+        value: 'TEXT',
+        help: decision === 'deny' ? 'why (required; the requester sees it)' : 'a comment',
+      },
+      ...TOKEN_OPTIONS,
+    },
+    positionals: { name: 'ID', min: 1, max: 1 },
+    async run(values, [id]) {
+      const command = `gatehouse approvals ${decision}`
+      const comment = typeof values['comment'] === 'string' ? values['comment'] : ''
+      const token = tokenFrom(command, values)
+      const r = await decideApproval(
+        configOf(values),
+        id!,
+        decision,
+        comment,
+        token,
+        adminUrlOf(values),
+      )
+      if (r.code !== 200) fail(`${command}: ${r.code}: ${r.body.trim()}`)
+      const a = JSON.parse(r.body) as { state: string }
+      process.stdout.write(
+        forTerminal(
+          `approval ${id}: ${decision === 'approve' ? 'approved' : 'denied'} (now ${a.state})`,
+        ) + '\n',
+      )
+    },
+  }
+}
+
+export const approvalCommands: Command[] = [
+  {
+    name: 'approvals list',
+    summary: 'list approvals, newest first',
+    options: {
+      ...LIST_OPTIONS,
+      state: { type: 'string', value: APPROVAL_STATES.join('|'), help: 'the approval state' },
+    },
+    async run(values) {
+      const q = listFilters('gatehouse approvals list', values, APPROVAL_FILTERS, (p) =>
+        queryFromParams(p, APPROVAL_FILTERS, approvalQuerySchema),
+      )
+      printList(
+        'gatehouse approvals list',
+        values['output'],
+        await listApprovals(configOf(values), q),
+        formatApprovals,
+      )
+    },
+  },
+  {
+    name: 'approvals show',
+    summary: 'print one approval as JSON: highlights first, then the binding, body and dry run',
+    options: { ...CONFIG_OPTION },
+    positionals: { name: 'ID', min: 1, max: 1 },
+    async run(values, [id]) {
+      const a = await getApproval(configOf(values), id!)
+      if (!a) fail(`gatehouse approvals show: no approval ${id}`)
+      printJson(a)
+    },
+  },
+  decideCommand('approve'),
+  decideCommand('deny'),
+]

@@ -1,9 +1,20 @@
 // `gatehouse audit list|show`: read the audit store named by gatehouse.yaml, with the same
-// filters as the admin API.
+// filters as the admin API (shadow-mode outcomes included: --decision shadow-deny).
 import { formatColumns } from './table.ts'
 import { auditStoreFromConfig, type AuditRecord } from '../audit/index.ts'
 import type { AuditQuery, AuditStore } from '../audit/index.ts'
+import { DECISION_FILTERS } from '../audit/query.ts'
+import { auditQueryFromParams } from '../admin/server.ts'
 import type { GatewayConfig } from '../config/index.ts'
+import { fail, type Command } from './command.ts'
+import {
+  CONFIG_OPTION,
+  configOf,
+  LIST_OPTIONS,
+  listFilters,
+  printJson,
+  printList,
+} from './common.ts'
 
 /** Runs `fn` on the store named by the configuration, opened read-only, then closes it. */
 export async function withStore<T>(
@@ -37,6 +48,13 @@ function what(r: AuditRecord): string {
   return `${res} ${where}`
 }
 
+/** What a shadow-mode policy would have decided: `deny (policy/rule)`, or '-'. */
+function shadowOf(r: AuditRecord): string {
+  const s = r.decision?.shadow
+  if (!s) return '-'
+  return `${s.action} (${s.policy ? `${s.policy}/${s.rule}` : s.rule})`
+}
+
 export function formatTable(records: readonly AuditRecord[]): string {
   const rows = records.map((r) => [
     r.time,
@@ -50,6 +68,7 @@ export function formatTable(records: readonly AuditRecord[]): string {
         ? `${r.decision.policy}/${r.decision.rule}`
         : r.decision.rule
       : (r.error?.code ?? '-'),
+    shadowOf(r),
     String(r.response.code),
     r.id,
   ])
@@ -61,8 +80,48 @@ export function formatTable(records: readonly AuditRecord[]): string {
     'RESOURCE',
     'DECISION',
     'RULE',
+    'SHADOW',
     'CODE',
     'ID',
   ]
   return formatColumns(header, rows)
 }
+
+const AUDIT_FILTERS = ['identity', 'cluster', 'namespace', 'verb', 'resource', 'decision'] as const
+
+export const auditCommands: Command[] = [
+  {
+    name: 'audit list',
+    summary: 'list audit records, newest first',
+    options: {
+      ...LIST_OPTIONS,
+      verb: { type: 'string', value: 'VERB', help: 'the Kubernetes verb (get, list, create...)' },
+      resource: { type: 'string', value: 'R', help: 'the resource (pods, secrets...)' },
+      decision: {
+        type: 'string',
+        value: DECISION_FILTERS.join('|'),
+        help: 'the enforced decision, or what a shadow-mode policy would have decided (shadow: any)',
+      },
+    },
+    async run(values) {
+      const q = listFilters('gatehouse audit list', values, AUDIT_FILTERS, auditQueryFromParams)
+      printList(
+        'gatehouse audit list',
+        values['output'],
+        await listRecords(configOf(values), q),
+        formatTable,
+      )
+    },
+  },
+  {
+    name: 'audit show',
+    summary: 'print one audit record as JSON',
+    options: { ...CONFIG_OPTION },
+    positionals: { name: 'ID', min: 1, max: 1 },
+    async run(values, [id]) {
+      const record = await showRecord(configOf(values), id!)
+      if (!record) fail(`gatehouse audit show: no audit record ${id}`)
+      printJson(record)
+    },
+  },
+]

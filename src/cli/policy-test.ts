@@ -10,6 +10,8 @@ import { formatPath } from '../config/index.ts'
 import { parseRequestInfo } from '../kube/request-info.ts'
 import { execRequestFor } from '../sessions/remote-command.ts'
 import { ruleRef, type Decision, type PolicySet } from '../policy/index.ts'
+import { boundRequest, type BoundRequest } from '../approval/binding.ts'
+import { quote } from '../kube/describe.ts'
 
 const identitySchema = z.strictObject({
   name: z.string().min(1),
@@ -48,6 +50,8 @@ export interface PolicyTestResult {
   error?: string
   /** Expectation not met. */
   failure?: string
+  /** For approve decisions: exactly what an approval of this request is bound to. */
+  binding?: BoundRequest
 }
 
 export function loadTestFile(file: string): PolicyTestCase[] {
@@ -91,12 +95,24 @@ export function runPolicyTests(
       dryRun: /(^|[?&])dryRun=All(&|$)/.test(target),
     })
     const ref = decision.policy ? `${decision.policy}/${decision.rule}` : decision.rule
+    const binding =
+      decision.action === 'approve'
+        ? boundRequest({
+            identity,
+            cluster: c.cluster,
+            method,
+            info: parsed.info,
+            target,
+            contentType: c.object === undefined ? '' : 'application/json',
+            body: c.object === undefined ? undefined : Buffer.from(JSON.stringify(c.object)),
+          })
+        : undefined
     let failure: string | undefined
     if (c.expect && c.expect !== decision.action) failure = `expected ${c.expect}`
     else if (c.expectRule && c.expectRule !== ref) failure = `expected rule ${c.expectRule}`
     else if (c.expectMasked !== undefined && c.expectMasked !== masked(decision))
       failure = c.expectMasked ? 'expected masked responses' : 'expected unmasked responses'
-    return { case: c, decision, ...(failure ? { failure } : {}) }
+    return { case: c, decision, ...(failure ? { failure } : {}), ...(binding ? { binding } : {}) }
   })
 }
 
@@ -122,6 +138,22 @@ export function formatResult(r: PolicyTestResult): string {
   ]
   if (d.shadow) lines.push(`         shadow: ${ruleRef(d.shadow)} would ${d.shadow.action}`)
   for (const e of d.conditionErrors ?? []) lines.push(`         condition error: ${e}`)
+  if (r.binding) lines.push(...bindingLines(r.binding))
   if (verdict) lines.push(`         ${verdict}`)
   return lines.join('\n')
+}
+
+/** What an approval of the request is bound to, one attribute a line. */
+export function bindingLines(b: BoundRequest): string[] {
+  const query = b.query.map(
+    ([k, v]) => `${k}=${v.length === 1 ? quote(v[0]!) : `[${v.map(quote).join(', ')}]`}`,
+  )
+  return [
+    '         approval bound to:',
+    `           identity ${quote(b.identity)} groups [${b.groups.map(quote).join(', ')}] cluster ${quote(b.cluster)}`,
+    `           ${b.method} ${quote(b.path)}`,
+    `           query ${query.length ? query.join(' ') : '(none)'}${b.rawQuery !== undefined ? ` (raw, as proxied: ${quote(b.rawQuery)})` : ''}`,
+    ...(b.unbound.length ? [`           not bound: ${b.unbound.join(', ')}`] : []),
+    `           content-type ${b.contentType ? quote(b.contentType) : '(none)'}, body sha256 ${b.bodySha256 || '(no body)'}`,
+  ]
 }

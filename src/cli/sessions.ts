@@ -1,9 +1,24 @@
 // `gatehouse sessions list|show|replay|kill`: sessions from the store named by gatehouse.yaml,
 // recordings from its recording store; kill goes through the admin API of the running replica.
-import { formatColumns } from './table.ts'
+import { cut, formatColumns } from './table.ts'
 import { adminRequest } from './admin-request.ts'
 import { withStore } from './audit.ts'
+import { sessionQueryFromParams } from '../admin/server.ts'
 import type { GatewayConfig } from '../config/index.ts'
+import { replay, transcript } from '../sessions/replay.ts'
+import { fail, type Command, type Values } from './command.ts'
+import {
+  adminUrlOf,
+  CONFIG_OPTION,
+  configOf,
+  LIST_OPTIONS,
+  listFilters,
+  printJson,
+  printList,
+  TOKEN_OPTIONS,
+  tokenFrom,
+} from './common.ts'
+import { forTerminal } from './terminal.ts'
 import {
   readRecording,
   recordingStoreFromConfig,
@@ -47,7 +62,7 @@ export function formatSessions(sessions: readonly SessionRecord[]): string {
     s.identity?.name ?? '-',
     s.kind,
     `${s.namespace}/${s.pod}${s.container ? `:${s.container}` : ''}`,
-    what(s).slice(0, 40),
+    cut(what(s), 40),
     s.tty ? 'tty' : '-',
     s.state,
     s.exitCode === undefined ? '-' : String(s.exitCode),
@@ -84,3 +99,111 @@ export function killSession(
     opts,
   )
 }
+
+async function oneSession(
+  command: string,
+  config: GatewayConfig,
+  id: string,
+): Promise<SessionRecord> {
+  return (await getSession(config, id)) ?? fail(`${command}: no session ${id}`)
+}
+
+function replayOptions(values: Values): { speed: number; maxIdleSeconds?: number } {
+  const speed = values['dump'] ? Infinity : Number(values['speed'] ?? '1')
+  if (!(speed > 0))
+    fail(
+      `gatehouse sessions replay: --speed ${String(values['speed'])}: expected a number above 0`,
+      2,
+    )
+  const raw = values['max-idle']
+  const maxIdle = raw === undefined ? undefined : Number(raw)
+  if (maxIdle !== undefined && !(maxIdle >= 0))
+    fail(`gatehouse sessions replay: --max-idle ${String(raw)}: expected seconds`, 2)
+  return { speed, ...(maxIdle === undefined ? {} : { maxIdleSeconds: maxIdle }) }
+}
+
+const SESSION_FILTERS = ['identity', 'cluster', 'namespace', 'pod', 'kind', 'state'] as const
+
+export const sessionCommands: Command[] = [
+  {
+    name: 'sessions list',
+    summary: 'list exec, attach, port-forward and followed-log sessions, newest first',
+    options: {
+      ...LIST_OPTIONS,
+      pod: { type: 'string', value: 'POD', help: 'the pod' },
+      kind: { type: 'string', value: 'exec|attach|portforward|log', help: 'the kind of session' },
+      state: { type: 'string', value: 'live|complete|terminated|incomplete', help: 'its state' },
+    },
+    async run(values) {
+      const q = listFilters(
+        'gatehouse sessions list',
+        values,
+        SESSION_FILTERS,
+        sessionQueryFromParams,
+      )
+      printList(
+        'gatehouse sessions list',
+        values['output'],
+        await listSessions(configOf(values), q),
+        formatSessions,
+      )
+    },
+  },
+  {
+    name: 'sessions show',
+    summary: 'print one session record as JSON',
+    options: { ...CONFIG_OPTION },
+    positionals: { name: 'ID', min: 1, max: 1 },
+    async run(values, [id]) {
+      printJson(await oneSession('gatehouse sessions show', configOf(values), id!))
+    },
+  },
+  {
+    name: 'sessions replay',
+    summary: 'play a recording: stdout and stderr as the client saw them',
+    description:
+      'At the original pace by default; --dump plays it at once, --events prints a timestamped\ntranscript of every event (stdin, resizes, exit) with its text escaped.',
+    options: {
+      ...CONFIG_OPTION,
+      speed: { type: 'string', value: 'N', help: 'play N times as fast (default 1)' },
+      'max-idle': { type: 'string', value: 'SECONDS', help: 'shorten longer pauses to this' },
+      dump: { type: 'boolean', help: 'play everything at once' },
+      events: { type: 'boolean', help: 'print a transcript of every event instead' },
+    },
+    positionals: { name: 'ID', min: 1, max: 1 },
+    async run(values, [id]) {
+      const config = configOf(values)
+      const s = await oneSession('gatehouse sessions replay', config, id!)
+      const { events, truncated } = await loadRecording(config, s)
+      if (values['events'])
+        process.stdout.write(
+          transcript(events)
+            .split('\n')
+            .map((l) => forTerminal(l))
+            .join('\n'),
+        )
+      else await replay(events, process, replayOptions(values))
+      if (truncated || s.state === 'incomplete')
+        process.stderr.write(
+          `\ngatehouse: the recording of session ${s.id} is incomplete (${forTerminal(s.endReason ?? 'truncated')})\n`,
+        )
+    },
+  },
+  {
+    name: 'sessions kill',
+    summary: 'end a live session through the admin API (as an admin identity)',
+    options: { ...CONFIG_OPTION, ...TOKEN_OPTIONS },
+    positionals: { name: 'ID', min: 1, max: 1 },
+    async run(values, [id]) {
+      const command = 'gatehouse sessions kill'
+      const r = await killSession(
+        configOf(values),
+        id!,
+        tokenFrom(command, values),
+        adminUrlOf(values),
+      )
+      if (r.code !== 202) fail(`${command}: ${r.code}: ${r.body.trim()}`)
+      process.stdout.write(`session ${forTerminal(id!)} killed\n`)
+    },
+  },
+]

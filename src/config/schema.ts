@@ -239,6 +239,21 @@ export const approvalsSchema = z.strictObject({
   breakGlass: z.array(subjectSchema).min(1).optional(),
   /** Identities that can never approve, beyond CI and service accounts (always refused). */
   nonHuman: z.array(subjectSchema).optional(),
+  /**
+   * Where approvers' bearer tokens (admin API, `gatehouse approvals approve`) may come from: the
+   * approvers' identity provider. The web login's issuer is always one of them.
+   */
+  approverLogin: z
+    .strictObject({
+      issuers: z
+        .array(z.url({ protocol: /^https$/, error: 'expected an https:// issuer URL' }))
+        .default([]),
+      /** Static-token identities may decide: local development and tests only. */
+      insecureStaticTokens: z.boolean().default(false),
+    })
+    .optional(),
+  /** Pending approvals one identity may have at once; more are refused with 429. */
+  maxPendingPerIdentity: z.number().int().min(1).max(10_000).default(20),
   /** How often pending approvals are checked for decisions on other replicas and for expiry. */
   pollIntervalMs: z.number().int().min(100).default(2000),
   /** The approvers' web page on the admin listener. */
@@ -261,11 +276,17 @@ export const approvalsSchema = z.strictObject({
         .optional(),
       /** A form that logs in as any name: local development only, never in production. */
       insecureDevLogin: z.boolean().default(false),
+      /**
+       * How long a sign-in lasts (at most 12 h): a person removed from the approvers' group at
+       * the identity provider keeps their groups until then, unless the provider gave a refresh
+       * token, which is used to re-read the groups before every decision.
+       */
       sessionTtlSeconds: z
         .number()
         .int()
         .min(60)
-        .default(8 * 3600),
+        .max(12 * 3600)
+        .default(3600),
     })
     .optional(),
   /** Who is told about new requests and decisions (never blocking the data path). */
@@ -339,7 +360,7 @@ export const gatewayConfigSchema = z
       maxObjectBytes: 64 * 1024 * 1024,
     }),
     admin: adminSchema.optional(),
-    approvals: approvalsSchema.default({ pollIntervalMs: 2000 }),
+    approvals: approvalsSchema.default({ pollIntervalMs: 2000, maxPendingPerIdentity: 20 }),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   })
   .superRefine((config, ctx) => {

@@ -16,6 +16,11 @@ export const errorCodes = {
   GW_APPROVAL_PENDING: { status: 403, reason: 'Forbidden' },
   GW_APPROVAL_DENIED: { status: 403, reason: 'Forbidden' },
   GW_APPROVAL_EXPIRED: { status: 403, reason: 'Forbidden' },
+  // An approval is only created when approvers can be shown the whole request, and one identity
+  // may only have so many pending at once (Retry-After: when one of them may have ended).
+  GW_APPROVAL_UNSHOWABLE: { status: 415, reason: 'UnsupportedMediaType' },
+  GW_APPROVAL_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge' },
+  GW_APPROVAL_LIMIT: { status: 429, reason: 'TooManyRequests' },
   // Retry-After lets client-go (kubectl, helm, controllers) retry by itself through a short
   // audit-store outage instead of failing the command.
   GW_AUDIT_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', retryAfterSeconds: 1 },

@@ -4,6 +4,7 @@
 // policy denies it explicitly (kubectl needs discovery before it can show any clear refusal).
 import { GatewayError } from '../../errors/index.ts'
 import type { RequestInfo } from '../../kube/request-info.ts'
+import { describeRequest } from '../../kube/describe.ts'
 import {
   DEFAULT_AUDIT_LEVEL,
   ruleRef,
@@ -33,22 +34,6 @@ const builtin = (action: 'allow' | 'deny', rule: string): Decision => ({
   rule,
   obligations: { audit: DEFAULT_AUDIT_LEVEL },
 })
-
-/** `delete namespaces "prod"`, `list secrets in all namespaces`, `get /healthz`. */
-export function describeRequest(info: RequestInfo): string {
-  if (!info.isResourceRequest) return `${info.verb} ${info.path}`
-  const resource =
-    (info.apiGroup ? `${info.resource}.${info.apiGroup}` : info.resource) +
-    (info.subresource ? `/${info.subresource}` : '')
-  const name = info.name ? ` "${info.name}"` : ''
-  const where =
-    info.namespace && !(info.resource === 'namespaces' && info.name === info.namespace)
-      ? ` in namespace "${info.namespace}"`
-      : info.namespace || ['namespaces', 'nodes'].includes(info.resource)
-        ? ''
-        : ' in all namespaces'
-  return `${info.authzVerb} ${resource}${name}${where}`
-}
 
 function refusal(ctx: RequestContext, d: Decision, exec: ExecRequest | undefined): GatewayError {
   const info = ctx.requestInfo!

@@ -1,0 +1,153 @@
+// A new approval record for a held request: the binding, what approvers are shown (the body
+// decoded whole, the dry run, the highlights), the summary built from structured fields, the
+// requester with its provenance and justification. Throws the Status the client gets when the
+// request cannot be shown whole (no approval is created for what nobody could read).
+import { randomUUID } from 'node:crypto'
+import { selectClaims } from '../audit/record.ts'
+import { describeRequest, proxySubpath } from '../kube/describe.ts'
+import type { GoQuery } from '../kube/query.ts'
+import { maskRequestTarget, maskText } from '../masking/text.ts'
+import type { RequestContext } from '../pipeline/context.ts'
+import {
+  bindingKey,
+  boundRequest,
+  queryOf,
+  type BindingInput,
+  type BoundRequest,
+} from './binding.ts'
+import { highlightsOf } from './highlights.ts'
+import type { ApprovalRecord } from './record.ts'
+import { checkDryRunShowable, objectOf, showBody, type DryRunOutcome } from './shown.ts'
+
+const JUSTIFICATION_HEADER = 'x-gatehouse-justification'
+const JUSTIFICATION_CLAIMS = ['justification', 'reason']
+
+export function bindingInputOf(ctx: RequestContext): BindingInput {
+  return {
+    identity: ctx.identity!,
+    cluster: ctx.cluster!.name,
+    method: ctx.req.method ?? 'GET',
+    info: ctx.requestInfo!,
+    target: ctx.upstreamPath ?? ctx.req.url ?? '/',
+    contentType: String(ctx.req.headers['content-type'] ?? ''),
+    body: ctx.requestBody,
+  }
+}
+
+function justificationOf(ctx: RequestContext): string | undefined {
+  const h = ctx.req.headers[JUSTIFICATION_HEADER]
+  const claims = ctx.identity!.claims
+  const claim = JUSTIFICATION_CLAIMS.map((c) => claims[c]).find((v) => typeof v === 'string')
+  const v = typeof h === 'string' ? h : claim
+  return v?.trim() ? v.trim().slice(0, 2000) : undefined
+}
+
+/** Query values as approvers see them: secrets (in exec arguments, say) masked. */
+function maskedQuery(query: GoQuery): Map<string, string[]> {
+  return new Map([...query].map(([k, v]) => [k, v.map((x) => maskText(x).text)]))
+}
+
+function maskedBound(b: BoundRequest): BoundRequest {
+  return {
+    ...b,
+    query: b.query.map(([k, v]) => [k, v.map((x) => maskText(x).text)]),
+    ...(b.rawQuery !== undefined
+      ? { rawQuery: maskRequestTarget(`/?${b.rawQuery}`).slice(2) }
+      : {}),
+  }
+}
+
+/** A create names its object in the body (or, for protobuf, in what the dry run decoded). */
+function objectNameOf(ctx: RequestContext, object: unknown): string | undefined {
+  const info = ctx.requestInfo!
+  if (info.authzVerb !== 'create' || info.name || info.subresource) return undefined
+  const name = (object as { metadata?: { name?: unknown } } | null)?.metadata?.name
+  return typeof name === 'string' ? name.slice(0, 253) : undefined
+}
+
+export interface NewApprovalDeps {
+  now: number
+  dryRun?: ((ctx: RequestContext) => Promise<DryRunOutcome | undefined>) | undefined
+}
+
+export async function newApproval(
+  ctx: RequestContext,
+  deps: NewApprovalDeps,
+): Promise<ApprovalRecord> {
+  const d = ctx.decision!
+  const s = d.obligations.approval!
+  const info = ctx.requestInfo!
+  const who = ctx.identity!
+  const input = bindingInputOf(ctx)
+  const bound = boundRequest(input)
+  const dry = deps.dryRun
+    ? await deps.dryRun(ctx).catch((e: unknown): DryRunOutcome => ({ error: String(e) }))
+    : undefined
+  checkDryRunShowable(dry)
+  const shown = showBody(ctx.requestBody, input.contentType, dry)
+  const object = objectOf(dry, shown.object)
+  const query = maskedQuery(queryOf(input.target))
+  const objectName = objectNameOf(ctx, object)
+  const proxyPath = proxySubpath(info)
+  const justification = justificationOf(ctx)
+  return {
+    id: randomUUID(),
+    state: 'pending',
+    binding: bindingKey(bound),
+    requestId: ctx.id,
+    createdAt: new Date(deps.now).toISOString(),
+    expiresAt: new Date(deps.now + s.expiresIn * 1000).toISOString(),
+    cluster: input.cluster,
+    requester: {
+      name: who.name,
+      groups: who.groups,
+      method: who.method,
+      ...(who.issuer ? { issuer: who.issuer } : {}),
+      ...(who.subject ? { subject: who.subject } : {}),
+      claims: selectClaims(who.claims),
+      extra: who.extra,
+    },
+    request: {
+      method: input.method,
+      target: maskRequestTarget(input.target),
+      path: info.path,
+      verb: info.verb,
+      authzVerb: info.authzVerb,
+      apiGroup: info.apiGroup,
+      apiVersion: info.apiVersion,
+      resource: info.resource,
+      subresource: info.subresource,
+      namespace: info.namespace,
+      name: info.name,
+      ...(objectName ? { objectName } : {}),
+      bodySha256: bound.bodySha256,
+      summary: describeRequest(info, {
+        query,
+        method: input.method,
+        ...(objectName ? { objectName } : {}),
+      }),
+    },
+    highlights: highlightsOf(
+      { ...info, method: input.method, ...(proxyPath !== undefined ? { proxyPath } : {}) },
+      query,
+      object,
+    ),
+    bound: maskedBound(bound),
+    ...(shown.body ? { body: shown.body } : {}),
+    ...(dry
+      ? { dryRun: 'error' in dry ? { error: dry.error } : { code: dry.code, text: dry.text } }
+      : {}),
+    ...(justification ? { justification } : {}),
+    rule: { policy: d.policy ?? '', rule: d.rule },
+    settings: {
+      approvers: s.approvers,
+      quorum: s.quorum,
+      wait: s.wait,
+      reuseWindowSeconds: s.reuse?.window ?? 600,
+      reuseUses: s.reuse?.uses ?? 1,
+    },
+    decisions: [],
+    uses: [],
+    version: 1,
+  }
+}
