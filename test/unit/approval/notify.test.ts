@@ -135,11 +135,48 @@ describe('approval notifications', () => {
     await until(() => deliveries.length === 1)
     const { text } = JSON.parse(slack.got[0]!.body) as { text: string }
     assert.match(text, /BREAK-GLASS/)
-    assert.match(text, /Approved by human:oncall/)
+    assert.match(text, /Approved by `"human:oncall"`/)
     assert.match(
       text,
       /<https:\/\/gatehouse\.example\/approvals\/0{8}-0000-4000-8000-0{11}1\|approval /,
     )
+  })
+
+  it("escapes what others chose for Slack: no mention, no link but Gatehouse's, no forged scope", async () => {
+    const slack = await receiver(() => 200)
+    servers.push(slack.server)
+    const deliveries: Delivery[] = []
+    const forged = 'ci-view" in namespace "sandbox'
+    const a = pendingApproval({
+      justification: 'urgent <!channel> see <https://evil.example/x|approval 1234> & `run` this',
+      requester: {
+        name: 'human:b\u202eob',
+        groups: [],
+        method: 'oidc',
+        claims: {},
+        extra: {},
+      },
+    })
+    a.request.objectName = forged
+    a.request.summary = 'unused by Slack'
+    notifier([], [slack.url], deliveries)('requested', a)
+    await until(() => deliveries.length === 1)
+    const body = JSON.parse(slack.got[0]!.body) as { text: string; unfurl_links: boolean }
+    const text = body.text
+    assert.equal(body.unfurl_links, false)
+    assert.doesNotMatch(text, /<!channel>/)
+    assert.doesNotMatch(text, /<https:\/\/evil/)
+    assert.match(text, /&lt;!channel&gt;/)
+    assert.equal(text.match(/<[^>]*\|[^>]*>/g)?.length, 1, 'one link only')
+    assert.match(text, /<https:\/\/gatehouse\.example\/approvals\/[^|]+\|approval [^>]+>$/)
+    assert.ok(!text.includes('\u202e'), 'no raw RLO')
+    assert.match(text, /`"human:b\\u202eob"`/)
+    assert.match(
+      text,
+      /create clusterrolebindings\.rbac\.authorization\.k8s\.io cluster-wide named `"ci-view\\" in namespace \\"sandbox"`/,
+    )
+    assert.match(text, /\\u0060run\\u0060/, 'a backtick cannot end the code span')
+    assert.equal(text.split('\n').length, 3, 'no line an attacker added')
   })
 
   it('never makes the caller wait, even for a receiver that never answers', async () => {

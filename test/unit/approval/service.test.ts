@@ -1,7 +1,10 @@
 // The approval service on a real SQLite store with in-process request contexts: a one-time
 // approval lets exactly one of two identical held requests through (the other asks anew), a
 // client that goes away leaves the approval pending for its retry, Gatehouse stopping ends
-// holds with the pending approval's id, and an approval expires on time.
+// holds with the pending approval's id, and an approval expires on time. Also: a request that
+// differs only in a query parameter waits on an approval of its own, one requester cannot have
+// more than maxPendingPerIdentity pending (429 with Retry-After), a protobuf body nobody can
+// decode is refused rather than shown in part, and listings are queried by approver set.
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { mkdtempSync } from 'node:fs'
@@ -11,6 +14,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ApprovalService } from '../../../src/approval/service.ts'
+import { GatewayError } from '../../../src/errors/index.ts'
 import { openSqliteStore } from '../../../src/audit/index.ts'
 import type { AuditRecord } from '../../../src/audit/index.ts'
 import type { Identity } from '../../../src/authn/index.ts'
@@ -25,7 +29,8 @@ const service = new ApprovalService({
   store,
   audit: { write: (r) => written.push(r) },
   logger: silentLogger(),
-  config: { pollIntervalMs: 50 },
+  config: { pollIntervalMs: 50, maxPendingPerIdentity: 5 },
+  approvers: { approverIssuers: ['https://idp.example'] },
   approveUrl: () => 'https://admin.example',
 })
 after(async () => {
@@ -44,6 +49,7 @@ const alice: Identity = {
   name: 'human:alice',
   groups: ['sre'],
   method: 'oidc',
+  issuer: 'https://idp.example',
   claims: {},
   extra: {},
 }
@@ -51,9 +57,17 @@ let n = 0
 
 function context(
   body: string,
-  opts: { wait?: 'hold' | 'retry'; expiresIn?: number } = {},
+  opts: {
+    wait?: 'hold' | 'retry'
+    expiresIn?: number
+    target?: string
+    who?: Identity
+    contentType?: string
+    approvers?: { group: string }[]
+  } = {},
 ): RequestContext & { res: ServerResponse } {
-  const info = parseRequestInfo('POST', '/api/v1/namespaces/prod/configmaps')
+  const target = opts.target ?? '/api/v1/namespaces/prod/configmaps'
+  const info = parseRequestInfo('POST', target)
   assert.ok(info.ok)
   const res = new EventEmitter() as unknown as ServerResponse
   return {
@@ -61,8 +75,8 @@ function context(
     receivedAt: Date.now(),
     req: {
       method: 'POST',
-      url: '/api/v1/namespaces/prod/configmaps',
-      headers: { 'content-type': 'application/json' },
+      url: target,
+      headers: { 'content-type': opts.contentType ?? 'application/json' },
       socket: { destroyed: false },
     } as unknown as IncomingMessage,
     res,
@@ -71,9 +85,9 @@ function context(
     timings: {},
     warnings: [],
     cluster: { name: 'prod' } as UpstreamCluster,
-    upstreamPath: '/api/v1/namespaces/prod/configmaps',
+    upstreamPath: target,
     requestInfo: info.info,
-    identity: bob,
+    identity: opts.who ?? bob,
     requestBody: Buffer.from(body),
     decision: {
       action: 'approve',
@@ -82,7 +96,7 @@ function context(
       obligations: {
         audit: 'metadata',
         approval: {
-          approvers: [{ group: 'sre' }],
+          approvers: opts.approvers ?? [{ group: 'sre' }],
           quorum: 1,
           expiresIn: opts.expiresIn ?? 600,
           wait: opts.wait ?? 'hold',
@@ -122,7 +136,9 @@ describe('ApprovalService', () => {
     await sleep(100)
     const r = await service.decide(id, { who: alice, decision: 'approve', comment: '', via: 'api' })
     assert.ok('approval' in r)
-    assert.equal(r.approval.request.summary, 'create configmaps "twin" in namespace "prod"')
+    assert.equal(r.approval.request.summary, 'create configmaps in namespace "prod" named "twin"')
+    assert.deepEqual(r.approval.highlights, [])
+    assert.equal(r.approval.body?.shownAs, 'decoded')
     for (let i = 0; i < 100 && outcomes.length === 0; i++) await sleep(10)
     await sleep(200)
     assert.deepEqual(outcomes, ['passed'], 'one passed, the twin is held again')
@@ -183,5 +199,99 @@ describe('ApprovalService', () => {
       new RegExp(`approval ${id} is pending .* approve at https://admin.example/approvals/${id}`),
     )
     assert.equal((await service.get(id))?.state, 'pending')
+  })
+
+  it('gives a request that differs only in a query parameter an approval of its own', async () => {
+    const body = '{"metadata":{"name":"dry"}}'
+    const plain = context(body, { wait: 'retry' })
+    const dry = context(body, {
+      wait: 'retry',
+      target: '/api/v1/namespaces/prod/configmaps?dryRun=All',
+    })
+    const idOf = async (ctx: RequestContext): Promise<string> => {
+      const e = await service.hold(ctx).catch((x: Error) => x)
+      assert.ok(e instanceof Error)
+      return /approval (\S+) is pending/.exec(e.message)![1]!
+    }
+    const a = await idOf(dry)
+    const b = await idOf(plain)
+    assert.notEqual(a, b)
+    const shown = (await service.get(a))!
+    assert.match(shown.request.summary, /\(dry run\)$/)
+    assert.deepEqual(shown.bound?.query, [['dryRun', ['All']]])
+    await service.decide(a, { who: alice, decision: 'approve', comment: '', via: 'api' })
+    const again = await idOf(context(body, { wait: 'retry' }))
+    assert.equal(again, b, 'the plain request still waits on its own approval, not the dry run')
+  })
+
+  it('refuses more pending approvals than maxPendingPerIdentity with 429 and Retry-After', async () => {
+    const carol: Identity = { ...bob, name: 'human:carol' }
+    for (let i = 0; i < 5; i++) {
+      const e = await service
+        .hold(context(`{"metadata":{"name":"flood-${i}"}}`, { wait: 'retry', who: carol }))
+        .catch((x: Error) => x)
+      assert.match(String(e), /is pending/)
+    }
+    const e = await service
+      .hold(context('{"metadata":{"name":"flood-5"}}', { wait: 'retry', who: carol }))
+      .catch((x: unknown) => x)
+    assert.ok(e instanceof GatewayError)
+    assert.equal(e.code, 'GW_APPROVAL_LIMIT')
+    assert.equal(e.status, 429)
+    assert.ok(e.retryAfterSeconds! >= 1 && e.retryAfterSeconds! <= 30)
+    assert.match(e.message, /human:carol already has 5 pending approvals/)
+    // the same request again finds its pending approval: no new one, no refusal
+    const same = await service
+      .hold(context('{"metadata":{"name":"flood-0"}}', { wait: 'retry', who: carol }))
+      .catch((x: Error) => x)
+    assert.match(String(same), /is pending/)
+  })
+
+  it('refuses an approval of a protobuf body it cannot show (no dry run to decode it)', async () => {
+    const ctx = context('k8s\u0000\n\u0002v1\u0012\u0009ConfigMap', {
+      contentType: 'application/vnd.kubernetes.protobuf',
+      wait: 'retry',
+    })
+    const e = await service.hold(ctx).catch((x: unknown) => x)
+    assert.ok(e instanceof GatewayError)
+    assert.equal(e.code, 'GW_APPROVAL_UNSHOWABLE')
+    assert.match(
+      e.message,
+      /cannot show approvers this application\/vnd\.kubernetes\.protobuf body/,
+    )
+    const left = await service.list({ binding: undefined, limit: 1000 })
+    assert.ok(!left.some((a) => a.requestId === ctx.id), 'no approval was created')
+  })
+
+  it('lists what each person may see from the store, however many other approvals there are', async () => {
+    const oncall: Identity = { ...alice, name: 'human:oncall', groups: ['db-oncall'] }
+    const old = context('{"metadata":{"name":"old-db"}}', {
+      wait: 'retry',
+      who: { ...bob, name: 'human:dana' },
+      approvers: [{ group: 'db-oncall' }],
+    })
+    await service.hold(old).catch(() => undefined)
+    for (let i = 0; i < 30; i++)
+      await service
+        .hold(
+          context(`{"metadata":{"name":"noise-${i}"}}`, {
+            wait: 'retry',
+            who: { ...bob, name: `human:noise-${i % 6}` },
+          }),
+        )
+        .catch(() => undefined)
+    const page = await service.page(oncall, false, { state: 'pending', limit: 5 })
+    assert.equal(page.total, 1)
+    assert.deepEqual(
+      page.items.map((a) => a.requestId),
+      [old.id],
+    )
+    const sre = await service.page(alice, false, { state: 'pending', limit: 5 })
+    assert.equal(sre.items.length, 5)
+    assert.ok(sre.total >= 30)
+    assert.ok(!sre.items.some((a) => a.requestId === old.id), 'sre cannot see the db approval')
+    const admin = await service.page(oncall, true, { state: 'pending', limit: 1, offset: 1 })
+    assert.equal(admin.items.length, 1)
+    assert.ok(admin.total >= 31)
   })
 })

@@ -1,6 +1,7 @@
 // The approvals web page without a browser: the development login only when configured, the
 // session cookie's attributes, pages only for signed-in people, escaping, the CSRF token and
-// Origin check on decisions, and no open redirect through `next`.
+// Origin check on decisions and on logins and logouts, logout and re-login ending the server-side
+// session, no attacker text in genuine pages, and no open redirect through `next`.
 import assert from 'node:assert/strict'
 import { mkdtempSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -9,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { createApprovalsWeb } from '../../../src/admin/web.ts'
+import { createApprovalsWeb, localNext } from '../../../src/admin/web.ts'
 import { ApprovalService } from '../../../src/approval/service.ts'
 import { openSqliteStore } from '../../../src/audit/index.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
@@ -20,12 +21,16 @@ const approvals = new ApprovalService({
   store,
   audit: { write: () => undefined },
   logger: silentLogger(),
-  config: { pollIntervalMs: 1000 },
+  config: { pollIntervalMs: 1000, maxPendingPerIdentity: 20 },
 })
 
 async function serve(devLogin: boolean): Promise<{ url: string; server: Server }> {
   const web = createApprovalsWeb({
-    config: { pollIntervalMs: 1000, web: { insecureDevLogin: devLogin, sessionTtlSeconds: 600 } },
+    config: {
+      pollIntervalMs: 1000,
+      maxPendingPerIdentity: 20,
+      web: { insecureDevLogin: devLogin, sessionTtlSeconds: 600 },
+    },
     approvals,
     isAdmin: () => false,
     logger: silentLogger(),
@@ -105,17 +110,41 @@ describe('approvals web page', () => {
     assert.doesNotMatch((await call(`${closed.url}/login`)).text, /Development login/)
   })
 
-  it('signs in with a Secure HttpOnly SameSite __Host- cookie, escapes values, and checks CSRF', async () => {
-    const login = await call(`${dev.url}/login/dev`, {
+  /** GET /login, then the development login form posted with its CSRF token. */
+  async function devLogin(
+    name: string,
+    groups = 'sre',
+    next = '/approvals',
+    cookie = '',
+  ): Promise<{ status: number; location: unknown; cookie: string; setCookie: string[] }> {
+    const page = await call(`${dev.url}/login`)
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!
+    const loginCookie = ([] as string[])
+      .concat(page.headers['set-cookie'] ?? [])
+      .find((c) => c.startsWith('__Host-gatehouse_login_csrf='))!
+      .split(';')[0]!
+    const r = await call(`${dev.url}/login/dev`, {
       method: 'POST',
-      form: { name: 'human:alice', groups: 'sre', next: '//evil.example/x' },
+      cookie: [loginCookie, cookie].filter(Boolean).join('; '),
+      form: { name, groups, next, csrf },
     })
+    const setCookie = ([] as string[]).concat(r.headers['set-cookie'] ?? [])
+    const session = setCookie.find((c) => c.startsWith('__Host-gatehouse_session=')) ?? ''
+    return {
+      status: r.status,
+      location: r.headers['location'],
+      cookie: session.split(';')[0]!,
+      setCookie,
+    }
+  }
+
+  it('signs in with a Secure HttpOnly SameSite __Host- cookie, escapes values, and checks CSRF', async () => {
+    const login = await devLogin('human:alice', 'sre', '//evil.example/x')
     assert.equal(login.status, 303)
-    assert.equal(login.headers['location'], '/approvals', 'no open redirect')
-    const setCookie = ([] as string[]).concat(login.headers['set-cookie'] ?? [])
-    const session = setCookie.find((c) => c.startsWith('__Host-gatehouse_session='))!
+    assert.equal(login.location, '/approvals', 'no open redirect')
+    const session = login.setCookie.find((c) => c.startsWith('__Host-gatehouse_session='))!
     assert.match(session, /; Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=600$/)
-    const cookie = session.split(';')[0]!
+    const cookie = login.cookie
 
     const inbox = await call(`${dev.url}/approvals`, { cookie })
     assert.equal(inbox.status, 200)
@@ -150,5 +179,110 @@ describe('approvals web page', () => {
     assert.equal(a?.state, 'approved')
     assert.equal(a?.decisions[0]?.via, 'web-dev-login')
     assert.equal(a?.decisions[0]?.by, 'human:alice')
+  })
+
+  it('refuses a development login without its CSRF token or from another origin', async () => {
+    const forged = await call(`${dev.url}/login/dev`, {
+      method: 'POST',
+      form: { name: 'human:attacker', groups: 'sre' },
+    })
+    assert.equal(forged.status, 403)
+    assert.equal(forged.headers['set-cookie'], undefined, 'no session cookie')
+    const page = await call(`${dev.url}/login`)
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!
+    const cookie = String(page.headers['set-cookie']).split(';')[0]!
+    const cross = await call(`${dev.url}/login/dev`, {
+      method: 'POST',
+      cookie,
+      origin: 'https://evil.example',
+      form: { name: 'human:attacker', csrf },
+    })
+    assert.equal(cross.status, 403)
+  })
+
+  it('ends the server-side session on logout (with the token only) and on signing in again', async () => {
+    const first = await devLogin('human:carol')
+    const detail = await call(`${dev.url}/approvals`, { cookie: first.cookie })
+    const csrf = /name="csrf" value="([^"]+)"/.exec(detail.text)![1]!
+    const forged = await call(`${dev.url}/logout`, {
+      method: 'POST',
+      cookie: first.cookie,
+      form: {},
+    })
+    assert.equal(forged.status, 403, 'a forged logout is refused')
+    assert.equal(forged.headers['set-cookie'], undefined, 'and clears nothing')
+    assert.equal((await call(`${dev.url}/approvals`, { cookie: first.cookie })).status, 200)
+    const out = await call(`${dev.url}/logout`, {
+      method: 'POST',
+      cookie: first.cookie,
+      form: { csrf },
+    })
+    assert.equal(out.status, 303)
+    assert.equal(
+      (await call(`${dev.url}/approvals`, { cookie: first.cookie })).status,
+      303,
+      'the old cookie no longer opens the page',
+    )
+
+    const a = await devLogin('human:carol')
+    const b = await devLogin('human:carol', 'sre', '/approvals', a.cookie)
+    assert.notEqual(a.cookie, b.cookie)
+    assert.equal((await call(`${dev.url}/approvals`, { cookie: a.cookie })).status, 303)
+    assert.equal((await call(`${dev.url}/approvals`, { cookie: b.cookie })).status, 200)
+  })
+
+  it('shows no text from the query string in a genuine page', async () => {
+    const { cookie } = await devLogin('human:alice')
+    const r = await call(
+      `${dev.url}/approvals/${id}?error=${encodeURIComponent('Call +1 555 0100 now')}`,
+      {
+        cookie,
+      },
+    )
+    assert.equal(r.status, 200)
+    assert.doesNotMatch(r.text, /555 0100/)
+  })
+
+  it("answers 404 for another identity's approval it cannot see, for GET and POST alike", async () => {
+    const hidden = '00000000-0000-4000-8000-0000000000bb'
+    await store.insertApproval(
+      pendingApproval({
+        id: hidden,
+        settings: { ...pendingApproval().settings, approvers: [{ group: 'db' }] },
+        expiresAt: new Date(Date.now() + 600_000).toISOString(),
+      }),
+    )
+    const { cookie } = await devLogin('human:eve', 'dev')
+    const page = await call(`${dev.url}/approvals`, { cookie })
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!
+    assert.equal((await call(`${dev.url}/approvals/${hidden}`, { cookie })).status, 404)
+    const post = await call(`${dev.url}/approvals/${hidden}/decide`, {
+      method: 'POST',
+      cookie,
+      form: { decision: 'approve', csrf },
+    })
+    assert.equal(post.status, 404)
+    assert.doesNotMatch(post.text, /pending|not an approver/)
+  })
+})
+
+describe('where a login returns to', () => {
+  it('stays on the admin origin and on the approvals pages, however next is spelt', () => {
+    const cases: [string | null, string][] = [
+      [null, '/approvals'],
+      ['/approvals/123', '/approvals/123'],
+      ['/approvals/history?page=2', '/approvals/history?page=2'],
+      ['/\t/evil.test/x', '/approvals'],
+      ['/%09/evil.test/x', '/approvals'],
+      ['//evil.test', '/approvals'],
+      ['/\\evil.test', '/approvals'],
+      ['\\\\evil.test', '/approvals'],
+      ['https://evil.test/approvals', '/approvals'],
+      ['javascript:alert(1)', '/approvals'],
+      ['/approvals/../../admin', '/approvals'],
+      ['/approvals\r\nSet-Cookie: x=1', '/approvals'],
+      ['/approvals/\n/x', '/approvals//x'],
+    ]
+    for (const [next, expected] of cases) assert.equal(localNext(next), expected, String(next))
   })
 })
