@@ -15,8 +15,28 @@ const DRY_RUN_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecol
 /** Connect subresources and proxies have no dry run: their POST reaches the kubelet or a pod. */
 const NO_DRY_RUN_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy'])
 
+const REPLACED_HEADERS = new Set(['accept', 'accept-encoding', 'content-length'])
+
 function withDryRun(path: string): string {
   return path.includes('?') ? `${path}&dryRun=All` : `${path}?dryRun=All`
+}
+
+/**
+ * The body of the dry run. A DELETE with a body takes its options from the body alone: the API
+ * server then ignores the query, `?dryRun=All` included (handlers/delete.go decodes the query
+ * only when the body is empty), so the dry run goes into the DeleteOptions themselves. A body
+ * that is not a JSON object cannot be made a dry run: undefined, and nothing is sent.
+ */
+export function dryRunBody(method: string, body: Buffer | undefined): Buffer | null | undefined {
+  if (!body?.length) return null
+  if (method.toUpperCase() !== 'DELETE') return body
+  try {
+    const options = JSON.parse(body.toString('utf8')) as unknown
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) return undefined
+    return Buffer.from(JSON.stringify({ ...options, dryRun: ['All'] }))
+  } catch {
+    return undefined
+  }
 }
 
 /** The answer as approvers see it: masked JSON without bookkeeping, or masked text. */
@@ -59,6 +79,12 @@ async function readBounded(body: AsyncIterable<Buffer>): Promise<Buffer | { tooL
 
 export async function dryRunOf(ctx: RequestContext): Promise<DryRunOutcome | undefined> {
   if (!hasDryRun(ctx)) return undefined
+  const method = ctx.req.method ?? 'GET'
+  const body = dryRunBody(method, ctx.requestBody)
+  if (body === undefined)
+    return {
+      error: 'no dry run: the DeleteOptions body is not a JSON object Gatehouse can mark dryRun',
+    }
   const copy: RequestContext = {
     ...ctx,
     id: `${ctx.id}-dry-run`,
@@ -69,17 +95,17 @@ export async function dryRunOf(ctx: RequestContext): Promise<DryRunOutcome | und
   // JSON back, whatever the client accepts (kubectl asks for protobuf): approvers read it
   const headers: string[] = []
   const sent = copy.upstreamHeaders!
+  // (and the body's own length: a DeleteOptions body marked dryRun is longer)
   for (let i = 0; i < sent.length; i += 2)
-    if (sent[i]!.toLowerCase() !== 'accept' && sent[i]!.toLowerCase() !== 'accept-encoding')
-      headers.push(sent[i]!, sent[i + 1]!)
+    if (!REPLACED_HEADERS.has(sent[i]!.toLowerCase())) headers.push(sent[i]!, sent[i + 1]!)
   headers.push('Accept', 'application/json')
   const cluster = ctx.cluster!
   const res = await cluster.agent.request({
     origin: cluster.server.origin,
     path: withDryRun(ctx.upstreamPath ?? '/'),
-    method: ctx.req.method ?? 'GET',
+    method,
     headers,
-    body: ctx.requestBody ?? null,
+    body,
     headersTimeout: 10_000,
     bodyTimeout: 10_000,
   })

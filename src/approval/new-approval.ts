@@ -57,6 +57,13 @@ function maskedBound(b: BoundRequest): BoundRequest {
   }
 }
 
+/** A dry run, said in the query, or for deletes in the DeleteOptions body (kubectl's way). */
+function isDryRun(query: GoQuery, verb: string, body: unknown): boolean {
+  if (query.has('dryRun')) return true
+  const dryRun = (body as { dryRun?: unknown } | null)?.dryRun
+  return (verb === 'delete' || verb === 'deletecollection') && Array.isArray(dryRun) && dryRun.length > 0
+}
+
 /** A create names its object in the body (or, for protobuf, in what the dry run decoded). */
 function objectNameOf(ctx: RequestContext, object: unknown): string | undefined {
   const info = ctx.requestInfo!
@@ -89,6 +96,7 @@ export async function newApproval(
   const query = maskedQuery(queryOf(input.target))
   const objectName = objectNameOf(ctx, object)
   const proxyPath = proxySubpath(info)
+  const dryRun = isDryRun(query, info.verb, shown.object)
   const justification = justificationOf(ctx)
   return {
     id: randomUUID(),
@@ -120,10 +128,12 @@ export async function newApproval(
       namespace: info.namespace,
       name: info.name,
       ...(objectName ? { objectName } : {}),
+      ...(dryRun ? { dryRun } : {}),
       bodySha256: bound.bodySha256,
       summary: describeRequest(info, {
         query,
         method: input.method,
+        dryRun,
         ...(objectName ? { objectName } : {}),
       }),
     },

@@ -67,6 +67,8 @@ export interface ApprovalRecord {
     name: string
     /** A create's object name, from its body or the dry run. */
     objectName?: string
+    /** The request is a dry run (`dryRun` in the query, or in a delete's DeleteOptions). */
+    dryRun?: boolean
     /** SHA-256 (hex) of the request body of a write; empty for reads. */
     bodySha256: string
     /** `create clusterrolebindings.rbac.authorization.k8s.io cluster-wide named "x"` */

@@ -46,6 +46,9 @@ export interface ApprovalPage {
   total: number
 }
 
+/** A client's retry of a refused upgrade over its other transport comes within this time. */
+const FALLBACK_MS = 30_000
+
 /** Retry-After of a refusal for too many pending approvals: at most this long. */
 const MAX_LIMIT_RETRY_SECONDS = 30
 
@@ -163,6 +166,7 @@ export class ApprovalService {
         if (a.requester.name !== ctx.identity!.name) continue
         if (a.state === 'approved' && (await this.#use(a, ctx))) return
         if (a.state === 'pending' && this.#now() < Date.parse(a.expiresAt)) pending ??= a
+        this.#refuseFallback(a, ctx)
       }
       const a = pending ?? (await this.#create(ctx, binding))
       if (settings.wait === 'retry' || this.#closing) throw this.#pendingError(a, ctx)
@@ -175,6 +179,20 @@ export class ApprovalService {
       // approved but the use went to another identical request: ask again
     }
     throw new GatewayError('GW_INTERNAL', 'Gatehouse could not settle the approval of this request')
+  }
+
+  /**
+   * kubectl retries an exec, attach or port-forward over SPDY (POST) at once when its WebSocket
+   * upgrade (GET) is refused: the same operation, so it gets the same answer, not a new
+   * approval to wait for, when it comes within FALLBACK_MS of the denial or expiry.
+   */
+  #refuseFallback(a: ApprovalRecord, ctx: RequestContext): void {
+    if (a.state !== 'denied' && a.state !== 'expired') return
+    if (a.bound?.method !== 'CONNECT' || a.request.method === ctx.req.method) return
+    const ended =
+      a.state === 'denied' ? Date.parse(a.decisions.at(-1)?.at ?? '') : Date.parse(a.expiresAt)
+    if (!(this.#now() - ended < FALLBACK_MS)) return
+    throw a.state === 'denied' ? this.#deniedError(a) : this.#expiredError(a)
   }
 
   /** An approver's decision; see decide.ts for the rules (separation of duties, quorum...). */

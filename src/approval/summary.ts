@@ -20,6 +20,7 @@ export function summaryParts(a: ApprovalRecord): Part[] {
     {
       query: new Map(a.bound?.query ?? []),
       method: r.method,
+      dryRun: r.dryRun === true || (a.bound?.query ?? []).some(([k]) => k === 'dryRun'),
       ...(r.objectName ? { objectName: r.objectName } : {}),
     },
   )

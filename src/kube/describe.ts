@@ -69,6 +69,8 @@ export interface DescribeOptions {
   objectName?: string
   /** The HTTP method, described for proxy requests (GET and POST do different things there). */
   method?: string
+  /** A dry run (default: `dryRun` in the query; a delete may say it in its DeleteOptions body). */
+  dryRun?: boolean
 }
 
 const COLLECTION_VERBS = new Set(['list', 'watch', 'deletecollection'])
@@ -120,7 +122,7 @@ function qualifiers(info: DescribedRequest, o: DescribeOptions): Part[] {
     }
   }
   if (first(q, 'force') !== undefined && isTrue(first(q, 'force'))) out.push(word('(force)'))
-  if (q?.has('dryRun')) out.push(word('(dry run)'))
+  if (o.dryRun ?? q?.has('dryRun')) out.push(word('(dry run)'))
   return out
 }
 

@@ -13,6 +13,7 @@ import {
   HUMANS,
   startApprovalGatehouse,
   waitForPending,
+  named,
 } from './approvals-support.ts'
 
 const RUN = Math.random().toString(36).slice(2, 6)
@@ -35,7 +36,7 @@ describe('a long hold', () => {
       ['create', 'clusterrolebinding', name, '--clusterrole=view', '--user=nobody'],
       { kubeconfig: g.kubeconfig({ token: HUMANS.bob, name: 'bob' }), timeoutMs: HELD_MS + 60_000 },
     ).finally(() => (done = true))
-    const a = await waitForPending(g, (x) => x.body?.text.includes(name) === true)
+    const a = await waitForPending(g, named(name))
     await sleep(HELD_MS)
     assert.equal(done, false, 'the held request ended before any decision')
     const ok = await adminApi(g, 'POST', `/api/v1/approvals/${a.id}/approve`, HUMANS.alice, {})

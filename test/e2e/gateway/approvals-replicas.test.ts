@@ -16,6 +16,7 @@ import {
   HUMANS,
   startApprovalGatehouse,
   waitForPending,
+  named,
 } from './approvals-support.ts'
 
 const RUN = Math.random().toString(36).slice(2, 6)
@@ -61,7 +62,7 @@ describe('approvals across restarts and replicas', () => {
     const crb = `e2e-appr-${RUN}-restart`
     const heldArgs = ['create', 'clusterrolebinding', crb, '--clusterrole=view', '--user=nobody']
     const held = kubectl('1.35', heldArgs, { kubeconfig: bob(first), timeoutMs: 30_000 })
-    const heldApproval = await waitForPending(first, (a) => a.body?.text.includes(crb) === true)
+    const heldApproval = await waitForPending(first, named(crb))
     await stop(first)
     const ended = await held
     assert.notEqual(ended.code, 0)
@@ -101,7 +102,7 @@ describe('approvals across restarts and replicas', () => {
       ['create', 'clusterrolebinding', crb, '--clusterrole=view', '--user=nobody'],
       { kubeconfig: b.kubeconfig({ token: HUMANS.bob, name: 'bob-b' }), timeoutMs: 60_000 },
     ).finally(() => (done = true))
-    const pending = await waitForPending(a, (x) => x.body?.text.includes(crb) === true)
+    const pending = await waitForPending(a, named(crb))
     assert.equal(done, false)
     const t0 = Date.now()
     const ok = await adminApi(a, 'POST', `/api/v1/approvals/${pending.id}/approve`, HUMANS.carol, {

@@ -2,6 +2,7 @@
 // rules, human identities (static tokens: approvers, a requester, a break-glass member) beside
 // the CI identity, Gatehouse with an admin listener, and small admin-API helpers.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -76,10 +77,16 @@ spec:
       verbs: ['*']
 `
 
-export function approvalFiles(dir: string): { policies: string; tokens: string } {
-  const policies = join(dir, 'approval-policies')
+export function approvalFiles(
+  dir: string,
+  policy = APPROVAL_POLICY,
+): { policies: string; tokens: string } {
+  const policies = join(
+    dir,
+    `approval-policies-${createHash('sha256').update(policy).digest('hex').slice(0, 8)}`,
+  )
   mkdirSync(policies, { recursive: true })
-  writeFileSync(join(policies, 'approvals.yaml'), APPROVAL_POLICY)
+  writeFileSync(join(policies, 'approvals.yaml'), policy)
   const tokens = join(dir, 'human-tokens.csv')
   writeFileSync(
     tokens,
@@ -103,9 +110,9 @@ export async function grantHumans(e: GatewayEnv): Promise<void> {
 
 export async function startApprovalGatehouse(
   e: GatewayEnv,
-  opts: { store?: unknown; approvals?: Record<string, unknown> } = {},
+  opts: { store?: unknown; approvals?: Record<string, unknown>; policy?: string } = {},
 ): Promise<RunningGatehouse> {
-  const files = approvalFiles(e.dir)
+  const files = approvalFiles(e.dir, opts.policy)
   const auth = authenticationConfig(e.cluster, e.issuer) as { authenticators: unknown[] }
   return startGatehouse(e.cluster, {
     authentication: {
@@ -118,7 +125,12 @@ export async function startApprovalGatehouse(
     policies: [files.policies],
     overrides: {
       admin: { listen: { address: '127.0.0.1', port: 0 }, subjects: [{ name: 'human:alice' }] },
-      approvals: { pollIntervalMs: 500, ...opts.approvals },
+      // the human approvers of these tests hold static tokens (development only)
+      approvals: {
+        pollIntervalMs: 500,
+        approverLogin: { insecureStaticTokens: true },
+        ...opts.approvals,
+      },
       ...(opts.store ? { audit: { store: opts.store } } : {}),
     },
   })
@@ -164,6 +176,12 @@ export async function waitForPending(
     await sleep(100)
   }
 }
+
+/** Matches the approval of the object `name` (named in its path, or in its body). */
+export const named =
+  (name: string) =>
+  (a: ApprovalRecord): boolean =>
+    a.request.name === name || a.request.objectName === name
 
 /** The approval id a retry-mode refusal names. */
 export function approvalIdIn(stderr: string): string {

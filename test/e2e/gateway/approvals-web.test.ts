@@ -14,7 +14,13 @@ import { kubectl } from '../../harness/index.ts'
 import { repoRoot } from '../../harness/binaries.ts'
 import type { RunningGatehouse } from '../../harness/gatehouse.ts'
 import { useGatewayEnv } from './env.ts'
-import { grantHumans, HUMANS, startApprovalGatehouse, waitForPending } from './approvals-support.ts'
+import {
+  grantHumans,
+  HUMANS,
+  named,
+  startApprovalGatehouse,
+  waitForPending,
+} from './approvals-support.ts'
 
 const RUN = Math.random().toString(36).slice(2, 6)
 const ARTIFACTS = join(repoRoot, 'test-artifacts', 'approvals')
@@ -91,7 +97,7 @@ describe('approvals web page (headless Chromium, OIDC login)', () => {
       ['create', 'clusterrolebinding', name, '--clusterrole=view', '--user=nobody'],
       { kubeconfig: g.kubeconfig({ token: HUMANS.bob, name: 'bob' }), timeoutMs: 90_000 },
     ).finally(() => (done = true))
-    const pending = await waitForPending(g, (a) => a.body?.text.includes(name) === true)
+    const pending = await waitForPending(g, named(name))
     const exchanges = env().issuer.codeExchanges
 
     const carol = await signedIn('carol')
@@ -138,7 +144,7 @@ describe('approvals web page (headless Chromium, OIDC login)', () => {
       ['create', 'clusterrolebinding', name, '--clusterrole=view', '--user=nobody'],
       { kubeconfig: g.kubeconfig({ token: HUMANS.bob, name: 'bob' }), timeoutMs: 90_000 },
     )
-    const pending = await waitForPending(g, (a) => a.body?.text.includes(name) === true)
+    const pending = await waitForPending(g, named(name))
     const bob = await signedIn('bob')
     const page = await bob.newPage()
     await page.goto(`${g.server.admin!.url}/approvals/${pending.id}`)
