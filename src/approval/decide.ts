@@ -40,17 +40,20 @@ export interface ApproverPolicy {
 /** The approver policy of a configuration: its machine issuers and approvers' login. */
 export function approverPolicyOf(config: GatewayConfig): ApproverPolicy {
   const a = config.approvals
-  const machineIssuers = config.authentication.authenticators.flatMap((x) =>
-    x.oidc?.preset ? [x.oidc.issuer] : [],
-  )
+  const approverIssuers = [
+    ...(a.approverLogin?.issuers ?? []),
+    ...(a.web?.oidc ? [a.web.oidc.issuer] : []),
+  ]
+  // An issuer named as the approvers' login is where people sign in, whatever else it serves;
+  // its CI-shaped tokens are still known by their claims.
+  const machineIssuers = config.authentication.authenticators
+    .flatMap((x) => (x.oidc?.preset ? [x.oidc.issuer] : []))
+    .filter((issuer) => !approverIssuers.includes(issuer))
   return {
     breakGlass: a.breakGlass,
     nonHuman: a.nonHuman,
     machineIssuers,
-    approverIssuers: [
-      ...(a.approverLogin?.issuers ?? []),
-      ...(a.web?.oidc ? [a.web.oidc.issuer] : []),
-    ],
+    approverIssuers,
     staticTokenApprovers: a.approverLogin?.insecureStaticTokens === true,
   }
 }

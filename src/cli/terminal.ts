@@ -15,7 +15,10 @@ export function forTerminal(s: string): string {
  * invisible characters raw; these are escaped too (`\u202e` is still the same JSON string).
  */
 export function jsonForTerminal(value: unknown, indent?: number): string {
-  return JSON.stringify(value, null, indent).replace(INVISIBLE, jsonEscape)
+  // Raw line breaks are the indentation's (JSON.stringify escapes those inside strings).
+  return JSON.stringify(value, null, indent).replace(INVISIBLE, (c) =>
+    c === '\n' ? c : jsonEscape(c),
+  )
 }
 
 /** JSON's own escape: code points above U+FFFF as a surrogate pair of `\uXXXX`. */

@@ -179,6 +179,9 @@ clusters:
       assert.ok(r.stdout.length > 0)
       assert.deepEqual(rawProblems(r.stdout), [])
       assert.deepEqual(rawProblems(r.stderr), [])
+      if (name.endsWith('show')) JSON.parse(r.stdout.toString())
+      if (name.endsWith('jsonl'))
+        for (const line of r.stdout.toString().trim().split('\n')) JSON.parse(line)
       // and what it escaped is still there to read
       assert.match(r.stdout.toString(), /\\u001b\[8m/)
       assert.match(r.stdout.toString(), /\\u202e/)
