@@ -26,6 +26,16 @@ function collapsible(title: string, text: string): string {
   return `<details${lines <= OPEN_LINES ? ' open' : ''}><summary>${esc(title)} (${lines} lines, ${Buffer.byteLength(text)} bytes; shown in full)</summary><pre>${block(text)}</pre></details>`
 }
 
+function body(a: ApprovalRecord): string {
+  const b = a.body
+  if (!b) return ''
+  const what = `Body, ${b.contentType || 'untyped'}, ${b.bytes} bytes`
+  if (b.shownAs === 'dry-run')
+    return `<p><strong>${esc(what)}</strong>: Gatehouse cannot decode this encoding; the API server decoded it for the dry run below, which shows the whole object.</p>`
+  const how = { decoded: 'decoded', text: 'as text', hex: 'as hex' }[b.shownAs]
+  return collapsible(`${what}, ${how}${b.masked ? `, ${b.masked} values masked` : ''}`, b.text)
+}
+
 function highlights(a: ApprovalRecord): string {
   const h = a.highlights ?? []
   if (h.length === 0) return ''
@@ -59,7 +69,7 @@ ${dl([
   ['Approval id', esc(a.id)],
 ])}
 ${query}
-${a.body ? collapsible(`Body, ${a.body.contentType || 'untyped'}, ${a.body.bytes} bytes, ${a.body.shownAs}${a.body.masked ? `, ${a.body.masked} values masked` : ''}`, a.body.text) : ''}
+${body(a)}
 ${a.dryRun ? collapsible("Dry run: the API server's answer with dryRun=All, as the requester", 'error' in a.dryRun ? a.dryRun.error : `HTTP ${a.dryRun.code}\n${a.dryRun.text}`) : ''}
 </section>`
 }

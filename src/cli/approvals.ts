@@ -3,7 +3,7 @@
 // same checks apply as on the web page (separation of duties, approver subjects, quorum).
 import { withStore } from './audit.ts'
 import { adminRequest } from './admin-request.ts'
-import { cut, formatColumns } from './table.ts'
+import { formatColumns } from './table.ts'
 import { queryFromParams } from '../admin/http.ts'
 import type { GatewayConfig } from '../config/index.ts'
 import {
@@ -37,20 +37,21 @@ export function getApproval(
   return withStore(config, (s) => s.getApproval(id))
 }
 
+/** The request's summary goes last and whole: long names widen no other column, and nothing is cut. */
 export function formatApprovals(items: readonly ApprovalRecord[]): string {
   const rows = items.map((a) => [
     a.createdAt,
+    a.id,
     a.requester.name,
-    cut(a.request.summary, 100),
     `${a.rule.policy}/${a.rule.rule}`,
     a.settings.wait,
     `${a.decisions.filter((d) => d.decision === 'approve').length}/${a.settings.quorum}`,
     a.state + (a.breakGlass ? ' (break-glass)' : ''),
     a.expiresAt,
-    a.id,
+    a.request.summary,
   ])
   return formatColumns(
-    ['CREATED', 'REQUESTER', 'REQUEST', 'RULE', 'WAIT', 'APPROVALS', 'STATE', 'EXPIRES', 'ID'],
+    ['CREATED', 'ID', 'REQUESTER', 'RULE', 'WAIT', 'APPROVALS', 'STATE', 'EXPIRES', 'REQUEST'],
     rows,
   )
 }

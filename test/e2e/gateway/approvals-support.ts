@@ -19,6 +19,7 @@ export const HUMANS = {
   bob: 'bob-requester-token-00003',
   breaker: 'breaker-on-call-token-004',
   dave: 'dave-developer-token-0005',
+  erin: 'erin-db-approver-token-06',
 } as const
 export type Human = keyof typeof HUMANS
 const GROUPS: Record<Human, string> = {
@@ -27,6 +28,7 @@ const GROUPS: Record<Human, string> = {
   bob: 'approvers|developers',
   breaker: 'on-call',
   dave: 'developers',
+  erin: 'db-approvers',
 }
 export const humanName = (h: Human): string => `human:${h}`
 
@@ -110,7 +112,12 @@ export async function grantHumans(e: GatewayEnv): Promise<void> {
 
 export async function startApprovalGatehouse(
   e: GatewayEnv,
-  opts: { store?: unknown; approvals?: Record<string, unknown>; policy?: string } = {},
+  opts: {
+    store?: unknown
+    approvals?: Record<string, unknown>
+    policy?: string
+    extraAuthenticators?: unknown[]
+  } = {},
 ): Promise<RunningGatehouse> {
   const files = approvalFiles(e.dir, opts.policy)
   const auth = authenticationConfig(e.cluster, e.issuer) as { authenticators: unknown[] }
@@ -118,6 +125,7 @@ export async function startApprovalGatehouse(
     authentication: {
       authenticators: [
         ...auth.authenticators,
+        ...(opts.extraAuthenticators ?? []),
         { staticTokens: { file: files.tokens, insecureAllowStaticTokens: true } },
       ],
     },

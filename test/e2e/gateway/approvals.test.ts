@@ -412,8 +412,13 @@ describe('just-in-time approvals (kubectl through Gatehouse)', () => {
       '--state',
       'pending',
     ])
-    assert.match(list.stdout, /^CREATED\s+REQUESTER\s+REQUEST/)
-    assert.match(list.stdout, new RegExp(`human:bob .*create configmaps "?.*pending .*${id}`))
+    assert.match(list.stdout, /^CREATED\s+ID\s+REQUESTER\s+.*REQUEST$/m)
+    assert.match(
+      list.stdout,
+      new RegExp(
+        `${id} +human:bob .*pending .*create configmaps in namespace "${ns}" named "cli-${RUN}"`,
+      ),
+    )
     const show = JSON.parse(
       (await run(process.execPath, [CLI, 'approvals', 'show', '--config', g.configFile, id]))
         .stdout,
