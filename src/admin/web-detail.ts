@@ -4,8 +4,9 @@
 import type { ApprovalRecord } from '../approval/record.ts'
 import { block, esc, stateBadge, t } from './web-pages.ts'
 
-/** Blocks longer than this many lines start collapsed (a click shows all of it). */
+/** Blocks longer than this many lines or bytes start collapsed (a click shows all of it). */
 const OPEN_LINES = 60
+const OPEN_BYTES = 16 * 1024
 
 const dl = (pairs: [string, string | undefined][]): string =>
   `<dl>${pairs
@@ -23,7 +24,8 @@ function provenance(a: ApprovalRecord): [string, string][] {
 /** A whole text in a <details>: open when short; the summary says how long it is. */
 function collapsible(title: string, text: string): string {
   const lines = text.split('\n').length
-  return `<details${lines <= OPEN_LINES ? ' open' : ''}><summary>${esc(title)} (${lines} lines, ${Buffer.byteLength(text)} bytes; shown in full)</summary><pre>${block(text)}</pre></details>`
+  const open = lines <= OPEN_LINES && Buffer.byteLength(text) <= OPEN_BYTES
+  return `<details${open ? ' open' : ''}><summary>${esc(title)} (${lines} lines, ${Buffer.byteLength(text)} bytes; shown in full)</summary><pre>${block(text)}</pre></details>`
 }
 
 function body(a: ApprovalRecord): string {

@@ -5,7 +5,7 @@
 // without the page's CSRF token is refused. Screenshots of the inbox and the detail page are
 // saved under test-artifacts/ for reviewers.
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -177,5 +177,95 @@ describe('approvals web page (headless Chromium, OIDC login)', () => {
     assert.match(r.stderr, /denied by human:carol: "use a namespaced RoleBinding"/)
     await p2.goto(`${g.server.admin!.url}/approvals/history`)
     assert.match(await p2.locator('main').innerText(), /denied/)
+  })
+
+  test('the detail page of a 70 KB cluster-admin binding shows roleRef and subjects first', async () => {
+    const name = `e2e-appr-${RUN}-big`
+    const manifest = join(env().dir, `${name}.json`)
+    writeFileSync(
+      manifest,
+      `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"${name}","annotations":{"padding":"${'x'.repeat(70 * 1024)}"}},"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":"system:authenticated"}],"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"}}`,
+    )
+    const held = kubectl('1.35', ['create', '-f', manifest], {
+      kubeconfig: g.kubeconfig({ token: HUMANS.bob, name: 'bob' }),
+      timeoutMs: 90_000,
+    })
+    const pending = await waitForPending(g, named(name))
+    const carol = await signedIn('carol')
+    const page = await carol.newPage()
+    await page.goto(`${g.server.admin!.url}/approvals/${pending.id}`)
+    const matters = page.getByRole('region', { name: 'What this request does' })
+    const text = await matters.innerText()
+    assert.match(text, /roleRef[\s\S]*"name": "cluster-admin"/)
+    assert.match(text, /subjects[\s\S]*"name": "system:authenticated"/)
+    // above the fold: the highlights come before the 70 KB body, which is whole but collapsed
+    const box = await matters.boundingBox()
+    assert.ok(box && box.y < 900, `the highlights start at y=${box?.y}`)
+    const body = page.locator('details', { hasText: 'Body, application/json' })
+    assert.equal(await body.getAttribute('open'), null, 'the long body starts collapsed')
+    assert.ok(
+      (await body.locator('pre').textContent())!.includes('x'.repeat(70 * 1024)),
+      'and is whole',
+    )
+    await page.screenshot({ path: join(ARTIFACTS, 'detail-large-binding.png') })
+    await page.getByLabel(/Comment/).fill('no cluster-admin for everyone')
+    await page.getByRole('button', { name: 'Deny' }).click()
+    assert.notEqual((await held).code, 0)
+  })
+
+  test('names with quotes and a bidi override render unambiguously in the inbox', async () => {
+    const quoted = `ci-view-${RUN}" in namespace "sandbox`
+    const rlo = `evil-${RUN}\u202egnp.exe`
+    const bob = g.kubeconfig({ token: HUMANS.bob, name: 'bob' })
+    const helds = [quoted, rlo].map((n) =>
+      kubectl('1.35', ['create', 'clusterrolebinding', n, '--clusterrole=view', '--user=x'], {
+        kubeconfig: bob,
+        timeoutMs: 90_000,
+      }),
+    )
+    const ids = [
+      (await waitForPending(g, named(quoted))).id,
+      (await waitForPending(g, named(rlo))).id,
+    ]
+    const carol = await signedIn('carol')
+    const page = await carol.newPage()
+    await page.goto(`${g.server.admin!.url}/approvals`)
+    const inbox = await page.locator('main').innerText()
+    assert.ok(!/[\u202a-\u202e\u2066-\u2069]/.test(inbox), 'no raw bidi control in the page text')
+    assert.ok(inbox.includes(`cluster-wide named "ci-view-${RUN}\\" in namespace \\"sandbox"`))
+    assert.ok(inbox.includes(`named "evil-${RUN}\\u202egnp.exe"`))
+    // the literal is its own element, styled apart from Gatehouse's words
+    const literal = page.locator('code.literal', { hasText: `ci-view-${RUN}` })
+    assert.equal(await literal.count(), 1)
+    await page.screenshot({ path: join(ARTIFACTS, 'inbox-names.png'), fullPage: true })
+    for (const id of ids) {
+      await page.goto(`${g.server.admin!.url}/approvals/${id}`)
+      await page.getByLabel(/Comment/).fill('test names')
+      await page.getByRole('button', { name: 'Deny' }).click()
+      await page.waitForURL(new RegExp(`/approvals/${id}$`))
+    }
+    for (const h of helds) assert.notEqual((await h).code, 0)
+  })
+
+  test('a next of /%09/evil.test lands on the admin origin after a genuine sign-in', async () => {
+    const c = await browser()
+    contexts.push(c)
+    env().issuer.setLoginUser({ sub: 'carol', preferred_username: 'carol', groups: ['approvers'] })
+    const page = await c.newPage()
+    const admin = new URL(g.server.admin!.url)
+    await page.goto(`${admin.origin}/login?next=/%09/evil.test/x`)
+    await page.getByRole('link', { name: 'Sign in with your identity provider' }).click()
+    await page.waitForURL((u) => u.pathname.startsWith('/approvals'))
+    const landed = new URL(page.url())
+    assert.equal(landed.origin, admin.origin)
+    assert.equal(landed.pathname, '/approvals')
+    // the link an attacker would send: straight to the login start
+    await page.goto(`${admin.origin}/login/oidc?next=/%09/evil.test/x`)
+    await page.waitForURL((u) => u.origin === admin.origin && u.pathname === '/approvals')
+    // and the session ends on the server when signing out
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.waitForURL(/\/login$/)
+    await page.goto(`${admin.origin}/approvals`)
+    assert.match(page.url(), /\/login\?next=/)
   })
 })
