@@ -388,7 +388,7 @@ describe('policies and audit through Gatehouse', () => {
         const id2 = await expectForbidden(
           i.backup,
           ['delete', 'configmap', 'settings', '-n', 'ops'],
-          /to delete configmaps "settings" in namespace "ops" \(default deny/,
+          /to delete configmaps in namespace "ops" named "settings" \(default deny/,
         )
         denied.push({
           inst: i,
