@@ -61,7 +61,9 @@ function maskedBound(b: BoundRequest): BoundRequest {
 function isDryRun(query: GoQuery, verb: string, body: unknown): boolean {
   if (query.has('dryRun')) return true
   const dryRun = (body as { dryRun?: unknown } | null)?.dryRun
-  return (verb === 'delete' || verb === 'deletecollection') && Array.isArray(dryRun) && dryRun.length > 0
+  return (
+    (verb === 'delete' || verb === 'deletecollection') && Array.isArray(dryRun) && dryRun.length > 0
+  )
 }
 
 /** A create names its object in the body (or, for protobuf, in what the dry run decoded). */

@@ -74,7 +74,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    description: 'approvals by approver set and requester (inboxes in the store, per-identity limits)',
+    description:
+      'approvals by approver set and requester (inboxes in the store, per-identity limits)',
     statements: [
       "ALTER TABLE approvals ADD COLUMN approvers TEXT NOT NULL DEFAULT ''",
       'CREATE TABLE approval_approver_sets (set_key TEXT PRIMARY KEY, approvers TEXT NOT NULL)',

@@ -19,7 +19,11 @@ import { record } from '../audit/records.ts'
 
 const CLI = join(repoRoot, 'build', 'src', 'cli', 'main.js')
 const cli = (args: string[]) =>
-  spawnSync(process.execPath, [CLI, ...args], { encoding: 'buffer', timeout: 60_000, maxBuffer: 64 << 20 })
+  spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'buffer',
+    timeout: 60_000,
+    maxBuffer: 64 << 20,
+  })
 
 /** Every C0 control, DEL, every C1 control, ESC sequences (CSI, OSC 52) and the bidi controls. */
 const C0 = Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join('')
