@@ -153,3 +153,43 @@ test('usage errors exit 2', () => {
   assert.equal(r.code, 2)
   assert.match(r.stderr, /expected "METHOD \/path\?query"/)
 })
+
+test('an APPROVE shows exactly what an approval of the request is bound to', () => {
+  const r = gatehouse(
+    'policy',
+    'test',
+    '--policies',
+    join(repoRoot, 'examples', 'approvals'),
+    '--identity',
+    'github:octo-org/app',
+    '--issuer',
+    'https://token.actions.githubusercontent.com',
+    '--claim',
+    'repository=octo-org/app',
+    'DELETE /api/v1/namespaces/prod?dryRun=All&timeout=30s&propagationPolicy=Foreground',
+  )
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /^APPROVE /)
+  assert.match(r.stdout, /approval bound to:\n/)
+  assert.match(r.stdout, /identity "github:octo-org\/app" groups \[\] cluster "default"/)
+  assert.match(r.stdout, /DELETE "\/api\/v1\/namespaces\/prod"/)
+  assert.match(r.stdout, /query dryRun="All" propagationPolicy="Foreground"\n/)
+  assert.match(r.stdout, /not bound: timeout/)
+  const json = gatehouse(
+    'policy',
+    'test',
+    '--policies',
+    join(repoRoot, 'examples', 'approvals'),
+    '--identity',
+    'github:octo-org/app',
+    '--issuer',
+    'https://token.actions.githubusercontent.com',
+    '--claim',
+    'repository=octo-org/app',
+    '--output',
+    'json',
+    'DELETE /api/v1/namespaces/prod',
+  )
+  const line = JSON.parse(json.stdout) as { binding: { method: string; path: string } }
+  assert.deepEqual([line.binding.method, line.binding.path], ['DELETE', '/api/v1/namespaces/prod'])
+})
