@@ -9,6 +9,7 @@ import type { ApprovalsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { RequestContext } from '../pipeline/context.ts'
+import { escapeInvisible, quote } from '../kube/describe.ts'
 import { subjectsMatcher } from '../policy/engine.ts'
 import { bindingKey, boundRequest } from './binding.ts'
 import { bindingInputOf, newApproval } from './new-approval.ts'
@@ -276,7 +277,7 @@ export class ApprovalService {
     )
     throw new GatewayError(
       'GW_APPROVAL_LIMIT',
-      `${who.name} already has ${pending} pending approvals (approvals.maxPendingPerIdentity: ${max}); retry once one of them is decided or has expired`,
+      `${escapeInvisible(who.name)} already has ${pending} pending approvals (approvals.maxPendingPerIdentity: ${max}); retry once one of them is decided or has expired`,
       { retryAfterSeconds: wait },
     )
   }
@@ -445,7 +446,7 @@ export class ApprovalService {
     const d = a.decisions.findLast((x) => x.decision === 'deny')
     return new GatewayError(
       'GW_APPROVAL_DENIED',
-      `approval ${a.id} was denied by ${d?.by ?? 'an approver'}: ${JSON.stringify(d?.comment ?? '')}`,
+      `approval ${a.id} was denied by ${escapeInvisible(d?.by ?? 'an approver')}: ${quote(d?.comment ?? '')}`,
     )
   }
 
