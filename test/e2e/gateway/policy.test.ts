@@ -605,11 +605,11 @@ describe('policies and audit through Gatehouse', () => {
       ).stdout
       assert.match(
         table,
-        /^TIME\s+IDENTITY\s+CLUSTER\s+VERB\s+RESOURCE\s+DECISION\s+RULE\s+CODE\s+ID/,
+        /^TIME\s+IDENTITY\s+CLUSTER\s+VERB\s+RESOURCE\s+DECISION\s+RULE\s+SHADOW\s+CODE\s+ID/,
       )
       assert.match(
         table,
-        /k8s:serviceaccount:ops:scanner\s+harness\s+get\s+secrets ops\/db\s+deny\s+scanner\/no-secrets\s+403/,
+        /k8s:serviceaccount:ops:scanner\s+harness\s+get\s+secrets ops\/db\s+deny\s+scanner\/no-secrets\s+-\s+403/,
       )
       const shown = JSON.parse(
         (

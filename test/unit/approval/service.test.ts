@@ -294,4 +294,29 @@ describe('ApprovalService', () => {
     assert.equal(admin.items.length, 1)
     assert.ok(admin.total >= 31)
   })
+
+  it("answers kubectl's SPDY retry of a denied WebSocket exec with the same denial", async () => {
+    const target = '/api/v1/namespaces/prod/pods/box/exec?command=date&container=app&stdout=true'
+    const exec = (method: 'GET' | 'POST'): RequestContext => {
+      const ctx: RequestContext = context('', { wait: 'retry', target })
+      delete ctx.requestBody
+      const info = parseRequestInfo(method, target)
+      assert.ok(info.ok)
+      return {
+        ...ctx,
+        req: { ...ctx.req, method, headers: {} } as unknown as IncomingMessage,
+        requestInfo: info.info,
+      }
+    }
+    const e = await service.hold(exec('GET')).catch((x: Error) => x)
+    const id = /approval (\S+) is pending/.exec(String(e))![1]!
+    assert.match(String(await service.hold(exec('POST')).catch((x: Error) => x)), new RegExp(id))
+    await service.decide(id, { who: alice, decision: 'deny', comment: 'no', via: 'api' })
+    const retried = await service.hold(exec('POST')).catch((x: Error) => x)
+    assert.match(String(retried), new RegExp(`approval ${id} was denied by human:alice: "no"`))
+    // the same transport again is a new request for approval, as after any denial
+    const again = await service.hold(exec('GET')).catch((x: Error) => x)
+    assert.match(String(again), /is pending/)
+    assert.doesNotMatch(String(again), new RegExp(id))
+  })
 })
