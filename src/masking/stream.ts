@@ -50,6 +50,8 @@ export class TextStreamMasker {
   #inKey: string | undefined
   /** Masked as it stood: what continues these values (their starts in `#text`) is dropped. */
   #dropping: Partial[] | undefined
+  /** What the last decision saw in `#text` (what trimming must keep). */
+  #seen: { partials: Partial[]; findings: Finding[] } | undefined
   readonly counts: MaskResult['counts'] = {}
 
   constructor(opts: StreamMaskerOptions = {}) {
@@ -68,21 +70,23 @@ export class TextStreamMasker {
     return this.#sent < this.#text.length ? this.#timeOf(this.#sent) : undefined
   }
 
-  /** When a bound of the held text runs out: call `expire` then (undefined: nothing held). */
+  /**
+   * When a bound of the held text runs out so that something can go out: call `expire` then
+   * (undefined: nothing held).
+   */
   get deadline(): number | undefined {
-    const holds = this.#holds(this.#partials())
-    let secretAt = this.#text.length
-    let at = Infinity
-    for (const h of holds)
-      if (h.secret) {
-        secretAt = Math.min(secretAt, h.pos)
-        at = Math.min(at, h.until)
-      }
-    // markers in front of every secret part: the cut moves once the first of them all ran out
-    const first = Math.min(secretAt, ...holds.map((h) => h.pos))
-    if (first < secretAt)
-      at = Math.min(at, Math.max(...holds.filter((h) => h.pos === first).map((h) => h.until)))
-    return at === Infinity ? undefined : at
+    if (this.#sent >= this.#text.length || this.#inKey !== undefined || this.#dropping)
+      return undefined
+    const partials = this.#partials()
+    const holds = this.#holds(partials)
+    const findings = this.#set.find(this.#text)
+    const times = [...new Set(holds.map((h) => h.until))].sort((a, b) => a - b)
+    // the first bound whose running out lets text out (another one may hold the same bytes)
+    for (const t of times) {
+      const plan = this.#plan(holds, findings, t, false)
+      if (plan.mask || plan.cut > this.#sent) return t
+    }
+    return undefined
   }
 
   /** Bytes safe to send now (possibly empty); `now` is when the chunk arrived. */
@@ -137,16 +141,9 @@ export class TextStreamMasker {
     if (this.#inKey !== undefined && !this.#dropKey()) return ''
     if (this.#dropping && !this.#dropContinuation()) return ''
     const partials = this.#partials()
-    let cut = this.#text.length
-    let mask: Hold | undefined
-    for (const h of this.#holds(partials)) {
-      const ran = force || h.until <= now
-      // a secret part holds until it is masked; a marker until its bound runs out
-      if (h.secret || !ran) cut = Math.min(cut, h.pos)
-      if (h.secret && ran && h.maskFrom < (mask?.maskFrom ?? Infinity)) mask = h
-    }
     const findings = this.#set.find(this.#text)
-    cut = this.#notInside(cut, findings)
+    this.#seen = { partials, findings }
+    const { cut, mask } = this.#plan(this.#holds(partials), findings, now, force)
     if (!mask) return this.#emit(cut, findings)
     // anything held before it (a bound not yet run out) is masked with it: never held forever
     const at = this.#notInside(Math.min(mask.maskFrom, cut), findings)
@@ -157,6 +154,24 @@ export class TextStreamMasker {
     else this.#dropping = partials
     this.#sent = this.#text.length
     return out
+  }
+
+  /** Where the held text is cut at `now`, and which secret part (if any) is masked as it stands. */
+  #plan(
+    holds: Hold[],
+    findings: Finding[],
+    now: number,
+    force: boolean,
+  ): { cut: number; mask: Hold | undefined } {
+    let cut = this.#text.length
+    let mask: Hold | undefined
+    for (const h of holds) {
+      const ran = force || h.until <= now
+      // a secret part holds until it is masked; a marker until its bound runs out
+      if (h.secret || !ran) cut = Math.min(cut, h.pos)
+      if (h.secret && ran && h.maskFrom < (mask?.maskFrom ?? Infinity)) mask = h
+    }
+    return { cut: this.#notInside(cut, findings), mask }
   }
 
   /**
@@ -287,11 +302,14 @@ export class TextStreamMasker {
     let keep = this.#sent
     if (this.#inKey !== undefined) keep = Math.max(0, this.#sent - this.#inKey.length + 1)
     else {
-      const followed = this.#dropping ?? this.#set.partials(this.#text, 0)
-      for (const p of followed) keep = Math.min(keep, p.start)
+      const seen = this.#dropping ? { partials: this.#dropping, findings: [] } : this.#seen
+      for (const p of seen?.partials ?? []) keep = Math.min(keep, p.start)
+      // a value whose start went out (a marker shown) and whose end has not
+      for (const f of seen?.findings ?? []) if (f.end > this.#sent) keep = Math.min(keep, f.start)
       // one more character: lookbehinds and \b at the first one still see what preceded it
       keep = Math.max(0, keep - 1)
     }
+    this.#seen = undefined
     if (keep === 0) return
     this.#text = this.#text.slice(keep)
     this.#sent -= keep
