@@ -50,6 +50,11 @@ export class TextStreamMasker {
   #inKey: string | undefined
   /** Masked as it stood: what continues these values (their starts in `#text`) is dropped. */
   #dropping: Partial[] | undefined
+  /**
+   * Holding an open private key (the leftmost value under way): until its END line arrives or a
+   * bound runs out nothing else can go out, so a chunk is only searched for that END line.
+   */
+  #openKey: { bodyStart: number; endMarker: string; deadline: number } | undefined
   /** What the last decision saw in `#text` (what trimming must keep). */
   #seen: { partials: Partial[]; findings: Finding[] } | undefined
   readonly counts: MaskResult['counts'] = {}
@@ -75,6 +80,7 @@ export class TextStreamMasker {
    * (undefined: nothing held).
    */
   get deadline(): number | undefined {
+    if (this.#openKey) return this.#openKey.deadline
     if (this.#sent >= this.#text.length || this.#inKey !== undefined || this.#dropping)
       return undefined
     const partials = this.#partials()
@@ -99,7 +105,14 @@ export class TextStreamMasker {
     if (text.length === 0) return ''
     this.#arrivedAt.push(this.#text.length)
     this.#arrivedTime.push(now)
-    this.#text += text
+    const key = this.#openKey
+    if (key) {
+      const from = Math.max(key.bodyStart, this.#text.length - key.endMarker.length + 1)
+      this.#text += text
+      const within = this.#text.length - this.#sent <= MAX_HELD && now < key.deadline
+      if (within && !this.#text.includes(key.endMarker, from)) return ''
+      this.#openKey = undefined
+    } else this.#text += text
     let out = this.#decide(now, false)
     if (this.#text.length - this.#sent > MAX_HELD) out += this.#decide(now, true)
     this.#trim()
@@ -108,6 +121,8 @@ export class TextStreamMasker {
 
   /** What the bounds let out at `now`: markers shown, secret parts masked as they stand. */
   expire(now: number): Buffer {
+    if (this.#openKey && now < this.#openKey.deadline) return Buffer.alloc(0)
+    this.#openKey = undefined
     const out = this.#decide(now, false)
     this.#trim()
     return Buffer.from(out, 'latin1')
@@ -124,6 +139,7 @@ export class TextStreamMasker {
   }
 
   endText(opts: { truncated?: boolean } = {}): string {
+    this.#openKey = undefined
     let out = opts.truncated ? this.#decide(Infinity, true) : ''
     if (this.#inKey === undefined && this.#dropping === undefined)
       out += this.#emit(this.#text.length, this.#set.find(this.#text))
@@ -138,13 +154,25 @@ export class TextStreamMasker {
 
   /** Sends what is decided; with `force`, every bound counts as run out. */
   #decide(now: number, force: boolean): string {
+    this.#openKey = undefined
     if (this.#inKey !== undefined && !this.#dropKey()) return ''
     if (this.#dropping && !this.#dropContinuation()) return ''
     const partials = this.#partials()
     const findings = this.#set.find(this.#text)
     this.#seen = { partials, findings }
-    const { cut, mask } = this.#plan(this.#holds(partials), findings, now, force)
-    if (!mask) return this.#emit(cut, findings)
+    const holds = this.#holds(partials)
+    const { cut, mask } = this.#plan(holds, findings, now, force)
+    if (!mask) {
+      const key = partials[0]
+      if (key?.endMarker !== undefined)
+        this.#openKey = {
+          bodyStart: key.secretStart,
+          endMarker: key.endMarker,
+          // only a secret part running out lets anything out while the key is open
+          deadline: Math.min(...holds.filter((h) => h.secret).map((h) => h.until)),
+        }
+      return this.#emit(cut, findings)
+    }
     // anything held before it (a bound not yet run out) is masked with it: never held forever
     const at = this.#notInside(Math.min(mask.maskFrom, cut), findings)
     const out = this.#emit(at, findings) + `[MASKED:${mask.detector}]`
@@ -313,6 +341,7 @@ export class TextStreamMasker {
     if (keep === 0) return
     this.#text = this.#text.slice(keep)
     this.#sent -= keep
+    if (this.#openKey) this.#openKey.bodyStart -= keep
     let first = 0
     while (first + 1 < this.#arrivedAt.length && this.#arrivedAt[first + 1]! <= keep) first++
     this.#arrivedAt = this.#arrivedAt.slice(first).map((a) => Math.max(0, a - keep))
