@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { TextStreamMasker } from '../../../src/masking/stream.ts'
+import { maskHead, TextStreamMasker } from '../../../src/masking/stream.ts'
 import { maskText } from '../../../src/masking/text.ts'
 
 const SECRETS = [
@@ -126,4 +126,11 @@ test('a cut stream (truncated) masks a value under way as it stands', () => {
   assert.equal(n.push(Buffer.from('card 41111111')).toString(), 'card ')
   // a natural end: nothing more can come, and 41111111 is no card
   assert.equal(n.end().toString(), '41111111')
+})
+
+test('the head of a longer text (an audit body cut at its limit) masks a value cut at its end', () => {
+  assert.equal(maskHead('paid with 4111 1111 11').text, 'paid with [MASKED:card]')
+  assert.equal(maskHead('key AKIAIOSF').text, 'key [MASKED:aws-access-key]')
+  // only what may still become a value: a plain word cut short stays
+  assert.equal(maskHead('all good, thanks for wai').text, 'all good, thanks for wai')
 })

@@ -207,6 +207,31 @@ describe('client masking: WebSocket dialects', () => {
     assert.equal(clock.pending, 0)
   })
 
+  test('a card number typed at a terminal: the screen shows the placeholder, never a digit', () => {
+    const d = dialect('v5.channel.k8s.io')
+    const clock = new ManualClock()
+    const { rewriter, sent } = rewriterFor(d, undefined, clock)
+    const screen = () => textOf(readClient(d, Buffer.concat(sent)), 1)
+    const shown: string[] = []
+    // the terminal echoes each key; a person types one every 150 ms
+    for (const key of '# ls -l\r\n# echo 4111111111111111\r\n') {
+      rewriter.push(wsFrame(Buffer.from(`\x01${key}`), Opcode.BINARY))
+      shown.push(screen())
+      clock.advance(150)
+    }
+    // text that cannot start a value shows as it is typed
+    assert.equal(shown[4], '# ls ')
+    assert.ok(shown.every((s) => !/\d/.test(s.replace('[MASKED:card]', ''))), shown.join('|'))
+    // the digits show nothing for a second (the first arrives one key after the space), then
+    // the placeholder, then nothing until Enter
+    const space = shown.findIndex((s) => s.endsWith('# echo '))
+    assert.equal(shown[space + 7], '# ls -l\r\n# echo ')
+    assert.equal(shown[space + 8], '# ls -l\r\n# echo [MASKED:card]')
+    assert.equal(shown[space + 16], '# ls -l\r\n# echo [MASKED:card]')
+    assert.equal(screen(), '# ls -l\r\n# echo [MASKED:card]\r\n')
+    rewriter.end()
+  })
+
   test('a value split across two frames at every byte offset is caught', () => {
     for (const sub of ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io']) {
       const d = dialect(sub)
