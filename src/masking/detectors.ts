@@ -165,7 +165,7 @@ function regexDetector(
     partial(text, from) {
       searchPartial.lastIndex = Math.max(from, text.length - reach)
       let m: RegExpExecArray | null
-      while ((m = searchPartial.exec(text)) !== null) {
+      while ((m = searchPartial.exec(text)) !== null && m[0].length > 0) {
         const start = m.index
         if (possible(text, start)) {
           let secretStart = start
@@ -377,7 +377,9 @@ const privateKeyDetector: Detector = {
       }
     PEM_BEGIN_PARTIAL.lastIndex = Math.max(from, text.length - 64)
     const m = PEM_BEGIN_PARTIAL.exec(text)
-    return m ? { start: m.index, secretStart: text.length, detector: 'private-key' } : undefined
+    return m?.[0]
+      ? { start: m.index, secretStart: text.length, detector: 'private-key' }
+      : undefined
   },
   viable(text, start) {
     PEM_BEGIN_AT.lastIndex = start
@@ -395,7 +397,10 @@ const privateKeyDetector: Detector = {
  * Card lengths each 4-digit prefix allows (bit n: n digits), from `cardIssuer`, and for shorter
  * prefixes the union over their completions: a digit run no issuer starts with is no partial card.
  */
-const CARD_LENGTHS: Uint32Array[] = (() => {
+let cardLengths: Uint32Array[] | undefined
+const CARD_LENGTHS = (): Uint32Array[] => (cardLengths ??= cardLengthTables())
+
+function cardLengthTables(): Uint32Array[] {
   const four = new Uint32Array(10_000)
   for (let p = 0; p < 10_000; p++)
     for (let n = 12; n <= 19; n++)
@@ -410,13 +415,13 @@ const CARD_LENGTHS: Uint32Array[] = (() => {
   for (let k = 3; k >= 0; k--)
     for (let p = 0; p < 10 ** (k + 1); p++) tables[k]![Math.floor(p / 10)]! |= tables[k + 1]![p]!
   return tables
-})()
+}
 
 function cardPossible(partial: string): boolean {
   if (/ /.test(partial) && /-/.test(partial)) return false
   const digits = partial.replace(/[ -]/g, '')
   const k = Math.min(4, digits.length)
-  const lengths = CARD_LENGTHS[k]![k ? Number(digits.slice(0, k)) : 0]!
+  const lengths = CARD_LENGTHS()[k]![k ? Number(digits.slice(0, k)) : 0]!
   // some allowed length is at least as long as what has arrived
   return digits.length <= 19 && lengths >>> digits.length !== 0
 }

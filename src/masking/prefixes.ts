@@ -13,10 +13,13 @@
 // - a positive lookahead is dropped (it could fail only because its text has not arrived).
 import { parseRegExpLiteral, type AST } from '@eslint-community/regexpp'
 
-/** The closure's source: matches a non-empty text that is a prefix of a match (plus what follows it). */
+/**
+ * The closure's source: matches, up to the end of the text, a prefix of a match (plus what
+ * follows it); callers ignore the empty match at the very end.
+ */
 export function prefixSource(re: RegExp): string {
   const literal = parseRegExpLiteral(re)
-  return `(?=[\\s\\S])(?:${alternatives(literal.pattern.alternatives)})$`
+  return `(?:${alternatives(literal.pattern.alternatives)})$`
 }
 
 /** The longest text a pattern matches (Infinity for unbounded repetition). */

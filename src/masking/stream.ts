@@ -55,6 +55,7 @@ export class TextStreamMasker {
    * bound runs out nothing else can go out, so a chunk is only searched for that END line.
    */
   #openKey: { bodyStart: number; endMarker: string; deadline: number } | undefined
+  #deadlineAt: number | undefined
   /** What the last decision saw in `#text` (what trimming must keep). */
   #seen: { partials: Partial[]; findings: Finding[] } | undefined
   readonly counts: MaskResult['counts'] = {}
@@ -80,19 +81,30 @@ export class TextStreamMasker {
    * (undefined: nothing held).
    */
   get deadline(): number | undefined {
-    if (this.#openKey) return this.#openKey.deadline
+    return this.#openKey ? this.#openKey.deadline : this.#deadlineAt
+  }
+
+  /** The first bound whose running out lets text out (another one may hold the same bytes). */
+  #nextDeadline(): number | undefined {
     if (this.#sent >= this.#text.length || this.#inKey !== undefined || this.#dropping)
       return undefined
-    const partials = this.#partials()
-    const holds = this.#holds(partials)
-    const findings = this.#set.find(this.#text)
+    const seen = this.#seen ?? {
+      partials: this.#partials(),
+      findings: this.#set.find(this.#text),
+    }
+    const holds = this.#holds(seen.partials)
     const times = [...new Set(holds.map((h) => h.until))].sort((a, b) => a - b)
-    // the first bound whose running out lets text out (another one may hold the same bytes)
     for (const t of times) {
-      const plan = this.#plan(holds, findings, t, false)
+      const plan = this.#plan(holds, seen.findings, t, false)
       if (plan.mask || plan.cut > this.#sent) return t
     }
     return undefined
+  }
+
+  /** After a decision: the next deadline, then what no longer matters is forgotten. */
+  #settle(): void {
+    this.#deadlineAt = this.#nextDeadline()
+    this.#trim()
   }
 
   /** Bytes safe to send now (possibly empty); `now` is when the chunk arrived. */
@@ -115,7 +127,7 @@ export class TextStreamMasker {
     } else this.#text += text
     let out = this.#decide(now, false)
     if (this.#text.length - this.#sent > MAX_HELD) out += this.#decide(now, true)
-    this.#trim()
+    this.#settle()
     return out
   }
 
@@ -124,7 +136,7 @@ export class TextStreamMasker {
     if (this.#openKey && now < this.#openKey.deadline) return Buffer.alloc(0)
     this.#openKey = undefined
     const out = this.#decide(now, false)
-    this.#trim()
+    this.#settle()
     return Buffer.from(out, 'latin1')
   }
 
@@ -140,6 +152,7 @@ export class TextStreamMasker {
 
   endText(opts: { truncated?: boolean } = {}): string {
     this.#openKey = undefined
+    this.#deadlineAt = undefined
     let out = opts.truncated ? this.#decide(Infinity, true) : ''
     if (this.#inKey === undefined && this.#dropping === undefined)
       out += this.#emit(this.#text.length, this.#set.find(this.#text))

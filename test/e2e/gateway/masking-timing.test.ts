@@ -103,6 +103,16 @@ async function sessionsIn(env: GatewayEnv, namespace: string, n = 1) {
   }
 }
 
+async function replayOf(env: GatewayEnv, id: string, flag: '--dump' | '--events') {
+  const r = await runBinary(
+    process.execPath,
+    [CLI, 'sessions', 'replay', '--config', env.gatehouse.configFile, flag, id],
+    { kubeconfig: '/dev/null' },
+  )
+  assert.equal(r.code, 0, r.stderr)
+  return r.stdout + r.stderr
+}
+
 describe('masking whatever the timing, through Gatehouse', () => {
   const env = useGatewayEnv({
     policies: (_issuer, dir) => policies(dir),
@@ -192,6 +202,14 @@ describe('masking whatever the timing, through Gatehouse', () => {
         assertNone(term.output, [...WHOLE, ...PARTS], 'the terminal')
         // the echo of the digits shows the placeholder, and so does the shell's own output
         assert.match(term.output, /# echo \[MASKED:card\]\r\n\[MASKED:card\]\r\n# /)
+        // the recording has each key before its echo (the echo may have gone out first)
+        const [s] = await sessionsIn(e, ns)
+        const events = await replayOf(e, s!.id, '--events')
+        const lines = events.split('\n').map((l) => /^\s*[\d.]+\s+(\w+)\s+(.*)$/.exec(l))
+        const firstKey = lines.findIndex((m) => m?.[1] === 'stdin')
+        const firstEcho = lines.findIndex((m) => m?.[1] === 'stdout' && m[2]!.includes('e'))
+        assert.ok(firstKey >= 0 && firstKey < firstEcho, events)
+        assert.ok(events.includes('[MASKED:card]'), events)
       })
     }
   }
@@ -211,15 +229,8 @@ describe('masking whatever the timing, through Gatehouse', () => {
       for (const code of ['o', 'e', 'i'] as const)
         assertNone(r[code], [...WHOLE, ...PARTS], `${r.path} (${code} joined)`)
     for (const ns of namespaces) {
-      for (const s of await sessionsIn(e, ns)) {
-        const played = await runBinary(
-          process.execPath,
-          [CLI, 'sessions', 'replay', '--config', e.gatehouse.configFile, '--dump', s.id],
-          { kubeconfig: '/dev/null' },
-        )
-        assert.equal(played.code, 0, played.stderr)
-        assertNone(played.stdout + played.stderr, [...WHOLE, ...PARTS], `replay --dump ${s.id}`)
-      }
+      for (const s of await sessionsIn(e, ns))
+        assertNone(await replayOf(e, s.id, '--dump'), [...WHOLE, ...PARTS], `replay ${s.id}`)
     }
     const client = new pg.Client({ connectionString: PG_URL })
     await client.connect()

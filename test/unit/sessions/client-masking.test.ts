@@ -221,7 +221,10 @@ describe('client masking: WebSocket dialects', () => {
     }
     // text that cannot start a value shows as it is typed
     assert.equal(shown[4], '# ls ')
-    assert.ok(shown.every((s) => !/\d/.test(s.replace('[MASKED:card]', ''))), shown.join('|'))
+    assert.ok(
+      shown.every((s) => !/\d/.test(s.replace('[MASKED:card]', ''))),
+      shown.join('|'),
+    )
     // the digits show nothing for a second (the first arrives one key after the space), then
     // the placeholder, then nothing until Enter
     const space = shown.findIndex((s) => s.endsWith('# echo '))

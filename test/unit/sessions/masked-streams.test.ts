@@ -72,7 +72,11 @@ test('a keystroke is recorded before the echo it caused, also when the echo was 
   }
   assert.equal(stdin, 'echo help\r')
   const times = events.map((e) => e.at)
-  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'events in the order of arrival')
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    'events in the order of arrival',
+  )
 })
 
 test('a card number typed at a terminal: held, then masked as it stands; Enter shows at once', () => {
