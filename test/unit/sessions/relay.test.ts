@@ -39,6 +39,7 @@ async function relayed(
   const fullTap: SessionTap = {
     fromClient: () => undefined,
     fromUpstream: () => undefined,
+    clientPendingBytes: () => 0,
     settled: () => Promise.resolve(),
     upstreamBytesToBoundary: () => 0,
     termination: () => Buffer.from('<bye>'),
