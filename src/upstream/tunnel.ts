@@ -53,6 +53,9 @@ function sendUpgrade(
   const flat = ['Host', cluster.server.host]
   for (let i = 0; i < headers.length; i += 2)
     if (!NO_BODY.has(headers[i]!.toLowerCase())) flat.push(headers[i]!, headers[i + 1]!)
+  // as client-go sends a POST without a body; without it Node would send a chunked body's end
+  // (five bytes the API server passes on to the kubelet as the session's first bytes)
+  if (method !== 'GET') flat.push('Content-Length', '0')
   return new Promise((resolve, reject) => {
     const { connectMs, headersMs } = cluster.config.upstreamTimeouts
     const req = httpsRequest({

@@ -29,6 +29,19 @@ function isOwnCall(e: AuditEvent): boolean {
   return (o.apiGroup ?? '') === '' && o.resource === 'serviceaccounts' && o.subresource === 'token'
 }
 
+/**
+ * Gatehouse verifying the API server's ServiceAccount tokens (the `kubernetes` preset) reads the
+ * issuer's discovery document and keys as the API server serves them: without credentials (the
+ * harness lets system:unauthenticated read them, as docs/upstream-rbac.md tells users to).
+ */
+function isIssuerDiscovery(e: AuditEvent): boolean {
+  return (
+    e.user?.username === 'system:anonymous' &&
+    e.verb === 'get' &&
+    (e.requestURI === '/.well-known/openid-configuration' || e.requestURI === '/openid/v1/jwks')
+  )
+}
+
 export interface JoinReport {
   events: number
   byClass: Record<string, number>
@@ -97,6 +110,7 @@ export function checkJoinInvariant(
     else if (user === APISERVER_LOOPBACK_USER) count('API server loopback')
     else if (user === DIRECT_CLIENT_USER) count('test/e2e/direct client')
     else if (user && gatehouse.has(user) && isOwnCall(e)) count('gatehouse own call')
+    else if (isIssuerDiscovery(e)) count('gatehouse issuer discovery (anonymous)')
     else
       violations.add(`${describe(e)}: no Gatehouse record joins it and no harness client sent it`)
   }
