@@ -61,10 +61,20 @@ function joinProblem(e: AuditEvent, r: JoinRecord, dryRun: boolean): string | un
     (r.decision === 'approve' && (dryRun || r.approval === 'used' || r.approval === 'approved'))
   if (!allowed)
     return `its Gatehouse record ${r.id} (${r.request} by ${r.identity ?? '?'}) did not allow it (decision ${r.decision ?? 'none'}${r.error ? `, ${r.error}` : ''}${r.approval ? `, approval ${r.approval}` : ''})`
-  const p = r.principal
-  if (!p) return `its Gatehouse record ${r.id} names no principal (nothing was to be forwarded)`
   if (e.user?.username === HARNESS_ADMIN_USER)
     return `Gatehouse used the harness admin credential: its events could not be told from the harness's`
+  if (dryRun) {
+    // the held request was refused (it waits for approval), so its record names no principal;
+    // the dry-run is the same request, as the caller, with dryRun=All
+    const as = r.principal?.user ?? r.identity
+    if (!/[?&]dryRun=All(&|$)/.test(e.requestURI))
+      return `its Gatehouse record ${r.id} allowed a dry-run, the API server saw a request without dryRun=All`
+    if (e.impersonatedUser?.username !== as)
+      return `its Gatehouse record ${r.id} dry-ran as ${as ?? '?'}, the API server saw ${e.impersonatedUser?.username ?? 'no impersonation'}`
+    return undefined
+  }
+  const p = r.principal
+  if (!p) return `its Gatehouse record ${r.id} names no principal (nothing was to be forwarded)`
   if (p.via === 'impersonation') {
     if (e.impersonatedUser?.username !== p.user)
       return `its Gatehouse record ${r.id} forwarded as ${p.user} by impersonation, the API server saw ${e.impersonatedUser?.username ?? 'no impersonation'}`

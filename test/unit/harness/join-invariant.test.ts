@@ -31,7 +31,12 @@ test('classes that pass', () => {
   const report = checkJoinInvariant(
     [
       event({ auditID: 'r1', impersonatedUser: impersonating }),
-      event({ auditID: 'r2-dry-run', impersonatedUser: impersonating }),
+      event({
+        auditID: 'r2-dry-run',
+        verb: 'create',
+        requestURI: '/api/v1/namespaces/a/configmaps?dryRun=All',
+        impersonatedUser: impersonating,
+      }),
       event({ auditID: 'x1', user: { username: 'harness-admin' } }),
       event({ auditID: 'x2', user: { username: 'system:apiserver' } }),
       event({ auditID: 'x3', user: { username: DIRECT_CLIENT_USER } }),
@@ -49,7 +54,7 @@ test('classes that pass', () => {
     ],
     [
       record('r1'),
-      record('r2', { decision: 'approve', approval: 'requested' }),
+      record('r2', { decision: 'approve', approval: 'requested', principal: null }),
       record('r3', {
         principal: {
           user: 'system:serviceaccount:apps:deployer',
@@ -92,6 +97,12 @@ const failures: [string, AuditEvent, JoinRecord[], RegExp][] = [
     event({ auditID: 'r1', impersonatedUser: impersonating }),
     [record('r1', { decision: 'approve', approval: 'denied' })],
     /did not allow it/,
+  ],
+  [
+    'a dry-run that is not one',
+    event({ auditID: 'r2-dry-run', verb: 'create', impersonatedUser: impersonating }),
+    [record('r2', { decision: 'approve', principal: null })],
+    /without dryRun=All/,
   ],
   [
     'impersonation nobody recorded',
