@@ -148,6 +148,9 @@ export async function verifyJoinInvariant(run: {
     `[join invariant] ${report.events} API server audit events, ${collected.records.length} records of ${collected.instances} Gatehouse instances: ${classes || 'none'}`,
   )
   const failures = [...collected.problems, ...report.violations]
+  // a check that reads nothing proves nothing: the harness admin always leaves events
+  if (report.events === 0)
+    failures.push(`the API server's audit log ${run.auditLogPath} is empty or missing`)
   if (failures.length === 0) return true
   console.error(
     `[join invariant] FAILED: ${failures.length} event(s) reached the API server outside Gatehouse's checks:`,
