@@ -6,7 +6,8 @@ import type { Duplex } from 'node:stream'
 import { buildAuditRecord, type AuditWriter } from './audit/index.ts'
 import type { Authenticator } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
-import { GatewayError } from './errors/index.ts'
+import { GatewayError, rawStatusResponse, toKubeStatus } from './errors/index.ts'
+import type { AuditRecord } from './audit/index.ts'
 import type { Logger } from './observability/logger.ts'
 import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
@@ -14,6 +15,7 @@ import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.
 import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
 import type { ApprovalService } from './approval/service.ts'
+import { ConcurrencyGate } from './pipeline/concurrency.ts'
 
 export interface GatewayDeps {
   authenticator: Authenticator
@@ -39,6 +41,13 @@ export interface Gateway {
   currentWarnings(): string[]
   handleRequest(req: IncomingMessage, res: ServerResponse): void
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Answers a request the listener refuses before the pipeline (oversized headers, Expect, CONNECT), with its record. */
+  refuseRequest(req: IncomingMessage, res: ServerResponse, error: GatewayError): void
+  /**
+   * Answers a connection whose request could not even be parsed (a malformed request line,
+   * headers over the limit on HTTP/1.1) with a raw Status, and records the refusal.
+   */
+  refuseConnection(socket: Duplex, error: GatewayError): void
   /** Stop taking requests; let plain ones finish within graceMs; end watches and sessions. */
   shutdown(graceMs: number): Promise<void>
 }
@@ -54,19 +63,61 @@ export const READYZ_PATH = '/gatehouse/readyz'
 function serveHealth(
   path: string,
   res: ServerResponse,
-  state: { draining: boolean; auditAdmits: boolean; warnings: readonly string[] },
+  state: {
+    draining: boolean
+    auditAdmits: boolean
+    warnings: readonly string[]
+    load: ReturnType<ConcurrencyGate['stats']>
+  },
 ): void {
   const problem = state.draining
     ? 'shutting down'
     : !state.auditAdmits
       ? 'audit store unavailable: refusing requests'
-      : undefined
+      : state.load.saturated
+        ? `saturated: at the bound of ${state.load.saturated}`
+        : undefined
   const ready = path === HEALTHZ_PATH || !problem
   res.writeHead(ready ? 200 : 503, {
     'content-type': 'application/json',
     'cache-control': 'no-store',
   })
-  res.end(JSON.stringify({ status: ready ? 'ok' : problem, warnings: state.warnings }) + '\n')
+  const { saturated: _, ...load } = state.load
+  res.end(JSON.stringify({ status: ready ? 'ok' : problem, warnings: state.warnings, load }) + '\n')
+}
+
+/**
+ * Aborted when the client goes away before its response was ended: the connection closed, or
+ * (HTTP/2) the stream was reset. Registered when the request arrives, so work still queued
+ * behind authentication or an upstream slot stops too (rapid reset). HTTP/2's compatibility
+ * response reports writableFinished and emits finish even for a reset stream; writableEnded
+ * says whether Gatehouse ended it.
+ */
+function clientGoneSignal(
+  res: ServerResponse | undefined,
+  socket: Duplex | undefined,
+): AbortSignal {
+  const abort = new AbortController()
+  if (res) res.once('close', () => res.writableEnded || abort.abort())
+  else socket?.once('close', () => abort.abort())
+  return abort.signal
+}
+
+/** The record of a connection refused before any request could be read from it. */
+function refusedConnectionRecord(id: string, socket: Duplex, error: GatewayError): AuditRecord {
+  return {
+    id,
+    time: new Date().toISOString(),
+    durationMs: 0,
+    cluster: null,
+    identity: null,
+    source: { address: (socket as { remoteAddress?: string }).remoteAddress ?? '' },
+    request: null,
+    decision: null,
+    principal: null,
+    response: { code: error.status, requestBytes: 0, responseBytes: 0 },
+    error: { code: error.code, message: error.message },
+  }
 }
 
 export function createClusters(config: GatewayConfig): ReadonlyMap<string, UpstreamCluster> {
@@ -99,7 +150,11 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   }
 
   const masking = deps.masking ?? new Masking(config.masking, config.dataDir)
+  const concurrency = new ConcurrencyGate(config.limits.concurrency)
   const chain = buildChain({
+    concurrency,
+    bodyIdleMs: config.limits.requestBodyIdleMs,
+    sendTimeoutMs: config.limits.sendTimeoutMs,
     clusters,
     authenticator: deps.authenticator,
     policies: () => deps.policies.current,
@@ -131,6 +186,8 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     sourceAddress: req.socket.remoteAddress ?? '',
     timings: {},
     warnings: [],
+    signal: clientGoneSignal(res, upgrade?.socket),
+    cleanups: [],
   })
 
   const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
@@ -154,9 +211,14 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     deps.onComplete?.(ctx, error)
   }
 
+  const refuse = (ctx: RequestContext, error: GatewayError): void => {
+    respondWithError(ctx, error)
+    complete(ctx, error)
+  }
+
   const run = (ctx: RequestContext): void => {
     if (draining) {
-      respondWithError(
+      refuse(
         ctx,
         new GatewayError(
           'GW_SHUTTING_DOWN',
@@ -183,12 +245,24 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
             deps.audit.stats().buffered < config.audit.maxBufferedRecords ||
             config.audit.onStoreFailure === 'dropRecords',
           warnings: currentWarnings(),
+          load: concurrency.stats(),
         })
       run(newContext(req, res, undefined))
     },
     handleUpgrade(req, socket, head) {
       socket.on('error', () => undefined)
       run(newContext(req, undefined, { socket, head }))
+    },
+    refuseRequest(req, res, error) {
+      refuse(newContext(req, res, undefined), error)
+    },
+    refuseConnection(socket, error) {
+      const id = randomUUID()
+      if (socket.writable)
+        socket.end(rawStatusResponse(toKubeStatus(error, id), { 'Audit-ID': id }))
+      else socket.destroy()
+      const record = refusedConnectionRecord(id, socket, error)
+      if (error.code !== 'GW_AUDIT_UNAVAILABLE' && deps.audit.admits()) deps.audit.write(record)
     },
     async shutdown(graceMs) {
       draining = true

@@ -3,6 +3,8 @@
 //  - route before requestInfo: attributes are computed on the path the cluster will see;
 //  - requestInfo before authenticate: unclassifiable requests are refused without touching
 //    credentials, and every later stage (and the audit record) can rely on the attributes;
+//  - limit right after authenticate: bounds are per identity, and a caller over its bound is
+//    refused before any body is read or anything is sent upstream;
 //  - readBody after authenticate (no body is read for unknown callers) and before authorize
 //    (conditions may read the object);
 //  - authorize before impersonate: nothing about the upstream credential is computed for a
@@ -19,6 +21,8 @@ import { createAuthenticateStage } from './stages/authenticate.ts'
 import { createAuthorizeStage } from './stages/authorize.ts'
 import { createForwardStage, type ForwardHooks } from './stages/forward.ts'
 import { createHoldStage } from './stages/hold.ts'
+import { createLimitStage } from './stages/limit.ts'
+import type { ConcurrencyGate } from './concurrency.ts'
 import type { ApprovalService } from '../approval/service.ts'
 import { createImpersonateStage } from './stages/impersonate.ts'
 import { createReadBodyStage } from './stages/read-body.ts'
@@ -32,7 +36,11 @@ export function buildChain(deps: {
   /** False while audit records cannot be kept: requests are refused. */
   admits: () => boolean
   maxBodyBytes: number
+  /** A request body that sends nothing for this long is refused (408). */
+  bodyIdleMs: number
+  sendTimeoutMs: number
   auditBodyBytes: number
+  concurrency: ConcurrencyGate
   hooks: ForwardHooks
   /** Holds requests for approval (rules with action approve). */
   approvals?: ApprovalService | undefined
@@ -42,12 +50,14 @@ export function buildChain(deps: {
     createRouteStage(deps.clusters),
     createRequestInfoStage(),
     createAuthenticateStage(deps.authenticator),
-    createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes }),
+    createLimitStage(deps.concurrency),
+    createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes, idleMs: deps.bodyIdleMs }),
     createAuthorizeStage(deps.policies),
     createHoldStage(deps.approvals),
     createImpersonateStage(),
     createForwardStage({
       maxBodyBytes: deps.maxBodyBytes,
+      sendTimeoutMs: deps.sendTimeoutMs,
       auditBodyBytes: deps.auditBodyBytes,
       hooks: deps.hooks,
     }),

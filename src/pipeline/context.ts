@@ -24,6 +24,13 @@ export interface RequestContext {
   readonly timings: Record<string, number>
   /** `Warning` headers for the response (kubectl prints them), e.g. shadow-mode outcomes. */
   readonly warnings: string[]
+  /**
+   * Aborted as soon as the client goes away before its response is complete (a closed
+   * connection, an HTTP/2 RST_STREAM), at any stage: queued or in-flight upstream work stops.
+   */
+  readonly signal: AbortSignal
+  /** Run once when the request has ended, however it ended (release what a stage took). */
+  readonly cleanups: (() => void)[]
 
   /** route */
   cluster?: UpstreamCluster
@@ -47,8 +54,11 @@ export interface RequestContext {
   responseStatus?: number
   /** forward */
   requestBytes?: number
-  /** forward */
+  /** forward: bytes the API server sent (before masking). */
   responseBytes?: number
+  /** forward: bytes handed to the client, and whether the whole response was. */
+  sentBytes?: number
+  responseComplete?: boolean
   /** forward: the recorded session this upgrade became (exec, attach, port-forward). */
   sessionId?: string
   /** forward: the head of the response body, when the audit level asks for it. */

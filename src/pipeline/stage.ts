@@ -6,6 +6,7 @@ export type StageName =
   | 'route'
   | 'requestInfo'
   | 'authenticate'
+  | 'limit'
   | 'readBody'
   | 'authorize'
   | 'hold'

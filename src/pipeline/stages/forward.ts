@@ -15,6 +15,7 @@ import {
 } from '../../masking/responses.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ResponseFilter } from '../../upstream/forward.ts'
+import { isLongRunning } from '../../kube/long-running.ts'
 
 export interface ForwardHooks {
   /** Records and governs exec, attach and port-forward sessions (absent: spliced unrecorded). */
@@ -110,6 +111,7 @@ function isPodLog(ctx: RequestContext): boolean {
 
 export function createForwardStage(opts: {
   maxBodyBytes: number
+  sendTimeoutMs: number
   auditBodyBytes: number
   hooks: ForwardHooks
 }): Stage {
@@ -166,6 +168,9 @@ export function createForwardStage(opts: {
           headers: masked?.headers ?? ctx.upstreamHeaders!,
           maxBodyBytes: opts.maxBodyBytes,
           requestId: ctx.id,
+          signal: ctx.signal,
+          longRunning: isLongRunning(ctx.requestInfo!),
+          sendTimeoutMs: opts.sendTimeoutMs,
           ...(masked ? { filter: masked.filter } : {}),
           ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
           warnings: ctx.warnings,
@@ -190,6 +195,8 @@ export function createForwardStage(opts: {
       ctx.responseStatus = result.status
       ctx.requestBytes = result.requestBytes
       ctx.responseBytes = result.responseBytes
+      ctx.sentBytes = result.sentBytes
+      ctx.responseComplete = result.complete
       if (result.captured) ctx.responseBody = result.captured
     },
   }

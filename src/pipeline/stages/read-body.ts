@@ -20,27 +20,70 @@ export function hasRequestBody(ctx: RequestContext): boolean {
   )
 }
 
-async function readAll(ctx: RequestContext, limit: number): Promise<Buffer> {
+/**
+ * Reads the whole body, bounded in size and in idle time: a body that sends nothing for
+ * `idleMs` is refused with 408 (a declared length that never arrives must not hold the request
+ * forever), and the connection is closed after the answer, since the rest of that body can
+ * never be told apart from a next request.
+ */
+function readAll(ctx: RequestContext, limit: number, idleMs: number): Promise<Buffer> {
   const declared = Number(ctx.req.headers['content-length'] ?? '0')
   if (declared > limit)
     throw new GatewayError(
       'GW_REQUEST_BODY_TOO_LARGE',
       `request body of ${declared} bytes exceeds the limit of ${limit} bytes`,
     )
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) {
-      ctx.req.resume()
-      throw new GatewayError(
-        'GW_REQUEST_BODY_TOO_LARGE',
-        `request body exceeds the limit of ${limit} bytes`,
-      )
+  const req = ctx.req
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const fail = (e: Error): void => {
+      done()
+      if (ctx.res && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
+      reject(e)
     }
-    chunks.push(chunk)
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+    const timer = setTimeout(
+      () =>
+        fail(
+          new GatewayError(
+            'GW_REQUEST_TIMEOUT',
+            `the request body sent nothing for ${idleMs} ms (limits.requestBodyIdleMs); ${size} of ${Number.isFinite(declared) && declared > 0 ? declared : 'an unknown number of'} bytes arrived`,
+          ),
+        ),
+      idleMs,
+    )
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > limit) {
+        fail(
+          new GatewayError(
+            'GW_REQUEST_BODY_TOO_LARGE',
+            `request body exceeds the limit of ${limit} bytes`,
+          ),
+        )
+        return
+      }
+      chunks.push(chunk)
+      timer.refresh()
+    }
+    const onEnd = (): void => {
+      done()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    }
+    const onError = (e: Error): void => fail(e)
+    const onAbort = (): void => fail(new Error('the client went away while sending the body'))
+    const done = (): void => {
+      clearTimeout(timer)
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      ctx.signal.removeEventListener('abort', onAbort)
+    }
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('error', onError)
+    ctx.signal.addEventListener('abort', onAbort)
+  })
 }
 
 /**
@@ -75,13 +118,13 @@ export function decodeRequestObject(ctx: RequestContext): RequestObject {
   return result
 }
 
-export function createReadBodyStage(opts: { maxBodyBytes: number }): Stage {
+export function createReadBodyStage(opts: { maxBodyBytes: number; idleMs: number }): Stage {
   return {
     name: 'readBody',
     async run(ctx: RequestContext) {
       if (!hasRequestBody(ctx)) return
       try {
-        ctx.requestBody = await readAll(ctx, opts.maxBodyBytes)
+        ctx.requestBody = await readAll(ctx, opts.maxBodyBytes, opts.idleMs)
       } catch (e) {
         if (e instanceof GatewayError) throw e
         throw new GatewayError('GW_REQUEST_INVALID', 'the request body could not be read', {
