@@ -82,7 +82,7 @@ function serveHealth(
     'content-type': 'application/json',
     'cache-control': 'no-store',
   })
-  const { saturated: _, ...load } = state.load
+  const load = { requests: state.load.requests, streams: state.load.streams }
   res.end(JSON.stringify({ status: ready ? 'ok' : problem, warnings: state.warnings, load }) + '\n')
 }
 
