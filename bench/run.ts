@@ -20,7 +20,7 @@ import { startOidcIssuer } from '../test/harness/oidc-issuer.ts'
 import { createCa, issueCert } from '../test/harness/pki.ts'
 import { freePort } from '../test/harness/ports.ts'
 import { repoRoot } from '../test/harness/binaries.ts'
-import { fixedRate, watchFanOut } from './load.ts'
+import { fixedRate, latencyUnderWatches, watchFanOut } from './load.ts'
 import { startNginx } from './nginx.ts'
 import { summarizeProfile } from './profile.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
@@ -117,6 +117,8 @@ async function startBenchGatehouse(opts: {
       // The data path runs with 1,001 policy rules loaded and every request audited (SQLite,
       // the default store), as a production gateway would.
       policies: { paths: [opts.policyDir] },
+      // the load scenarios open 2,000 watches with one identity
+      limits: { concurrency: { perIdentityStreams: 5000, perIdentityRequests: 1000 } },
       ...(opts.sessions ? { sessions: opts.sessions } : {}),
     }),
   )
@@ -336,6 +338,31 @@ async function main(): Promise<void> {
       n++
     }
 
+    // Short requests while 2,000 watches are open (each on its own connection).
+    const underWatches: Record<string, Awaited<ReturnType<typeof latencyUnderWatches>>> = {}
+    process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0' // autocannon has no CA option; loopback only
+    for (const subject of subjects) {
+      underWatches[subject.name] = await latencyUnderWatches({
+        url: subject.base + scenarios[0]!.path,
+        watchUrl: `${subject.base}/api/v1/namespaces/watch-${subject.name}/configmaps?watch=true`,
+        ...(subject.token ? { token: subject.token } : {}),
+        ca:
+          subject.name === 'gatehouse'
+            ? gatehouseCa
+            : subject.name === 'nginx'
+              ? readFileSync(nginxCa.certFile, 'utf8')
+              : readFileSync(info.caFile, 'utf8'),
+        watches: 2000,
+        rate,
+        seconds: SECONDS,
+      })
+      const u = underWatches[subject.name]!
+      console.log(
+        `[bench] ${rate} req/s with ${u.watchesOpen} watches open  ${subject.name.padEnd(9)} p50 ${fmt(u.p50Ms, 2)} ms  p99 ${fmt(u.p99Ms, 2)} ms  errors ${u.errors + u.non2xx}`,
+      )
+    }
+    delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
+
     gatehouse.kill('SIGINT')
     await new Promise((r) => gatehouse?.once('exit', r))
     gatehouse = undefined
@@ -514,6 +541,14 @@ async function main(): Promise<void> {
           .map(
             (s) =>
               `${s.name} p50 ${fmt(fixed[s.name]!.p50Ms, 2)} ms / p99 ${fmt(fixed[s.name]!.p99Ms, 2)} ms (errors ${fixed[s.name]!.errors + fixed[s.name]!.non2xx})`,
+          )
+          .join('; '),
+      '',
+      `Latency at a fixed ${rate} req/s (small GET) while 2,000 watches are open: ` +
+        subjects
+          .map(
+            (s) =>
+              `${s.name} p50 ${fmt(underWatches[s.name]!.p50Ms, 2)} ms / p99 ${fmt(underWatches[s.name]!.p99Ms, 2)} ms (${underWatches[s.name]!.watchesOpen} watches open, errors ${underWatches[s.name]!.errors + underWatches[s.name]!.non2xx})`,
           )
           .join('; '),
       '',

@@ -16,6 +16,7 @@ import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
 import type { ApprovalService } from './approval/service.ts'
 import { ConcurrencyGate } from './pipeline/concurrency.ts'
+import { isLongRunning } from './kube/long-running.ts'
 
 export interface GatewayDeps {
   authenticator: Authenticator
@@ -92,14 +93,30 @@ function serveHealth(
  * behind authentication or an upstream slot stops too (rapid reset). HTTP/2's compatibility
  * response reports writableFinished and emits finish even for a reset stream; writableEnded
  * says whether Gatehouse ended it.
+ *
+ * HTTP/1.1 connections are half-open (src/http/server.ts): a client that sends its request and
+ * then closes its sending side still gets its answer. A long-running request (a watch) is the
+ * exception: it would never end, and most clients that close only their sending side are gone,
+ * so end-of-input cancels it (`longRunning` is asked when that happens, and again by forward).
  */
 function clientGoneSignal(
+  req: IncomingMessage,
   res: ServerResponse | undefined,
   socket: Duplex | undefined,
+  longRunning: () => boolean,
 ): AbortSignal {
   const abort = new AbortController()
-  if (res) res.once('close', () => res.writableEnded || abort.abort())
-  else socket?.once('close', () => abort.abort())
+  if (res) {
+    const onEnd = (): void => {
+      if (longRunning()) abort.abort()
+    }
+    const http1 = req.httpVersionMajor === 1
+    if (http1) req.socket.once('end', onEnd)
+    res.once('close', () => {
+      if (http1) req.socket.off('end', onEnd)
+      if (!res.writableEnded) abort.abort()
+    })
+  } else socket?.once('close', () => abort.abort())
   return abort.signal
 }
 
@@ -134,6 +151,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   const inflight = new Set<RequestContext>()
   const tunnels = new Set<Duplex>()
   let draining = false
+  let stopping: Promise<void> | undefined
 
   const currentWarnings = (): string[] => {
     const live = [...warnings]
@@ -177,18 +195,26 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     req: IncomingMessage,
     res: ServerResponse | undefined,
     upgrade: RequestContext['upgrade'],
-  ): RequestContext => ({
-    id: randomUUID(),
-    receivedAt: Date.now(),
-    req,
-    res,
-    upgrade,
-    sourceAddress: req.socket.remoteAddress ?? '',
-    timings: {},
-    warnings: [],
-    signal: clientGoneSignal(res, upgrade?.socket),
-    cleanups: [],
-  })
+  ): RequestContext => {
+    const ctx: RequestContext = {
+      id: randomUUID(),
+      receivedAt: Date.now(),
+      req,
+      res,
+      upgrade,
+      sourceAddress: req.socket.remoteAddress ?? '',
+      timings: {},
+      warnings: [],
+      signal: clientGoneSignal(
+        req,
+        res,
+        upgrade?.socket,
+        () => ctx.requestInfo !== undefined && isLongRunning(ctx.requestInfo),
+      ),
+      cleanups: [],
+    }
+    return ctx
+  }
 
   const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
     // Refusals for a full audit buffer are counted by the writer, not recorded one by one:
@@ -264,23 +290,27 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       const record = refusedConnectionRecord(id, socket, error)
       if (error.code !== 'GW_AUDIT_UNAVAILABLE' && deps.audit.admits()) deps.audit.write(record)
     },
-    async shutdown(graceMs) {
-      draining = true
-      // Held requests end at once (their approvals stay pending; a retry finds them).
-      deps.approvals?.shutdown()
-      const deadline = Date.now() + graceMs
-      // Watches never finish by themselves: end them so clients re-establish them elsewhere.
-      for (const ctx of inflight) {
-        if (ctx.requestInfo?.verb === 'watch' || ctx.req.url?.includes('follow=true'))
-          ctx.res?.end()
-      }
-      while (inflight.size > tunnels.size && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50))
-      for (const ctx of inflight) ctx.res?.destroy()
-      // Recorded sessions are told why they end, and their records are saved.
-      await deps.sessions?.shutdown()
-      for (const s of tunnels) s.destroy()
-      await Promise.all([...clusters.values()].map((c) => c.close()))
+    shutdown(graceMs) {
+      // idempotent: the listener's close and a caller may both ask
+      return (stopping ??= drain(graceMs))
     },
+  }
+
+  async function drain(graceMs: number): Promise<void> {
+    draining = true
+    // Held requests end at once (their approvals stay pending; a retry finds them).
+    deps.approvals?.shutdown()
+    const deadline = Date.now() + graceMs
+    // Watches never finish by themselves: end them so clients re-establish them elsewhere.
+    for (const ctx of inflight) {
+      if (ctx.requestInfo?.verb === 'watch' || ctx.req.url?.includes('follow=true')) ctx.res?.end()
+    }
+    while (inflight.size > tunnels.size && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50))
+    for (const ctx of inflight) ctx.res?.destroy()
+    // Recorded sessions are told why they end, and their records are saved.
+    await deps.sessions?.shutdown()
+    for (const s of tunnels) s.destroy()
+    await Promise.all([...clusters.values()].map((c) => c.close()))
   }
 }

@@ -320,9 +320,22 @@ class ClientSink {
     await this.#drained()
   }
 
+  /** Ends the response; resolves when it is flushed or the client is gone (never hangs). */
   async end(): Promise<void> {
     this.#check()
-    await new Promise<void>((resolve) => this.#res.end(resolve))
+    const res = this.#res
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        res.off('finish', done)
+        res.off('close', done)
+        this.#signal.removeEventListener('abort', done)
+        resolve()
+      }
+      res.once('finish', done)
+      res.once('close', done)
+      this.#signal.addEventListener('abort', done, { once: true })
+      res.end()
+    })
   }
 
   destroy(): void {
@@ -335,6 +348,8 @@ class ClientSink {
 
   #check(): void {
     if (this.#signal.aborted || this.#closed) throw new Error('the client went away')
+    // ended from outside (shutdown ends watches)
+    if (this.#res.writableEnded) throw new Error('the response was ended by Gatehouse')
   }
 
   #drained(): Promise<void> {

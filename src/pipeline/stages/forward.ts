@@ -153,6 +153,14 @@ export function createForwardStage(opts: {
         opts.hooks.trackTunnel(ctx, tunnel.closed)
         return
       }
+      const longRunning = isLongRunning(ctx.requestInfo!)
+      // a watch asked for by a client that already closed its sending side (half-close): nobody
+      // will read it, and it would never end (src/gateway.ts)
+      if (longRunning && ctx.req.httpVersionMajor === 1 && ctx.req.socket.readableEnded)
+        throw new GatewayError(
+          'GW_CLIENT_CLOSED',
+          'the client closed its side of the connection before its long-running request was sent',
+        )
       const sessions = opts.hooks.sessions
       const masked = maskingFor(ctx, opts.hooks.masking)
       const log = sessions && isPodLog(ctx) ? await sessions.beginLog(ctx) : undefined
@@ -169,7 +177,7 @@ export function createForwardStage(opts: {
           maxBodyBytes: opts.maxBodyBytes,
           requestId: ctx.id,
           signal: ctx.signal,
-          longRunning: isLongRunning(ctx.requestInfo!),
+          longRunning,
           sendTimeoutMs: opts.sendTimeoutMs,
           ...(masked ? { filter: masked.filter } : {}),
           ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
