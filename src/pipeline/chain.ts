@@ -3,7 +3,10 @@
 //  - route before requestInfo: attributes are computed on the path the cluster will see;
 //  - requestInfo before authenticate: unclassifiable requests are refused without touching
 //    credentials, and every later stage (and the audit record) can rely on the attributes;
-//  - limit right after authenticate: bounds are per identity, and a caller over its bound is
+//  - upgrade after authenticate (its refusal names the caller) and before everything else: a
+//    request asking to switch protocols where Kubernetes has no upgrade is refused, so that no
+//    later stage treats the connection as a session (issue 18);
+//  - limit after upgrade: bounds are per identity, and a caller over its bound is
 //    refused before any body is read or anything is sent upstream;
 //  - readBody after authenticate (no body is read for unknown callers) and before authorize
 //    (conditions may read the object);
@@ -28,6 +31,7 @@ import { createImpersonateStage } from './stages/impersonate.ts'
 import { createReadBodyStage } from './stages/read-body.ts'
 import { createRequestInfoStage } from './stages/request-info.ts'
 import { createRouteStage } from './stages/route.ts'
+import { createUpgradeStage } from './stages/upgrade.ts'
 
 export function buildChain(deps: {
   clusters: ReadonlyMap<string, UpstreamCluster>
@@ -50,6 +54,7 @@ export function buildChain(deps: {
     createRouteStage(deps.clusters),
     createRequestInfoStage(),
     createAuthenticateStage(deps.authenticator),
+    createUpgradeStage(),
     createLimitStage(deps.concurrency),
     createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes, idleMs: deps.bodyIdleMs }),
     createAuthorizeStage(deps.policies),
