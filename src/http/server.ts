@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { GatewayConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -69,9 +70,12 @@ export async function listen(config: GatewayConfig, gateway: Gateway): Promise<L
     httpAllowHalfOpen: true,
   })
   const sockets = new Set<Socket>()
-  server.on('secureConnection', (socket: Socket) => {
+  server.on('secureConnection', (socket: TLSSocket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
+    // Half-open is for HTTP/1.1 only: an HTTP/2 peer that closed its side is gone (its session
+    // would otherwise wait for window updates that never come, holding every open stream).
+    if (socket.alpnProtocol === 'h2') socket.allowHalfOpen = false
   })
   const sessions = new Set<ServerHttp2Session>()
   server.on('session', (session: ServerHttp2Session) => {
