@@ -300,7 +300,7 @@ function decodeYaml(text: string): unknown {
   if (doc.errors.length) throw new Error(doc.errors[0]!.message)
   if (doc.directives.yaml.explicit || doc.directives.tags['!!'] !== 'tag:yaml.org,2002:')
     throw new Refusal('has a YAML directive; directives are not accepted')
-  const value = yamlValue(doc.contents as Node | null, [], 0)
+  const value = yamlValue(doc.contents, [], 0)
   checkStrings(value, 0)
   return value
 }
