@@ -24,6 +24,19 @@ export interface Obligations {
   mask?: MaskObligation
   /** action approve: who approves, quorum, expiry, wait mode, reuse. */
   approval?: ApprovalObligation
+  /**
+   * Objects taken out of a list or watch response: what deny or approve rules with
+   * `collections: filter` name, when the request returns them among others.
+   */
+  filter?: CollectionFilter[]
+}
+
+/** One rule's share of a filtered collection: items whose namespace and name it matches. */
+export interface CollectionFilter {
+  policy: string
+  rule: string
+  namespace?: (namespace: string) => boolean
+  name?: (name: string) => boolean
 }
 
 /** Which rule decided: a policy rule, or a built-in (`builtin:*`) such as the default deny. */

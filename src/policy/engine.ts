@@ -3,8 +3,21 @@
 // policies are evaluated alongside and can only add a warning, never change the outcome.
 import type { Identity } from '../authn/index.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
+import {
+  COVERED_VERBS,
+  isClusterScoped,
+  parentVerbOf,
+  subresourceVerbsFor,
+  type SelectorFacts,
+} from '../kube/scope.ts'
 import { compileCondition, ConditionError, type CelInput, type CompiledCondition } from './cel.ts'
-import { DEFAULT_AUDIT_LEVEL, type Action, type Decision, type DecidingRule } from './decision.ts'
+import {
+  DEFAULT_AUDIT_LEVEL,
+  type Action,
+  type CollectionFilter,
+  type Decision,
+  type DecidingRule,
+} from './decision.ts'
 import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
 import type {
   ApprovalObligation,
@@ -37,6 +50,10 @@ export interface PolicyRequest {
   dryRun?: boolean
   /** Set for pods/exec and pods/attach. */
   exec?: ExecRequest
+  /** What the request's fieldSelector pins down (metadata.name, metadata.namespace). */
+  selector?: SelectorFacts
+  /** The media type of a patch (`application/apply-patch+yaml`: server-side apply). */
+  patchType?: string
 }
 
 export interface CompiledPolicy {
@@ -62,6 +79,14 @@ interface CompiledRule {
   readonly resource: Matcher
   readonly namespace: Matcher | undefined
   readonly name_: Matcher | undefined
+  /** The `names` globs as written (generateName can only produce some of them). */
+  readonly namePatterns: readonly string[] | undefined
+  /** The verbs as written ('*': every verb). */
+  readonly verbs: ReadonlySet<string> | '*'
+  /** deny and approve: every request verb that reads or changes what those verbs name. */
+  readonly coveredVerbs: ReadonlySet<string> | '*'
+  /** deny and approve: a list or watch that only partly covers the rule is filtered, not refused. */
+  readonly filterCollections: boolean
   readonly path: Matcher
   readonly when: CompiledCondition | undefined
   /** The condition reads `object` (the request body). */
@@ -206,6 +231,12 @@ export class PolicySet {
           resource: compileGlobs(r.resources),
           namespace: r.namespaces ? compileGlobs(r.namespaces) : undefined,
           name_: r.names ? compileGlobs(r.names) : undefined,
+          namePatterns: r.names,
+          verbs: r.verbs.includes('*') ? '*' : new Set(r.verbs),
+          coveredVerbs: r.verbs.includes('*')
+            ? '*'
+            : new Set(r.verbs.flatMap((v) => COVERED_VERBS[v] ?? [v])),
+          filterCollections: r.collections === 'filter',
           path: compileGlobs(r.nonResourceURLs),
           when,
           usesObject: r.when !== undefined && /\bobject\b/.test(r.when),
@@ -215,7 +246,7 @@ export class PolicySet {
           mask: r.mask || doc.spec.mask ? { ...doc.spec.mask, ...r.mask } : undefined,
           approval: r.approval,
         }
-        const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
+        const verbs = indexVerbs(rule)
         const bases =
           rule.scope === 'nonResource'
             ? [NON_RESOURCE]
@@ -277,6 +308,7 @@ export class PolicySet {
     let firstApprove: CompiledRule | undefined
     let enforcedApprove: CompiledRule | undefined
     const conditionErrors: string[] = []
+    const filters: CompiledRule[] = []
 
     for (const rule of this.#candidates(info.authzVerb, base)) {
       // Rules are visited in order: the first deny of any mode is the all-inclusive one, and an
@@ -285,14 +317,14 @@ export class PolicySet {
       if (rule.action === 'allow' && enforcedAllow && firstAllow) continue
       if (!this.#identityMatches(req.identity, rule.policyIndex)) continue
       if (!rule.cluster(req.cluster)) continue
+      let partial = false
       if (info.isResourceRequest) {
-        if (rule.scope === 'nonResource') continue
-        if (!rule.apiGroup(info.apiGroup) || !rule.resource(resourceKey)) continue
-        if (rule.namespace && (info.namespace === '' || !rule.namespace(info.namespace))) continue
-        if (rule.name_ && (info.name === '' || !rule.name_(info.name))) continue
-        if (rule.exec && (!req.exec || !rule.exec(req.exec))) continue
+        const m = matchResource(rule, req, resourceKey)
+        if (m === Match.None) continue
+        partial = m === Match.Partial
       } else {
         if (rule.scope === 'resource') continue
+        if (rule.verbs !== '*' && !rule.verbs.has(info.authzVerb)) continue
         if (!rule.path(info.path)) continue
       }
       if (rule.when) {
@@ -312,6 +344,11 @@ export class PolicySet {
         } else if (!r.value) continue
       }
       const enforced = rule.policy.mode === 'enforce'
+      if (partial && rule.filterCollections) {
+        // the caller gets the collection without what this rule names
+        if (enforced) filters.push(rule)
+        continue
+      }
       if (rule.action === 'deny') {
         firstDeny ??= rule
         if (enforced) enforcedDeny = rule
@@ -342,6 +379,9 @@ export class PolicySet {
               : {}),
             ...(effective.action !== 'deny' && effective.mask ? { mask: effective.mask } : {}),
             ...(effective.approval ? { approval: effective.approval } : {}),
+            ...(effective.action !== 'deny' && filters.length
+              ? { filter: filters.map(collectionFilter) }
+              : {}),
           },
         }
       : {
@@ -355,6 +395,119 @@ export class PolicySet {
     if (conditionErrors.length) decision.conditionErrors = conditionErrors
     decision.evaluationMicros = Math.round((performance.now() - t0) * 1000)
     return decision
+  }
+}
+
+function indexVerbs(rule: CompiledRule): string[] {
+  if (rule.verbs === '*') return ['*']
+  if (rule.action === 'allow' || rule.coveredVerbs === '*') return [...rule.verbs]
+  const out = new Set(rule.coveredVerbs)
+  // subresources that mean a parent verb: create pods/eviction is a delete of the pod
+  for (const v of rule.coveredVerbs) for (const s of subresourceVerbsFor(v)) out.add(s)
+  return [...out]
+}
+
+function has(set: ReadonlySet<string> | '*', v: string): boolean {
+  return set === '*' || set.has(v)
+}
+
+const Match = {
+  None: 0,
+  /** The rule applies to the request as a whole. */
+  Whole: 1,
+  /** A list or watch that returns what the rule names among other objects. */
+  Partial: 2,
+} as const
+type Match = (typeof Match)[keyof typeof Match]
+
+/**
+ * Whether a resource rule applies to a request. Allow rules match as written (an allow on
+ * namespace x never allows a list across all namespaces). Deny and approve rules cover every
+ * request that can read or change what they name: more verbs (COVERED_VERBS), the subresources
+ * that change the parent (scale, status, pods/eviction), collections across
+ * namespaces and collections without a name (list, watch, deletecollection).
+ */
+function matchResource(rule: CompiledRule, req: PolicyRequest, resourceKey: string): Match {
+  const { info } = req
+  if (rule.scope === 'nonResource') return Match.None
+  if (!rule.apiGroup(info.apiGroup)) return Match.None
+  if (rule.exec && (!req.exec || !rule.exec(req.exec))) return Match.None
+  const verb = info.authzVerb
+  const covering = rule.action !== 'allow'
+  if (rule.resource(resourceKey)) {
+    if (!covering) {
+      if (!has(rule.verbs, verb)) return Match.None
+    } else if (!has(rule.coveredVerbs, verb)) return Match.None
+    else if (verb === 'patch' && onlyCoveredByCreate(rule) && !isApply(req)) return Match.None
+  } else {
+    const parent = covering && info.subresource ? parentVerbOf(info.subresource, verb) : undefined
+    if (!parent || !rule.resource(info.resource) || !has(rule.coveredVerbs, parent))
+      return Match.None
+  }
+  let partial = false
+  if (rule.namespace) {
+    const isNamespace = info.apiGroup === '' && info.resource === 'namespaces'
+    const ns = info.namespace || (isNamespace ? (req.selector?.name ?? '') : '')
+    if (ns !== '') {
+      if (!rule.namespace(ns)) return Match.None
+    } else if (!covering || isClusterScoped(info.apiGroup, info.resource)) return Match.None
+    else if (req.selector?.namespace !== undefined) {
+      if (!rule.namespace(req.selector.namespace)) return Match.None
+    } else partial = true
+  }
+  if (rule.name_) {
+    const name = info.name || (verb === 'deletecollection' ? (req.selector?.name ?? '') : '')
+    if (name !== '') {
+      if (!rule.name_(name)) return Match.None
+    } else if (!covering) return Match.None
+    else if (verb === 'create') {
+      if (!createMayName(rule, req)) return Match.None
+    } else partial = true
+  }
+  return partial && (verb === 'list' || verb === 'watch') ? Match.Partial : Match.Whole
+}
+
+/** A rule naming create (not update or patch) covers a patch only when it can create. */
+function onlyCoveredByCreate(rule: CompiledRule): boolean {
+  return rule.verbs !== '*' && !rule.verbs.has('patch') && !rule.verbs.has('update')
+}
+
+function isApply(req: PolicyRequest): boolean {
+  return (req.patchType ?? '').startsWith('application/apply-patch')
+}
+
+/**
+ * Whether a create can make an object the rule names: its name is in the body (metadata.name),
+ * or generated from metadata.generateName plus 5 characters; unknown (protobuf): it can.
+ */
+function createMayName(rule: CompiledRule, req: PolicyRequest): boolean {
+  const o = req.object?.()
+  if (!o || !('value' in o)) return true
+  const meta = (o.value as { metadata?: { name?: unknown; generateName?: unknown } } | null)
+    ?.metadata
+  if (typeof meta?.name === 'string' && meta.name !== '') return rule.name_!(meta.name)
+  if (typeof meta?.generateName !== 'string') return true
+  const prefix = meta.generateName
+  return (rule.namePatterns ?? []).some((p) => {
+    const wild = p.search(/[*?]/)
+    if (wild < 0)
+      return (
+        p.startsWith(prefix) &&
+        p.length === prefix.length + 5 &&
+        /^[a-z0-9]*$/.test(p.slice(prefix.length))
+      )
+    // a glob may match when its literal start agrees with the prefix
+    const literal = p.slice(0, wild)
+    return literal.startsWith(prefix) || prefix.startsWith(literal)
+  })
+}
+
+function collectionFilter(rule: CompiledRule): CollectionFilter {
+  return {
+    policy: rule.policy.name,
+    rule: rule.name,
+    ...(rule.namespace ? { namespace: rule.namespace } : {}),
+    ...(rule.name_ ? { name: rule.name_ } : {}),
   }
 }
 
