@@ -45,7 +45,12 @@ export interface PolicyRequest {
   cluster: string
   info: RequestInfo
   identity: Identity
+  /** What the write would store (see PolicySet.objectNeeds); null for reads. */
   object?: () => RequestObject
+  /** What is stored now, for update, patch and delete. */
+  oldObject?: () => RequestObject
+  /** A patch's body as sent (`request.patch`). */
+  patch?: unknown
   userAgent?: string
   dryRun?: boolean
   /** Set for pods/exec and pods/attach. */
@@ -54,6 +59,14 @@ export interface PolicyRequest {
   selector?: SelectorFacts
   /** The media type of a patch (`application/apply-patch+yaml`: server-side apply). */
   patchType?: string
+}
+
+/** What PolicySet.objectNeeds reports. */
+export interface ObjectNeeds {
+  object: boolean
+  oldObject: boolean
+  /** Who the cluster would see: the forwarding of the policy that would let the request through. */
+  forwarding: ForwardingMapping | undefined
 }
 
 export interface CompiledPolicy {
@@ -89,8 +102,10 @@ interface CompiledRule {
   readonly filterCollections: boolean
   readonly path: Matcher
   readonly when: CompiledCondition | undefined
-  /** The condition reads `object` (the request body). */
+  /** The condition reads `object` (what the write would store). */
   readonly usesObject: boolean
+  /** The condition reads `oldObject` (what is stored now). */
+  readonly usesOldObject: boolean
   /** exec/attach matching; rules with it never match other requests. */
   readonly exec: ((e: ExecRequest) => boolean) | undefined
   readonly session: SessionObligations | undefined
@@ -240,6 +255,7 @@ export class PolicySet {
           path: compileGlobs(r.nonResourceURLs),
           when,
           usesObject: r.when !== undefined && /\bobject\b/.test(r.when),
+          usesOldObject: r.when !== undefined && /\boldObject\b/.test(r.when),
           exec: r.exec ? compileExecMatch(r.exec) : undefined,
           session:
             r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
@@ -293,6 +309,31 @@ export class PolicySet {
     return m
   }
 
+  /**
+   * Which objects the decision on this request depends on, before they are fetched: whether a
+   * rule that applies to it reads `object` or `oldObject`, and the forwarding of the policy
+   * whose allow (or approve) would let it through (who the dry run runs as). Nothing is needed
+   * when no enforced allow or approve rule could let the request through.
+   */
+  objectNeeds(req: PolicyRequest): ObjectNeeds | undefined {
+    const { info } = req
+    if (!info.isResourceRequest) return undefined
+    const resourceKey = info.subresource ? `${info.resource}/${info.subresource}` : info.resource
+    let object = false
+    let oldObject = false
+    let through: CompiledRule | undefined
+    for (const rule of this.#candidates(info.authzVerb, info.resource)) {
+      if (!this.#identityMatches(req.identity, rule.policyIndex)) continue
+      if (!rule.cluster(req.cluster)) continue
+      if (matchResource(rule, req, resourceKey) === Match.None) continue
+      object ||= rule.usesObject
+      oldObject ||= rule.usesOldObject
+      if (rule.action !== 'deny' && rule.policy.mode === 'enforce') through ??= rule
+    }
+    if (!through || !(object || oldObject)) return undefined
+    return { object, oldObject, forwarding: through.policy.forwarding }
+  }
+
   evaluate(req: PolicyRequest): Decision {
     const t0 = performance.now()
     const { info } = req
@@ -300,6 +341,7 @@ export class PolicySet {
     const resourceKey = info.subresource ? `${info.resource}/${info.subresource}` : info.resource
     let celInput: CelInput | undefined
     let object: RequestObject | undefined
+    let oldObject: RequestObject | undefined
     let firstDeny: CompiledRule | undefined
     let firstAllow: CompiledRule | undefined
     let enforcedDeny: CompiledRule | undefined
@@ -309,6 +351,7 @@ export class PolicySet {
     let enforcedApprove: CompiledRule | undefined
     const conditionErrors: string[] = []
     const filters: CompiledRule[] = []
+    let refusedApprove = false
 
     for (const rule of this.#candidates(info.authzVerb, base)) {
       // Rules are visited in order: the first deny of any mode is the all-inclusive one, and an
@@ -318,6 +361,7 @@ export class PolicySet {
       if (!this.#identityMatches(req.identity, rule.policyIndex)) continue
       if (!rule.cluster(req.cluster)) continue
       let partial = false
+      let failed = false
       if (info.isResourceRequest) {
         const m = matchResource(rule, req, resourceKey)
         if (m === Match.None) continue
@@ -329,21 +373,41 @@ export class PolicySet {
       }
       if (rule.when) {
         object ??= req.object ? req.object() : { value: null }
-        celInput ??= celInputFor(req, 'value' in object ? object.value : null)
+        oldObject ??= req.oldObject ? req.oldObject() : { value: null }
+        celInput ??= celInputFor(
+          req,
+          'value' in object ? object.value : null,
+          'value' in oldObject ? oldObject.value : null,
+        )
         const r =
           rule.usesObject && 'unavailable' in object
             ? {
                 ok: false as const,
                 error: `the request object is not available: ${object.unavailable}`,
               }
-            : rule.when(celInput)
+            : rule.usesOldObject && 'unavailable' in oldObject
+              ? {
+                  ok: false as const,
+                  error: `the stored object is not available: ${oldObject.unavailable}`,
+                }
+              : rule.when(celInput)
         if (!r.ok) {
           conditionErrors.push(`${rule.policy.name}/${rule.name}: ${r.error}`)
-          // Fail closed: a deny whose condition cannot be evaluated applies; an allow does not.
+          // Fail closed: a deny whose condition cannot be evaluated applies; an allow does not;
+          // an approve refuses (people would approve a request nobody could evaluate).
           if (rule.action === 'allow') continue
+          failed = true
         } else if (!r.value) continue
       }
       const enforced = rule.policy.mode === 'enforce'
+      if (failed && rule.action === 'approve') {
+        firstDeny ??= rule
+        if (enforced) {
+          enforcedDeny = rule
+          refusedApprove = true
+        }
+        continue
+      }
       if (partial && rule.filterCollections) {
         // the caller gets the collection without what this rule names
         if (enforced) filters.push(rule)
@@ -366,6 +430,7 @@ export class PolicySet {
     const decision: Decision = effective
       ? {
           ...deciding(effective),
+          ...(refusedApprove && effective === enforcedDeny ? { action: 'deny' as const } : {}),
           ...(effective.action === 'deny' && effective.message
             ? { message: effective.message }
             : {}),
@@ -378,7 +443,9 @@ export class PolicySet {
               ? { session: effective.session }
               : {}),
             ...(effective.action !== 'deny' && effective.mask ? { mask: effective.mask } : {}),
-            ...(effective.approval ? { approval: effective.approval } : {}),
+            ...(effective.approval && effective !== enforcedDeny
+              ? { approval: effective.approval }
+              : {}),
             ...(effective.action !== 'deny' && filters.length
               ? { filter: filters.map(collectionFilter) }
               : {}),
@@ -515,7 +582,7 @@ function deciding(rule: CompiledRule): DecidingRule {
   return { action: rule.action, policy: rule.policy.name, rule: rule.name }
 }
 
-function celInputFor(req: PolicyRequest, object: unknown): CelInput {
+function celInputFor(req: PolicyRequest, object: unknown, oldObject: unknown): CelInput {
   const { info, identity } = req
   return {
     request: {
@@ -532,6 +599,7 @@ function celInputFor(req: PolicyRequest, object: unknown): CelInput {
       path: info.path,
       userAgent: req.userAgent ?? '',
       dryRun: req.dryRun ?? false,
+      patch: req.patch ?? null,
       exec: {
         command: req.exec?.command ?? [],
         container: req.exec?.container ?? '',
@@ -548,5 +616,6 @@ function celInputFor(req: PolicyRequest, object: unknown): CelInput {
       claims: identity.claims,
     },
     object: object ?? null,
+    oldObject: oldObject ?? null,
   }
 }

@@ -13,6 +13,7 @@ export {
   PolicySet,
   subjectsMatcher,
   type ExecRequest,
+  type ObjectNeeds,
   type PolicyRequest,
   type RequestObject,
 } from './engine.ts'

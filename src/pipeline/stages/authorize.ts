@@ -14,8 +14,10 @@ import {
 import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
-import { decodeRequestObject } from './read-body.ts'
 import { execRequestFor } from '../../sessions/remote-command.ts'
+import { selectorFactsOf } from '../../kube/scope.ts'
+import { mediaTypeOf } from '../../kube/body.ts'
+import { localObjects, policyObjects } from './policy-objects.ts'
 
 /**
  * API discovery (GET /api, /apis, /apis/<group>[/<version>], /version, /openapi/...) is the same
@@ -67,7 +69,7 @@ function refusal(ctx: RequestContext, d: Decision, exec: ExecRequest | undefined
   }
   const failed = d.conditionErrors?.find((e) => e.startsWith(`${d.policy}/${d.rule}: `))
   const why = failed
-    ? `; its condition could not be evaluated (${failed.slice(`${d.policy}/${d.rule}: `.length)}), so the deny applies`
+    ? `; its condition could not be evaluated (${failed.slice(`${d.policy}/${d.rule}: `.length)}), so the rule refuses the request`
     : ''
   return new GatewayError(
     'GW_POLICY_DENIED',
@@ -78,7 +80,7 @@ function refusal(ctx: RequestContext, d: Decision, exec: ExecRequest | undefined
 export function createAuthorizeStage(policies: () => PolicySet): Stage {
   return {
     name: 'authorize',
-    run(ctx: RequestContext) {
+    async run(ctx: RequestContext) {
       const info = ctx.requestInfo!
       const raw = ctx.req.rawHeaders
       if (!isDiscovery(info)) {
@@ -94,14 +96,28 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
       }
       const query = ctx.upstreamPath?.split('?')[1] ?? ''
       const exec = execRequestFor(info, query)
-      let decision = policies().evaluate({
+      const set = policies()
+      const request = {
         cluster: ctx.cluster!.name,
         info,
         identity: ctx.identity!,
-        object: () => decodeRequestObject(ctx),
         userAgent: ctx.req.headers['user-agent'] ?? '',
         dryRun: /(^|&)dryRun=All(&|$)/.test(query),
+        selector: selectorFactsOf(query),
+        ...(info.verb === 'patch'
+          ? { patchType: mediaTypeOf(ctx.req.headers['content-type']) }
+          : {}),
         ...(exec ? { exec } : {}),
+      }
+      const local = localObjects(ctx)
+      // a rule that applies reads object or oldObject: ask the API server what they are
+      const needs = set.objectNeeds({ ...request, object: local.object })
+      const objects = needs ? await policyObjects(ctx, needs) : local
+      let decision = set.evaluate({
+        ...request,
+        object: objects.object,
+        oldObject: objects.oldObject,
+        patch: objects.patch,
       })
       if (decision.rule === 'builtin:default-deny' && isDiscovery(info)) {
         decision = {
