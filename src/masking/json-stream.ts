@@ -78,10 +78,14 @@ class Piece {
 export class JsonMaskingTransform extends Transform {
   /** Values masked so far. */
   masked = 0
+  /** Items (and watch events) left out by `drop`. */
+  dropped = 0
   readonly #shape: JsonShape
   readonly #rules: ObjectMaskingRules
   readonly #hint: TypeHint | undefined
   readonly #limit: number
+  readonly #drop: ((object: unknown) => boolean) | undefined
+  readonly #maskValues: boolean
 
   #at: At = At.Start
   /** Nesting inside the current value or element (0: at its own level). */
@@ -108,12 +112,18 @@ export class JsonMaskingTransform extends Transform {
     /** The type the request asked for: objects that do not name theirs get it. */
     typeHint?: TypeHint
     maxObjectBytes: number
+    /** Leaves out list items, Table rows and watch events whose object this returns true for. */
+    drop?: (object: unknown) => boolean
+    /** false: only `drop` applies, values go out as they are (masking is off for the caller). */
+    mask?: boolean
   }) {
     super()
     this.#shape = opts.shape
     this.#rules = opts.rules
     this.#hint = opts.typeHint
     this.#limit = opts.maxObjectBytes
+    this.#drop = opts.drop
+    this.#maskValues = opts.mask ?? true
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -140,15 +150,19 @@ export class JsonMaskingTransform extends Transform {
     }
   }
 
-  #mask(text: string, hint: TypeHint | undefined): unknown {
-    let value: unknown
+  #decode(text: string): unknown {
     try {
-      value = JSON.parse(text)
+      return JSON.parse(text)
     } catch (e) {
       throw new JsonMaskingError(
         `the API server sent JSON Gatehouse cannot decode: ${(e as Error).message}`,
       )
     }
+  }
+
+  #mask(text: string, hint: TypeHint | undefined, decoded?: unknown): unknown {
+    const value = decoded === undefined ? this.#decode(text) : decoded
+    if (!this.#maskValues) return value
     const r = maskKubernetesJson(value, this.#rules, hint)
     this.masked += r.masked
     return r.value
@@ -201,7 +215,13 @@ export class JsonMaskingTransform extends Transform {
       }
       if (this.#step(b)) {
         this.#value.add(chunk.subarray(start, i + 1), this.#limit)
-        this.#pushMasked(this.#value.take(), this.#hint, '\n')
+        const text = this.#value.take()
+        const event = this.#drop ? this.#decode(text) : undefined
+        const object = (event as { type?: unknown; object?: unknown } | undefined)?.object
+        const type = (event as { type?: unknown } | undefined)?.type
+        if (this.#drop && type !== 'BOOKMARK' && type !== 'ERROR' && this.#drop(object)) {
+          this.dropped++
+        } else this.push(JSON.stringify(this.#mask(text, this.#hint, event)) + '\n')
         this.#at = At.Start
         start = -1
       }
@@ -338,9 +358,17 @@ export class JsonMaskingTransform extends Transform {
 
   #endItem(last: Buffer): void {
     this.#item.add(last, this.#limit)
-    const masked = JSON.stringify(this.#mask(this.#item.take(), this.#itemType))
-    this.push(this.#items++ === 0 ? masked : `,${masked}`)
+    const text = this.#item.take()
     this.#at = At.AfterItem
+    const item = this.#drop ? this.#decode(text) : undefined
+    // Table rows carry their object (metadata at least) under `object`
+    const object = (item as { object?: unknown } | undefined)?.object ?? item
+    if (this.#drop?.(object)) {
+      this.dropped++
+      return
+    }
+    const masked = JSON.stringify(this.#mask(text, this.#itemType, item))
+    this.push(this.#items++ === 0 ? masked : `,${masked}`)
   }
 
   #finishList(): void {

@@ -81,6 +81,8 @@ export class UnmaskableResponse extends Error {}
 export interface BodyMasker {
   readonly transform: Transform
   readonly masked: () => number
+  /** Objects left out (collections: filter). */
+  readonly dropped?: () => number
 }
 
 /**
@@ -93,6 +95,7 @@ export function bodyMaskerFor(
   status: number,
   headers: IncomingHttpHeaders,
   maxObjectBytes: number,
+  opts: { drop?: (object: unknown) => boolean; mask?: boolean } = {},
 ): BodyMasker {
   const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase()
   if (encoding !== 'identity')
@@ -106,8 +109,10 @@ export function bodyMaskerFor(
       rules: profile.objects,
       ...(plan.typeHint ? { typeHint: plan.typeHint } : {}),
       maxObjectBytes,
+      ...(opts.drop ? { drop: opts.drop } : {}),
+      ...(opts.mask === false ? { mask: false } : {}),
     })
-    return { transform: t, masked: () => t.masked }
+    return { transform: t, masked: () => t.masked, dropped: () => t.dropped }
   }
   if (plan.body === 'text' || type.startsWith('text/') || isJson) {
     const t = new TextMaskingTransform(profile, plan.streaming)

@@ -4,6 +4,7 @@ export {
   DEFAULT_AUDIT_LEVEL,
   ruleRef,
   type Action,
+  type CollectionFilter,
   type Decision,
   type DecidingRule,
   type Obligations,
@@ -18,6 +19,7 @@ export {
   type RequestObject,
 } from './engine.ts'
 export { compileGlob, compileGlobs } from './glob.ts'
+export { collectionDropper, filterSources } from './collection-filter.ts'
 export {
   listPolicyFiles,
   loadPolicies,

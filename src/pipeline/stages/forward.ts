@@ -7,6 +7,7 @@ import { sessionKindOf, type SessionManager } from '../../sessions/manager.ts'
 import { unrecordedMaskingRelay } from '../../sessions/unrecorded.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { Masking } from '../../masking/profile.ts'
+import { collectionDropper, filterSources } from '../../policy/index.ts'
 import {
   bodyMaskerFor,
   jsonAccept,
@@ -51,7 +52,10 @@ function maskingFor(
       filter: (status: number, h: IncomingHttpHeaders) => ResponseFilter | undefined
     }
   | undefined {
-  const profile = masking?.forDecision(ctx.decision)
+  const filters = ctx.decision?.obligations.filter
+  const profile =
+    masking?.forDecision(ctx.decision) ?? (filters && masking ? masking.forRecords : undefined)
+  const maskValues = masking?.forDecision(ctx.decision) !== undefined
   if (!masking || !profile) return undefined
   const target = ctx.upstreamPath ?? ''
   const q = target.indexOf('?')
@@ -76,7 +80,11 @@ function maskingFor(
       if (ctx.req.method === 'HEAD' || status === 204 || status === 304) return undefined
       let masker
       try {
-        masker = bodyMaskerFor(plan, profile, status, h, masking.maxObjectBytes)
+        masker = bodyMaskerFor(plan, profile, status, h, masking.maxObjectBytes, {
+          // collections: filter: what deny rules name is left out of lists and watches
+          ...(filters ? { drop: collectionDropper(filters, ctx.requestInfo!.resource) } : {}),
+          mask: maskValues,
+        })
       } catch (e) {
         if (e instanceof UnmaskableResponse)
           throw new GatewayError('GW_RESPONSE_UNMASKABLE', e.message, { cause: e })
@@ -87,10 +95,17 @@ function maskingFor(
         streaming: plan.streaming,
         warning(complete) {
           const n = masker.masked()
-          if (n === 0) return undefined
-          return complete
-            ? `Gatehouse masked ${n} value${n === 1 ? '' : 's'} (${source})`
-            : `Gatehouse masked values in this response (${source})`
+          const masked =
+            n === 0
+              ? undefined
+              : complete
+                ? `Gatehouse masked ${n} value${n === 1 ? '' : 's'} (${source})`
+                : `Gatehouse masked values in this response (${source})`
+          // lists left out are always said, even when none was found yet (watches)
+          const left = filters
+            ? `Gatehouse leaves out of this ${plan.shape === 'watch' ? 'watch' : 'list'} the objects ${filterSources(filters)} protect${complete ? ` (${masker.dropped?.() ?? 0} left out)` : ''}`
+            : undefined
+          return [left, masked].filter(Boolean).join('; ') || undefined
         },
       }
     },
