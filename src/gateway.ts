@@ -110,6 +110,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
       masking,
+      policies: () => deps.policies.current,
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
         tunnels.add(socket)

@@ -80,12 +80,17 @@ export class JsonMaskingTransform extends Transform {
   masked = 0
   /** Items (and watch events) left out by `drop`. */
   dropped = 0
+  /** Objects `keep` sent unmasked, and objects `notice` saw masked. */
+  kept = 0
+  noticed = 0
   readonly #shape: JsonShape
   readonly #rules: ObjectMaskingRules
   readonly #hint: TypeHint | undefined
   readonly #limit: number
   readonly #drop: ((object: unknown) => boolean) | undefined
   readonly #maskValues: boolean
+  readonly #keep: ((object: unknown) => boolean) | undefined
+  readonly #notice: ((object: unknown) => boolean) | undefined
 
   #at: At = At.Start
   /** Nesting inside the current value or element (0: at its own level). */
@@ -116,6 +121,10 @@ export class JsonMaskingTransform extends Transform {
     drop?: (object: unknown) => boolean
     /** false: only `drop` applies, values go out as they are (masking is off for the caller). */
     mask?: boolean
+    /** Objects (items, watch event objects, the object) this returns true for go out unmasked. */
+    keep?: (object: unknown) => boolean
+    /** Counts masked objects this returns true for (`noticed`), for a Warning. */
+    notice?: (object: unknown) => boolean
   }) {
     super()
     this.#shape = opts.shape
@@ -124,6 +133,8 @@ export class JsonMaskingTransform extends Transform {
     this.#limit = opts.maxObjectBytes
     this.#drop = opts.drop
     this.#maskValues = opts.mask ?? true
+    this.#keep = opts.keep
+    this.#notice = opts.notice
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -163,6 +174,14 @@ export class JsonMaskingTransform extends Transform {
   #mask(text: string, hint: TypeHint | undefined, decoded?: unknown): unknown {
     const value = decoded === undefined ? this.#decode(text) : decoded
     if (!this.#maskValues) return value
+    if (this.#keep || this.#notice) {
+      const o = this.#shape === 'watch' ? (value as { object?: unknown } | null)?.object : value
+      if (this.#keep?.(o)) {
+        this.kept++
+        return value
+      }
+      if (this.#notice?.(o)) this.noticed++
+    }
     const r = maskKubernetesJson(value, this.#rules, hint)
     this.masked += r.masked
     return r.value

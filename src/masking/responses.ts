@@ -83,6 +83,9 @@ export interface BodyMasker {
   readonly masked: () => number
   /** Objects left out (collections: filter). */
   readonly dropped?: () => number
+  /** Objects sent unmasked by `keep`, and masked objects `notice` counted. */
+  readonly kept?: () => number
+  readonly noticed?: () => number
 }
 
 /**
@@ -95,7 +98,12 @@ export function bodyMaskerFor(
   status: number,
   headers: IncomingHttpHeaders,
   maxObjectBytes: number,
-  opts: { drop?: (object: unknown) => boolean; mask?: boolean } = {},
+  opts: {
+    drop?: (object: unknown) => boolean
+    mask?: boolean
+    keep?: (object: unknown) => boolean
+    notice?: (object: unknown) => boolean
+  } = {},
 ): BodyMasker {
   const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase()
   if (encoding !== 'identity')
@@ -111,8 +119,16 @@ export function bodyMaskerFor(
       maxObjectBytes,
       ...(opts.drop ? { drop: opts.drop } : {}),
       ...(opts.mask === false ? { mask: false } : {}),
+      ...(opts.keep ? { keep: opts.keep } : {}),
+      ...(opts.notice ? { notice: opts.notice } : {}),
     })
-    return { transform: t, masked: () => t.masked, dropped: () => t.dropped }
+    return {
+      transform: t,
+      masked: () => t.masked,
+      dropped: () => t.dropped,
+      kept: () => t.kept,
+      noticed: () => t.noticed,
+    }
   }
   if (plan.body === 'text' || type.startsWith('text/') || isJson) {
     const t = new TextMaskingTransform(profile, plan.streaming)

@@ -6,8 +6,8 @@ import type { Stage } from '../stage.ts'
 import { sessionKindOf, type SessionManager } from '../../sessions/manager.ts'
 import { unrecordedMaskingRelay } from '../../sessions/unrecorded.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { Masking } from '../../masking/profile.ts'
-import { collectionDropper, filterSources } from '../../policy/index.ts'
+import { helmReleaseReader, Masking } from '../../masking/profile.ts'
+import { collectionDropper, filterSources, type PolicySet } from '../../policy/index.ts'
 import {
   bodyMaskerFor,
   jsonAccept,
@@ -22,6 +22,8 @@ export interface ForwardHooks {
   sessions?: SessionManager
   /** Masks what callers receive, unless their policy turns it off (absent: nothing masked). */
   masking?: Masking
+  /** The policy set in force: helm release Secrets go unmasked to identities that may write them. */
+  policies?: () => PolicySet
   /** Called when an upgraded connection starts; resolves when it ends (sessions are tracked for shutdown). */
   trackTunnel(ctx: RequestContext, closed: Promise<unknown>): void
 }
@@ -46,10 +48,13 @@ function captureBytes(ctx: RequestContext, max: number, masked: boolean): number
 function maskingFor(
   ctx: RequestContext,
   masking: Masking | undefined,
+  policies: (() => PolicySet) | undefined,
 ):
   | {
       headers: string[]
       filter: (status: number, h: IncomingHttpHeaders) => ResponseFilter | undefined
+      /** Some Secrets may go out unmasked (helm releases): the audit record keeps none of it. */
+      unmaskedSecrets: boolean
     }
   | undefined {
   const filters = ctx.decision?.obligations.filter
@@ -73,7 +78,13 @@ function maskingFor(
   if (plan.body === 'json') headers.push('Accept', jsonAccept(accept))
   else if (accept !== undefined) headers.push('Accept', accept)
   const source = Masking.source(ctx.decision)
+  const info = ctx.requestInfo!
+  const helm =
+    maskValues && policies && info.apiGroup === '' && info.resource === 'secrets'
+      ? helmReleaseReader(policies(), ctx.identity!, ctx.cluster!.name)
+      : undefined
   return {
+    unmaskedSecrets: helm !== undefined,
     headers,
     filter: (status, h) => {
       // no body to mask
@@ -84,6 +95,7 @@ function maskingFor(
           // collections: filter: what deny rules name is left out of lists and watches
           ...(filters ? { drop: collectionDropper(filters, ctx.requestInfo!.resource) } : {}),
           mask: maskValues,
+          ...(helm ? { keep: helm.mayRead, notice: helm.isRelease } : {}),
         })
       } catch (e) {
         if (e instanceof UnmaskableResponse)
@@ -105,7 +117,11 @@ function maskingFor(
           const left = filters
             ? `Gatehouse leaves out of this ${plan.shape === 'watch' ? 'watch' : 'list'} the objects ${filterSources(filters)} protect${complete ? ` (${masker.dropped?.() ?? 0} left out)` : ''}`
             : undefined
-          return [left, masked].filter(Boolean).join('; ') || undefined
+          const releases = masker.noticed?.() ?? 0
+          const helmNote = releases
+            ? `Gatehouse masked ${releases} helm release Secret${releases === 1 ? '' : 's'}: helm cannot read a masked release; only an identity whose policy lets it update Secrets in the release's namespace reads them unmasked`
+            : undefined
+          return [left, masked, helmNote].filter(Boolean).join('; ') || undefined
         },
       }
     },
@@ -167,7 +183,7 @@ export function createForwardStage(opts: {
         return
       }
       const sessions = opts.hooks.sessions
-      const masked = maskingFor(ctx, opts.hooks.masking)
+      const masked = maskingFor(ctx, opts.hooks.masking, opts.hooks.policies)
       const log = sessions && isPodLog(ctx) ? await sessions.beginLog(ctx) : undefined
       const abortable: { abort?: () => void } = {}
       log?.onTerminate(() => abortable.abort?.())
@@ -184,7 +200,11 @@ export function createForwardStage(opts: {
           ...(masked ? { filter: masked.filter } : {}),
           ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
           warnings: ctx.warnings,
-          captureBytes: captureBytes(ctx, opts.auditBodyBytes, masked !== undefined),
+          captureBytes: captureBytes(
+            ctx,
+            opts.auditBodyBytes,
+            masked !== undefined && !masked.unmaskedSecrets,
+          ),
           ...(log
             ? {
                 // only a 200 body is the pod's log; an error Status is not
