@@ -40,6 +40,11 @@ export interface RequestContext {
   requestObject?: RequestObject
   /** authorize */
   decision?: Decision
+  /**
+   * authorize: the body to forward instead of requestBody: the write pinned to the
+   * resourceVersion its decision read (src/kube/precondition.ts). requestBody stays as sent.
+   */
+  upstreamBody?: Buffer
   /** hold: the approval this request waited for or used. */
   approval?: ApprovalAuditLink
   /** impersonate: the headers (flat name/value list) to send upstream. */

@@ -147,11 +147,22 @@ export async function writeObjects(
   return { ...(object ? { object } : {}), ...(oldObject ? { oldObject } : {}) }
 }
 
+/** metadata.resourceVersion of a decoded object ('' when it has none). */
+export function resourceVersionOf(o: RequestObject | undefined): string {
+  if (!o || !('value' in o)) return ''
+  const rv = (o.value as { metadata?: { resourceVersion?: unknown } } | null)?.metadata
+    ?.resourceVersion
+  return typeof rv === 'string' ? rv : ''
+}
+
 function withReplicas(parent: RequestObject, scale: RequestObject): RequestObject {
   if ('unavailable' in scale) return scale
   if ('unavailable' in parent) return parent
   const replicas = (scale.value as { spec?: { replicas?: unknown } } | null)?.spec?.replicas
   const p = parent.value as { spec?: Record<string, unknown> } | null
   if (!p) return { unavailable: 'the object to scale does not exist' }
+  // both reads must be of one version, or the object policy judges never existed
+  if (resourceVersionOf(parent) !== resourceVersionOf(scale))
+    return { unavailable: 'the object changed while Gatehouse read it; retry the request' }
   return { value: { ...p, spec: { ...p.spec, replicas: replicas ?? 0 } }, format: 'json' }
 }

@@ -18,6 +18,8 @@ import { execRequestFor } from '../../sessions/remote-command.ts'
 import { selectorFactsOf } from '../../kube/scope.ts'
 import { mediaTypeOf } from '../../kube/body.ts'
 import { localObjects, policyObjects } from './policy-objects.ts'
+import { withResourceVersion } from '../../kube/precondition.ts'
+import { decodeRequestObject } from './read-body.ts'
 
 /**
  * API discovery (GET /api, /apis, /apis/<group>[/<version>], /version, /openapi/...) is the same
@@ -126,6 +128,15 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         }
       }
       ctx.decision = decision
+      if (decision.action !== 'deny' && objects.resourceVersion) {
+        const pinned = withResourceVersion(
+          decodeRequestObject(ctx),
+          info.verb,
+          mediaTypeOf(ctx.req.headers['content-type']),
+          objects.resourceVersion,
+        )
+        if (pinned) ctx.upstreamBody = pinned
+      }
       if (decision.shadow?.action === 'deny' && decision.action !== 'deny') {
         ctx.warnings.push(
           `Gatehouse: ${ruleRef(decision.shadow)} would deny this request; allowed only because the policy is in shadow mode`,

@@ -128,6 +128,15 @@ function maskingFor(
   }
 }
 
+/** A body Gatehouse rewrote (a pinned write) has a length of its own: undici sets it. */
+function withoutLengthIf(body: Buffer | undefined, headers: string[]): string[] {
+  if (!body) return headers
+  const out: string[] = []
+  for (let i = 0; i < headers.length; i += 2)
+    if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!)
+  return out
+}
+
 function isPodLog(ctx: RequestContext): boolean {
   const info = ctx.requestInfo
   return (
@@ -194,11 +203,13 @@ export function createForwardStage(opts: {
           req: ctx.req,
           res: ctx.res!,
           path: ctx.upstreamPath!,
-          headers: masked?.headers ?? ctx.upstreamHeaders!,
+          headers: withoutLengthIf(ctx.upstreamBody, masked?.headers ?? ctx.upstreamHeaders!),
           maxBodyBytes: opts.maxBodyBytes,
           requestId: ctx.id,
           ...(masked ? { filter: masked.filter } : {}),
-          ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
+          ...((ctx.upstreamBody ?? ctx.requestBody)
+            ? { body: ctx.upstreamBody ?? ctx.requestBody }
+            : {}),
           warnings: ctx.warnings,
           captureBytes: captureBytes(
             ctx,

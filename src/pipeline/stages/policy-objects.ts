@@ -5,7 +5,7 @@
 // context), so the cluster's RBAC and admission judge them as they will judge the request.
 import type { RequestObject } from '../../kube/body.ts'
 import type { ObjectNeeds } from '../../policy/index.ts'
-import { writeObjects } from '../../upstream/dry-run.ts'
+import { resourceVersionOf, writeObjects } from '../../upstream/dry-run.ts'
 import type { RequestContext } from '../context.ts'
 import { createImpersonateStage } from './impersonate.ts'
 import { decodeRequestObject } from './read-body.ts'
@@ -14,6 +14,11 @@ export interface PolicyObjects {
   object: () => RequestObject
   oldObject: () => RequestObject
   patch: unknown
+  /**
+   * The resourceVersion of the object the decision read (from the dry run): the write is
+   * pinned to it (src/kube/precondition.ts). Empty when no dry run was made.
+   */
+  resourceVersion: string
 }
 
 const NULL: RequestObject = { value: null, format: 'json' }
@@ -46,6 +51,7 @@ export function localObjects(ctx: RequestContext): PolicyObjects {
     object: () => (isDelete ? NULL : body),
     oldObject: () => NULL,
     patch: info.verb === 'patch' && 'value' in body ? body.value : null,
+    resourceVersion: '',
   }
 }
 
@@ -81,5 +87,6 @@ export async function policyObjects(
     object: object ? () => object : local.object,
     oldObject: oldObject ? () => oldObject : local.oldObject,
     patch: local.patch,
+    resourceVersion: result && object && 'value' in object ? resourceVersionOf(object) : '',
   }
 }
