@@ -55,6 +55,8 @@ export interface Decision extends DecidingRule {
   shadow?: DecidingRule
   /** `when` conditions that failed to evaluate (policy/rule: error), for the log and audit. */
   conditionErrors?: string[]
+  /** Why the deciding deny or approve rule covers a request it does not spell out. */
+  coverage?: string
   /** How long evaluation took, in microseconds (for the audit record and the bench). */
   evaluationMicros?: number
 }

@@ -19,11 +19,13 @@ import {
   type DecidingRule,
 } from './decision.ts'
 import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
+import { coverageReason, describeCoverage } from './coverage.ts'
 import type {
   ApprovalObligation,
   AuditLevel,
   ForwardingMapping,
   PolicyDocument,
+  PolicyRule,
   PolicySubject,
   MaskObligation,
   SessionObligations,
@@ -78,6 +80,8 @@ export interface CompiledPolicy {
 }
 
 interface CompiledRule {
+  /** The rule as written (for explanations). */
+  readonly raw: PolicyRule
   readonly order: number
   readonly policy: CompiledPolicy
   readonly policyIndex: number
@@ -233,6 +237,7 @@ export class PolicySet {
           r.namespaces !== undefined ||
           r.names !== undefined
         const rule: CompiledRule = {
+          raw: r,
           order: order++,
           policy,
           policyIndex,
@@ -315,6 +320,21 @@ export class PolicySet {
    * whose allow (or approve) would let it through (who the dry run runs as). Nothing is needed
    * when no enforced allow or approve rule could let the request through.
    */
+  /** What each deny and approve rule covers beyond its spelling (check-config prints it). */
+  coverage(): { policy: string; rule: string; action: Action; covers: string[] }[] {
+    const out: { policy: string; rule: string; action: Action; covers: string[] }[] = []
+    const seen = new Set<CompiledRule>()
+    for (const list of this.#index.values())
+      for (const r of list) {
+        if (seen.has(r)) continue
+        seen.add(r)
+        const covers = describeCoverage(r.raw)
+        if (covers.length)
+          out.push({ policy: r.policy.name, rule: r.name, action: r.action, covers })
+      }
+    return out.sort((a, b) => (a.policy + a.rule < b.policy + b.rule ? -1 : 1))
+  }
+
   objectNeeds(req: PolicyRequest): ObjectNeeds | undefined {
     const { info } = req
     if (!info.isResourceRequest) return undefined
@@ -460,6 +480,13 @@ export class PolicySet {
     if (allInclusive && allInclusive.policy.mode === 'shadow' && shadowAction !== decision.action)
       decision.shadow = deciding(allInclusive)
     if (conditionErrors.length) decision.conditionErrors = conditionErrors
+    if (effective && effective.action !== 'allow' && info.isResourceRequest) {
+      const why = coverageReason(
+        { ...effective.raw, resourceMatchesSpelling: effective.resource(resourceKey) },
+        info,
+      )
+      if (why) decision.coverage = why
+    }
     decision.evaluationMicros = Math.round((performance.now() - t0) * 1000)
     return decision
   }

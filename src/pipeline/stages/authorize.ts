@@ -75,7 +75,7 @@ function refusal(ctx: RequestContext, d: Decision, exec: ExecRequest | undefined
     : ''
   return new GatewayError(
     'GW_POLICY_DENIED',
-    `Gatehouse denied ${who} to ${what}${d.message ? `: ${d.message}` : ''} (${ruleRef(d)}${why})`,
+    `Gatehouse denied ${who} to ${what}${d.message ? `: ${d.message}` : ''} (${ruleRef(d)}${why}${d.coverage ? `; it covers this request: ${d.coverage}` : ''})`,
   )
 }
 

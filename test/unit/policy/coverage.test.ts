@@ -211,3 +211,27 @@ describe('collections: filter', () => {
     )
   })
 })
+
+describe('explanations', () => {
+  test('check-config lists what each deny and approve rule covers beyond its spelling', () => {
+    const set = withDeny(`verbs: [get, delete], resources: [secrets], namespaces: [x], names: [db]`)
+    const [c] = set.coverage()
+    assert.equal(c?.rule, 'protect')
+    const text = c!.covers.join('\n')
+    assert.match(text, /also the verbs list, watch, deletecollection/)
+    assert.match(text, /subresources that read or change secrets itself/)
+    assert.match(text, /lists and watches across all namespaces: refused/)
+    assert.match(text, /deletecollection: refused unless a fieldSelector metadata\.name=<other>/)
+  })
+
+  test('a decision says why a rule covers a request it does not spell out', () => {
+    const set = withDeny(
+      `verbs: [update], apiGroups: [apps], resources: [statefulsets], namespaces: [x]`,
+    )
+    const d = decide(set, WHO, 'PATCH', '/apis/apps/v1/namespaces/x/statefulsets/db/scale')
+    assert.equal(d.action, 'deny')
+    assert.equal(d.coverage, 'patch statefulsets/scale is a patch of the statefulsets itself')
+    const direct = decide(set, WHO, 'PUT', '/apis/apps/v1/namespaces/x/statefulsets/db')
+    assert.equal(direct.coverage, undefined)
+  })
+})
