@@ -217,7 +217,7 @@ describe('explanations', () => {
     const set = withDeny(`verbs: [get, delete], resources: [secrets], namespaces: [x], names: [db]`)
     const [c] = set.coverage()
     assert.equal(c?.rule, 'protect')
-    const text = c!.covers.join('\n')
+    const text = c.covers.join('\n')
     assert.match(text, /also the verbs list, watch, deletecollection/)
     assert.match(text, /subresources that read or change secrets itself/)
     assert.match(text, /lists and watches across all namespaces: refused/)
