@@ -13,7 +13,6 @@
 //
 // Protobuf and CBOR bodies are not decoded (`undecoded`): conditions that need their object get
 // it from the API server's dry run, or fail closed.
-import { parse as parseLosslessJson } from 'lossless-json'
 import { isAlias, isMap, isScalar, isSeq, Lexer, parseAllDocuments, type Node } from 'yaml'
 
 /** Deeper bodies are refused: Kubernetes objects, CRD schemas included, nest far less. */
@@ -53,6 +52,8 @@ export function mediaTypeOf(contentType: string | undefined): string {
 
 class Refusal extends Error {}
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
 /** Decodes a request body by its declared media type. */
 export function decodeBody(body: Buffer, contentType: string | undefined): BodyDecoding {
   const type = mediaTypeOf(contentType)
@@ -66,10 +67,13 @@ export function decodeBody(body: Buffer, contentType: string | undefined): BodyD
       ok: false,
       undecoded: `the body is ${type || 'of no declared type'}, not JSON or YAML (kubectl and client-go send protobuf for built-in types)`,
     }
-  const text = body.toString('utf8')
-  // Go keeps invalid UTF-8 as U+FFFD in some paths and refuses it in others: refuse it here.
-  if (!Buffer.from(text, 'utf8').equals(body))
+  let text: string
+  try {
+    text = UTF8.decode(body)
+  } catch {
+    // Go keeps invalid UTF-8 as U+FFFD in some paths and refuses it in others: refuse it here.
     return { ok: false, refused: `the ${type} body is not valid UTF-8` }
+  }
   try {
     let value: unknown = NOT_JSON
     if (format === 'json') value = decodeJson(text)
@@ -118,6 +122,48 @@ function jsonOrNot(text: string): unknown {
   }
 }
 
+/**
+ * One pass over a JSON text that JSON.parse accepted: nesting past `limit`, or an object with a
+ * key twice (after unescaping: `"\u0061"` is `"a"`). JSON.parse silently keeps the last of
+ * duplicates; Go's decoders merge objects or keep the last, field by field. Written here, not
+ * taken from a library: lossless-json, which reports duplicates, took 125 ms for an 800 KB
+ * ConfigMap where this scan and JSON.parse take 3 ms (measured, bench/writes.ts).
+ */
+function jsonStructureProblem(text: string, limit: number): string | undefined {
+  const stack: (Set<string> | null)[] = [] // the keys seen per object; null for arrays
+  let expectKey = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      const start = i
+      let escaped = false
+      for (i++; text.charCodeAt(i) !== 0x22; i++)
+        if (text.charCodeAt(i) === 0x5c) {
+          escaped = true
+          i++
+        }
+      const keys = stack[stack.length - 1]
+      if (expectKey && keys) {
+        const key = escaped
+          ? (JSON.parse(text.slice(start, i + 1)) as string)
+          : text.slice(start + 1, i)
+        if (keys.has(key))
+          return `has the key '${key.slice(0, 60)}' twice in one object: the API server would merge or pick differently; send each key once`
+        keys.add(key)
+        expectKey = false
+      }
+    } else if (c === 0x7b || c === 0x5b) {
+      if (stack.push(c === 0x7b ? new Set() : null) > limit)
+        return `is nested deeper than ${limit} levels`
+      expectKey = c === 0x7b
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop()
+      expectKey = false
+    } else if (c === 0x2c) expectKey = stack[stack.length - 1] != null
+  }
+  return undefined
+}
+
 /** The deepest nesting of `[`/`{` outside strings, stopping early past the limit. */
 function jsonDepthExceeds(text: string, limit: number): boolean {
   let depth = 0
@@ -150,38 +196,35 @@ function jsonNumber(text: string): number {
 }
 
 function decodeJson(text: string): unknown {
+  // the depth first: JSON.parse recurses
   if (jsonDepthExceeds(text, MAX_BODY_DEPTH))
     throw new Refusal(`is nested deeper than ${MAX_BODY_DEPTH} levels`)
-  let value: unknown
-  try {
-    // lossless-json refuses duplicate keys (with different values: identical ones read the
-    // same everywhere), which JSON.parse silently resolves to the last one.
-    value = parseLosslessJson(text, null, jsonNumber)
-  } catch (e) {
-    if (e instanceof Refusal) throw e
-    const m = (e as Error).message
-    if (/^Duplicate key/.test(m))
-      throw new Refusal(
-        `has a duplicate key (${m}): the API server would merge or pick differently; send each key once`,
-      )
-    throw e
-  }
-  checkStrings(value, 0)
+  const value = JSON.parse(text) as unknown
+  const problem = jsonStructureProblem(text, MAX_BODY_DEPTH)
+  if (problem) throw new Refusal(problem)
+  checkValues(value)
   return value
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
-/** Lone UTF-16 surrogates (`"\ud800"`) become U+FFFD in Go: refused, as a different string. */
-function checkStrings(v: unknown, depth: number): void {
+/**
+ * Strings with lone UTF-16 surrogates (`"\ud800"`) become U+FFFD in Go; numbers JavaScript
+ * cannot hold as Go does (non-finite, integers from 2^53 on, however spelt) are refused.
+ */
+function checkValues(v: unknown): void {
   if (typeof v === 'string') {
     if (LONE_SURROGATE.test(v))
       throw new Refusal('has a string with a lone UTF-16 surrogate escape')
-  } else if (Array.isArray(v)) for (const x of v) checkStrings(x, depth + 1)
+  } else if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Refusal('has a number out of range')
+    if (Number.isInteger(v) && !Number.isSafeInteger(v))
+      throw new Refusal(`has an integer beyond 2^53 that JavaScript cannot hold exactly: ${v}`)
+  } else if (Array.isArray(v)) for (const x of v) checkValues(x)
   else if (v && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) {
-      checkStrings(k, depth)
-      checkStrings(x, depth + 1)
+      checkValues(k)
+      checkValues(x)
     }
 }
 
@@ -301,6 +344,6 @@ function decodeYaml(text: string): unknown {
   if (doc.directives.yaml.explicit || doc.directives.tags['!!'] !== 'tag:yaml.org,2002:')
     throw new Refusal('has a YAML directive; directives are not accepted')
   const value = yamlValue(doc.contents, [], 0)
-  checkStrings(value, 0)
+  checkValues(value)
   return value
 }

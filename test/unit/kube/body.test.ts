@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import fc from 'fast-check'
 import { decodeBody, MAX_BODY_DEPTH } from '../../../src/kube/body.ts'
 
 const JSON_TYPE = 'application/json'
@@ -29,8 +30,11 @@ describe('request bodies: one strict reading', () => {
       ),
       [{ op: 'replace', path: '/spec/replicas', value: 20 }],
     )
-    // identical duplicates read the same everywhere
-    assert.deepEqual(decoded('{"a":1,"a":1}', JSON_TYPE), { a: 1 })
+    // the same key in different objects is no duplicate
+    assert.deepEqual(decoded('{"a":[{"b":1},{"b":2}],"c":{"b":"\\\\"}}', JSON_TYPE), {
+      a: [{ b: 1 }, { b: 2 }],
+      c: { b: '\\' },
+    })
     // a key named __proto__ is an own property, as JSON.parse makes it
     const proto = decoded('{"__proto__":{"x":1}}', JSON_TYPE) as Record<string, unknown>
     assert.ok(Object.hasOwn(proto, '__proto__'))
@@ -40,16 +44,15 @@ describe('request bodies: one strict reading', () => {
     [
       'duplicate label objects',
       '{"metadata":{"labels":{"forbidden":"x"},"labels":{"ok":"y"}}}',
-      /duplicate key/,
+      /twice/,
     ],
-    [
-      'duplicate metadata',
-      '{"metadata":{"name":"a"},"metadata":{"labels":{"f":"x"}}}',
-      /duplicate key/,
-    ],
-    ['duplicate by escape', '{"\\u0061":1,"a":2}', /duplicate key/],
+    ['duplicate metadata', '{"metadata":{"name":"a"},"metadata":{"labels":{"f":"x"}}}', /twice/],
+    ['duplicate by escape', '{"\\u0061":1,"a":2}', /twice/],
     ['integer beyond 2^53', '{"n":9007199254740993}', /beyond 2\^53/],
     ['number out of range', '{"n":1e400}', /out of range/],
+    ['identical duplicates', '{"a":1,"a":1}', /'a' twice/],
+    ['duplicate after an escaped quote', '{"a":"\\"","a":1}', /'a' twice/],
+    ['float spelling of a huge integer', '{"n":1e17}', /beyond 2\^53/],
     ['lone surrogate', '{"s":"\\ud800"}', /surrogate/],
     ['trailing garbage', '{"a":1} x', /does not parse/],
     ['comments', '{"a":1 /* c */}', /does not parse/],
@@ -145,7 +148,7 @@ describe('request bodies: one strict reading', () => {
   })
 
   test('YAML that is JSON is read as JSON at any size; other YAML is bounded (413)', () => {
-    refused('{"a":1,"a":2}', 'application/apply-patch+yaml', /duplicate key/)
+    refused('{"a":1,"a":2}', 'application/apply-patch+yaml', /twice/)
     assert.deepEqual(decoded('{a: 1, b: [x]}', YAML_TYPE), { a: 1, b: ['x'] })
     const big = JSON.stringify({ data: { k: 'x'.repeat(2 * 1024 * 1024) } })
     assert.ok(decodeBody(Buffer.from(big), 'application/apply-patch+yaml').ok)
@@ -158,5 +161,32 @@ describe('request bodies: one strict reading', () => {
       const r = decodeBody(Buffer.from([0x6b, 0x38, 0x73, 0]), type)
       assert.ok(!r.ok && 'undecoded' in r)
     }
+  })
+})
+
+describe('request bodies: properties', () => {
+  test('any JSON value decodes to what JSON.parse gives, and a repeated key anywhere is refused', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.jsonValue({ maxDepth: 4 }), {
+          minKeys: 1,
+        }),
+        fc.nat(),
+        (o, pick) => {
+          const text = JSON.stringify(o)
+          const r = decodeBody(Buffer.from(text), JSON_TYPE)
+          const expected = JSON.parse(text) as unknown
+          const unsafe = /\d{16,}|e\+?\d{2,}/i.test(text) || /[\ud800-\udfff]/.test(text)
+          if (r.ok) assert.deepEqual(r.value, expected)
+          else assert.ok(unsafe, `refused: ${JSON.stringify(r)}`)
+          const keys = Object.keys(o)
+          const key = keys[pick % keys.length]!
+          const dup = `{${JSON.stringify(key)}:0,${text.slice(1)}`
+          const d = decodeBody(Buffer.from(dup), JSON_TYPE)
+          assert.ok(!d.ok && 'refused' in d, `not refused: ${dup}`)
+        },
+      ),
+      { numRuns: 300 },
+    )
   })
 })
