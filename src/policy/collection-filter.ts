@@ -1,6 +1,7 @@
 // `collections: filter`: what deny and approve rules name, taken out of a list or watch that
 // returns it among other objects. An object is left out when any filter matches its namespace
-// and name (a Namespace's namespace is its own name).
+// and name (a Namespace's namespace is its own name). Items whose metadata is missing are left
+// out: what cannot be told apart is not served.
 import type { CollectionFilter } from './decision.ts'
 
 interface Meta {
@@ -14,6 +15,9 @@ export function collectionDropper(
 ): (object: unknown) => boolean {
   return (object) => {
     const o = object as Meta | null | undefined
+    // an item without metadata (a Table row asked for with includeObject=None) cannot be told
+    // apart: it is left out (fail closed)
+    if (!o || typeof o.metadata !== 'object' || o.metadata === null) return true
     const name = typeof o?.metadata?.name === 'string' ? o.metadata.name : ''
     const isNamespace = resource === 'namespaces' || o?.kind === 'Namespace'
     const ns =
