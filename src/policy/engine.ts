@@ -541,7 +541,9 @@ function matchResource(rule: CompiledRule, req: PolicyRequest, resourceKey: stri
   let partial = false
   if (rule.namespace) {
     const isNamespace = info.apiGroup === '' && info.resource === 'namespaces'
-    const ns = info.namespace || (isNamespace ? (req.selector?.name ?? '') : '')
+    const ns =
+      info.namespace ||
+      (isNamespace ? (req.selector?.name ?? (verb === 'create' ? createdName(req) : '')) : '')
     if (ns !== '') {
       if (!rule.namespace(ns)) return Match.None
     } else if (!covering || isClusterScoped(info.apiGroup, info.resource)) return Match.None
@@ -559,6 +561,14 @@ function matchResource(rule: CompiledRule, req: PolicyRequest, resourceKey: stri
     } else partial = true
   }
   return partial && (verb === 'list' || verb === 'watch') ? Match.Partial : Match.Whole
+}
+
+/** metadata.name of a create's body ('' when unknown). */
+function createdName(req: PolicyRequest): string {
+  const o = req.object?.()
+  const name =
+    o && 'value' in o ? (o.value as { metadata?: { name?: unknown } } | null)?.metadata?.name : ''
+  return typeof name === 'string' ? name : ''
 }
 
 /** A rule naming create (not update or patch) covers a patch only when it can create. */
