@@ -195,6 +195,8 @@ export class PolicySet {
   readonly policies: readonly CompiledPolicy[]
   readonly ruleCount: number
   readonly #index = new Map<string, CompiledRule[]>()
+  /** Some rule's condition reads object or oldObject (else objectNeeds has nothing to do). */
+  readonly #readsObjects: boolean
   /** Subject matching per identity object (authenticators cache identities per token). */
   readonly #subjectCache = new WeakMap<Identity, Uint8Array>()
 
@@ -286,6 +288,9 @@ export class PolicySet {
       })
     }
     if (problems.length) throw new PolicyCompileError(problems)
+    this.#readsObjects = [...this.#index.values()].some((l) =>
+      l.some((r) => r.usesObject || r.usesOldObject),
+    )
     this.policies = policies
     this.ruleCount = order
   }
@@ -337,7 +342,7 @@ export class PolicySet {
 
   objectNeeds(req: PolicyRequest): ObjectNeeds | undefined {
     const { info } = req
-    if (!info.isResourceRequest) return undefined
+    if (!this.#readsObjects || !info.isResourceRequest) return undefined
     const resourceKey = info.subresource ? `${info.resource}/${info.subresource}` : info.resource
     let object = false
     let oldObject = false
