@@ -47,7 +47,8 @@ function preflightHeaders(src: readonly string[], auditId: string, withBody: boo
   const out: string[] = []
   for (let i = 0; i < src.length; i += 2) {
     const name = src[i]!.toLowerCase()
-    if (name === 'accept' || name === 'accept-encoding' || name === 'audit-id') continue
+    // Expect belongs to the client's hop (undici refuses it); Accept and Audit-ID are ours
+    if (['accept', 'accept-encoding', 'audit-id', 'expect'].includes(name)) continue
     if (!withBody && (name === 'content-type' || name === 'content-length')) continue
     out.push(src[i]!, src[i + 1]!)
   }
