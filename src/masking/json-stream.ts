@@ -236,16 +236,33 @@ export class JsonMaskingTransform extends Transform {
         this.#value.add(chunk.subarray(start, i + 1), this.#limit)
         const text = this.#value.take()
         const event = this.#drop ? this.#decode(text) : undefined
-        const object = (event as { type?: unknown; object?: unknown } | undefined)?.object
-        const type = (event as { type?: unknown } | undefined)?.type
-        if (this.#drop && type !== 'BOOKMARK' && type !== 'ERROR' && this.#drop(object)) {
-          this.dropped++
-        } else this.push(JSON.stringify(this.#mask(text, this.#hint, event)) + '\n')
+        if (event === undefined || this.#keepEvent(event))
+          this.push(JSON.stringify(this.#mask(text, this.#hint, event)) + '\n')
         this.#at = At.Start
         start = -1
       }
     }
     if (this.#at === At.Value) this.#value.add(chunk.subarray(start), this.#limit)
+  }
+
+  /**
+   * Whether a watch event goes out under `drop`; a Table event (`kubectl get -w`) loses the rows
+   * whose object is dropped, and goes only while rows remain. Bookmarks and errors always go.
+   */
+  #keepEvent(event: unknown): boolean {
+    const e = event as { type?: unknown; object?: unknown } | null
+    if (!e || e.type === 'BOOKMARK' || e.type === 'ERROR') return true
+    const o = e.object as { kind?: unknown; rows?: unknown } | null | undefined
+    if (o?.kind === 'Table' && Array.isArray(o.rows)) {
+      const rows = o.rows as { object?: unknown }[]
+      const kept = rows.filter((r) => !this.#drop!(r?.object ?? r))
+      this.dropped += rows.length - kept.length
+      o.rows = kept
+      return kept.length > 0 || rows.length === 0
+    }
+    if (!this.#drop!(o)) return true
+    this.dropped++
+    return false
   }
 
   // ---- list: members around an items array streamed element by element ----

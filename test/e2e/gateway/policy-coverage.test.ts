@@ -566,6 +566,22 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       r.stderr,
       /Warning: Gatehouse leaves out of this list the objects policy 'e2e-coverage-filter', rule 'x-secrets' protect \(\d+ left out\)/,
     )
+    // kubectl get -A -w: a Table list, then Table watch events, both without x's objects
+    const watching = kubectl('1.32', ['get', 'secrets', '-A', '-w', '--request-timeout=6s'], {
+      kubeconfig: e.gatehouse.kubeconfig({ token, name: `cov-reader-w-${RUN}` }),
+      timeoutMs: 20_000,
+    })
+    await new Promise((r) => setTimeout(r, 2000))
+    for (const ns of [NSX, NSY])
+      await admin().ensure(`/api/v1/namespaces/${ns}/secrets`, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `during-watch-${ns}` },
+        stringData: { v: 'x' },
+      })
+    const w = await watching
+    assert.match(w.stdout, new RegExp(`during-watch-${NSY}`), w.stdout + w.stderr)
+    assert.doesNotMatch(w.stdout, new RegExp(NSX), w.stdout)
     // the namespace itself stays refused
     const direct = await reader.raw('GET', `/api/v1/namespaces/${NSX}/secrets`)
     assert.equal(direct.statusCode, 403)

@@ -111,6 +111,35 @@ describe('collections: filter in the stream', () => {
     assert.doesNotMatch(out, /pw-x/)
   })
 
+  test('Table watch events (kubectl get -w) lose the protected rows', async () => {
+    const row = (ns: string) => ({
+      cells: [ns],
+      object: { metadata: { name: 'a', namespace: ns } },
+    })
+    const events = [
+      {
+        type: 'ADDED',
+        object: { kind: 'Table', apiVersion: 'meta.k8s.io/v1', rows: [row('x'), row('y')] },
+      },
+      {
+        type: 'MODIFIED',
+        object: { kind: 'Table', apiVersion: 'meta.k8s.io/v1', rows: [row('x')] },
+      },
+    ]
+      .map((e) => JSON.stringify(e))
+      .join('\n')
+    const { out, t } = await run('watch', events, [17], { drop, mask: false })
+    const lines = out.trim().split('\n')
+    assert.equal(lines.length, 1)
+    assert.deepEqual(
+      (JSON.parse(lines[0]!) as { object: { rows: { cells: string[] }[] } }).object.rows.map(
+        (r) => r.cells[0],
+      ),
+      ['y'],
+    )
+    assert.equal(t.dropped, 2)
+  })
+
   test('a Namespace is in the namespace it names', () => {
     const d = collectionDropper(
       [{ policy: 'p', rule: 'r', namespace: compileGlobs(['x']) }],
