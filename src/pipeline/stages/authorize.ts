@@ -10,6 +10,7 @@ import {
   type Decision,
   type ExecRequest,
   type PolicySet,
+  filterSources,
 } from '../../policy/index.ts'
 import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
@@ -143,6 +144,20 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         )
       }
       if (decision.action === 'deny') throw refusal(ctx, decision, exec)
+      // A filtered collection is filtered in the response stream, which an upgraded connection
+      // (a WebSocket watch) does not pass through: refused rather than served whole.
+      if (ctx.upgrade && decision.obligations.filter?.length) {
+        ctx.decision = {
+          ...decision,
+          action: 'deny',
+          policy: decision.obligations.filter[0]!.policy,
+          rule: decision.obligations.filter[0]!.rule,
+        }
+        throw new GatewayError(
+          'GW_POLICY_DENIED',
+          `Gatehouse denied ${ctx.identity!.name} to ${describeRequest(info)} over an upgraded connection: ${filterSources(decision.obligations.filter)} leave objects out of this collection, which Gatehouse does only for plain (non-WebSocket) lists and watches`,
+        )
+      }
     },
   }
 }

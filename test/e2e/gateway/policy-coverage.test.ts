@@ -17,6 +17,7 @@ import {
   type KubectlVersion,
 } from '../../harness/index.ts'
 import { KubeClient } from '../../harness/kube-client.ts'
+import WebSocket from 'ws'
 import { SA_NAMESPACE, useGatewayEnv } from './env.ts'
 
 const RUN = Math.random().toString(36).slice(2, 8)
@@ -582,6 +583,26 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     const w = await watching
     assert.match(w.stdout, new RegExp(`during-watch-${NSY}`), w.stdout + w.stderr)
     assert.doesNotMatch(w.stdout, new RegExp(NSX), w.stdout)
+    // a WebSocket watch cannot be filtered in the response stream: refused, not served whole
+    const wsStatus = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(
+        `${e.gatehouse.url.replace('https', 'wss')}/api/v1/secrets?watch=1`,
+        {
+          ca: readFileSync(e.gatehouse.caFile),
+          headers: { authorization: `Bearer ${token}` },
+        },
+      )
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode ?? 0)
+        ws.terminate()
+      })
+      ws.on('open', () => {
+        ws.close()
+        reject(new Error('the WebSocket watch was opened'))
+      })
+      ws.on('error', () => undefined)
+    })
+    assert.equal(wsStatus, 403)
     // the namespace itself stays refused
     const direct = await reader.raw('GET', `/api/v1/namespaces/${NSX}/secrets`)
     assert.equal(direct.statusCode, 403)
