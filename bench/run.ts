@@ -28,6 +28,7 @@ import { runH2load, type H2Result } from './h2load.ts'
 import { measureAuditThroughput, measureDecisionCost, writeBenchPolicies } from './policy-audit.ts'
 import { runSessionBench } from './sessions.ts'
 import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
+import { CONDITION_NAMESPACE, measureBodyDecode, measurePatches } from './writes.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
 const AUDIENCE = 'gatehouse'
@@ -504,6 +505,50 @@ async function main(): Promise<void> {
     console.log(maskingLines.join('\n'))
     for (const g of sessionGatehouses.splice(0)) await stopGatehouse(g)
 
+    // writes decided on the stored object: dry run + get before the write, as measured here
+    for (const ns of ['bench', CONDITION_NAMESPACE]) {
+      await ensureNamespace(admin, ns)
+      await admin.ensure(`/api/v1/namespaces/${ns}/configmaps`, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'patched' },
+        data: { n: '0' },
+      })
+    }
+    const patchCount = Number(process.env['BENCH_PATCHES'] ?? 300)
+    const patches = [
+      await measurePatches({
+        name: 'direct',
+        url: `${info.server}/api/v1/namespaces/bench/configmaps/patched`,
+        token: info.adminToken,
+        ca: readFileSync(info.caFile, 'utf8'),
+        count: patchCount,
+      }),
+      await measurePatches({
+        name: 'gatehouse, no rule reads object',
+        url: `${gatehouseUrl}/api/v1/namespaces/bench/configmaps/patched`,
+        token: ciToken,
+        ca: gatehouseCa,
+        count: patchCount,
+      }),
+      await measurePatches({
+        name: 'gatehouse, a deny reads object (dry run, pinned)',
+        url: `${gatehouseUrl}/api/v1/namespaces/${CONDITION_NAMESPACE}/configmaps/patched`,
+        token: ciToken,
+        ca: gatehouseCa,
+        count: patchCount,
+      }),
+    ]
+    for (const p of patches)
+      console.log(
+        `[bench] patch ${p.name}: mean ${fmt(p.meanMs, 2)} ms, p50 ${fmt(p.p50Ms, 2)} ms, p99 ${fmt(p.p99Ms, 2)} ms, errors ${p.errors}`,
+      )
+    const decodes = measureBodyDecode()
+    for (const d of decodes)
+      console.log(
+        `[bench] strict body decode ${d.body}: ${d.bytes} bytes in ${fmt(d.ms, 3)} ms (${fmt(d.mbPerSec, 1)} MB/s)`,
+      )
+
     const decision = measureDecisionCost(policyDir)
     console.log(
       `[bench] policy decision with ${decision.rules} rules: mean ${fmt(decision.meanMicros, 2)} µs, p99 ${fmt(decision.p99Micros, 2)} µs (compiled in ${fmt(decision.compileMs)} ms)`,
@@ -571,6 +616,21 @@ async function main(): Promise<void> {
         (w) =>
           `| ${w.store} | ${fmt(w.recordsPerSec, 0)} | ${writeTargets[w.store]} (${w.recordsPerSec >= writeTargets[w.store]! ? 'met' : 'NOT met'}) |`,
       ),
+      '',
+    )
+    lines.push(
+      `Writes decided on the stored object (${patchCount} sequential merge patches of one ConfigMap each):`,
+      '',
+      '| path | mean ms | p50 ms | p99 ms | errors |',
+      '|---|---|---|---|---|',
+      ...patches.map(
+        (p) =>
+          `| ${p.name} | ${fmt(p.meanMs, 2)} | ${fmt(p.p50Ms, 2)} | ${fmt(p.p99Ms, 2)} | ${p.errors} |`,
+      ),
+      '',
+      '| strict body decode (in-process) | bytes | ms | MB/s |',
+      '|---|---|---|---|',
+      ...decodes.map((d) => `| ${d.body} | ${d.bytes} | ${fmt(d.ms, 3)} | ${fmt(d.mbPerSec, 1)} |`),
       '',
     )
     lines.push('```', ...sessions.lines, '```', '')

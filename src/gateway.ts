@@ -184,6 +184,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
       masking,
+      policies: () => deps.policies.current,
       sessionSlots: new SessionSlots(config.sessions.maxPerIdentity),
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket

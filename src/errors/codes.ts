@@ -3,6 +3,8 @@
 export const errorCodes = {
   GW_REQUEST_INVALID: { status: 400, reason: 'BadRequest' },
   GW_REQUEST_UNCLASSIFIABLE: { status: 400, reason: 'BadRequest' },
+  // A body one decoder could read differently from another (duplicate keys, YAML aliases...).
+  GW_REQUEST_BODY_AMBIGUOUS: { status: 400, reason: 'BadRequest' },
   GW_UPGRADE_UNSUPPORTED: { status: 400, reason: 'BadRequest' },
   GW_REQUEST_HEADERS_TOO_LARGE: { status: 431, reason: 'RequestHeaderFieldsTooLarge' },
   GW_REQUEST_BODY_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge' },

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Identity } from '../authn/index.ts'
+import type { RequestObject } from '../kube/body.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
 import type { Decision } from '../policy/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
@@ -42,8 +43,15 @@ export interface RequestContext {
   identity?: Identity
   /** readBody: the whole request body of writes (bounded by limits.maxRequestBodyBytes). */
   requestBody?: Buffer
+  /** readBody: that body decoded once (JSON or YAML, strictly), or why it is not decoded. */
+  requestObject?: RequestObject
   /** authorize */
   decision?: Decision
+  /**
+   * authorize: the body to forward instead of requestBody: the write pinned to the
+   * resourceVersion its decision read (src/kube/precondition.ts). requestBody stays as sent.
+   */
+  upstreamBody?: Buffer
   /** hold: the approval this request waited for or used. */
   approval?: ApprovalAuditLink
   /** impersonate: the headers (flat name/value list) to send upstream. */
