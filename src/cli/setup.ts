@@ -8,6 +8,7 @@ import { startServer } from '../server.ts'
 import { fail, type Command, type Values } from './command.ts'
 import { CONFIG_OPTION, configOf } from './common.ts'
 import { execCredential } from './credential.ts'
+import { forTerminal } from './terminal.ts'
 import { buildKubeconfig } from './kubeconfig.ts'
 
 const str = (values: Values, name: string): string | undefined => {
@@ -95,8 +96,14 @@ export const setupCommands: Command[] = [
     run(values) {
       const config = configOf(values)
       const policies = loadPolicies(config.policies.paths)
-      new PolicySet(policies)
+      const set = new PolicySet(policies)
       process.stdout.write(`${str(values, 'config')}: valid (${policies.length} policies)\n`)
+      // what deny and approve rules cover beyond their spelling (docs/policy.md, coverage)
+      for (const c of set.coverage())
+        process.stdout.write(
+          forTerminal(`  ${c.action} ${c.policy}/${c.rule} also covers:`) +
+            `\n${c.covers.map((l) => `    - ${forTerminal(l)}\n`).join('')}`,
+        )
     },
   },
   {

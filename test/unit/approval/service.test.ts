@@ -84,6 +84,8 @@ function context(
     sourceAddress: '127.0.0.1',
     timings: {},
     warnings: [],
+    signal: new AbortController().signal,
+    cleanups: [],
     cluster: { name: 'prod' } as UpstreamCluster,
     upstreamPath: target,
     requestInfo: info.info,
