@@ -80,7 +80,8 @@ async function readBounded(body: AsyncIterable<Buffer>): Promise<Buffer | { tooL
 export async function dryRunOf(ctx: RequestContext): Promise<DryRunOutcome | undefined> {
   if (!hasDryRun(ctx)) return undefined
   const method = ctx.req.method ?? 'GET'
-  const body = dryRunBody(method, ctx.requestBody)
+  // what will be forwarded: the body as sent, or pinned to the resourceVersion policy read
+  const body = dryRunBody(method, ctx.upstreamBody ?? ctx.requestBody)
   if (body === undefined)
     return {
       error: 'no dry run: the DeleteOptions body is not a JSON object Gatehouse can mark dryRun',

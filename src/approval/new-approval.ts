@@ -8,6 +8,7 @@ import { describeRequest, proxySubpath } from '../kube/describe.ts'
 import type { GoQuery } from '../kube/query.ts'
 import { maskRequestTarget, maskText } from '../masking/text.ts'
 import type { RequestContext } from '../pipeline/context.ts'
+import { decodeRequestObject } from '../pipeline/stages/read-body.ts'
 import {
   bindingKey,
   boundRequest,
@@ -93,7 +94,7 @@ export async function newApproval(
     ? await deps.dryRun(ctx).catch((e: unknown): DryRunOutcome => ({ error: String(e) }))
     : undefined
   checkDryRunShowable(dry)
-  const shown = showBody(ctx.requestBody, input.contentType, dry)
+  const shown = showBody(ctx.requestBody, input.contentType, decodeRequestObject(ctx), dry)
   const object = objectOf(dry, shown.object)
   const query = maskedQuery(queryOf(input.target))
   const objectName = objectNameOf(ctx, object)

@@ -1,10 +1,11 @@
 // What approvers are shown of a request, complete or not at all: the body decoded (JSON and
-// YAML parsed and shown as JSON; protobuf and CBOR through the API server's dry run, which
-// decodes them; other text as it is; small binary bodies as hex), masked, never cut. When
+// YAML as readBody decoded them, once and strictly (src/kube/body.ts), shown as JSON; protobuf
+// and CBOR through the API server's dry run, which decodes them; other text as it is; small
+// binary bodies as hex), masked, never cut. When
 // Gatehouse cannot show the whole request it refuses to create the approval, with a Status
 // saying why, rather than let someone approve what they could not read.
-import { parse as parseYaml } from 'yaml'
 import { GatewayError } from '../errors/index.ts'
+import type { RequestObject } from '../kube/body.ts'
 import { maskKubernetesJson } from '../masking/objects.ts'
 import { maskText } from '../masking/text.ts'
 
@@ -28,17 +29,6 @@ export type DryRunOutcome =
   { code: number; text: string; object?: unknown } | { error: string; tooLarge?: boolean }
 
 const KUBERNETES_BINARY = /^application\/(vnd\.kubernetes\.protobuf|cbor)\b/i
-
-function decodedBody(data: Buffer, contentType: string): { value: unknown } | undefined {
-  const text = data.toString('utf8')
-  try {
-    if (/yaml/i.test(contentType)) return { value: parseYaml(text, { maxAliasCount: 50 }) }
-    if (/json/i.test(contentType)) return { value: JSON.parse(text) as unknown }
-  } catch {
-    // not what it says it is: shown as text below (the API server will refuse it)
-  }
-  return undefined
-}
 
 const isUtf8 = (data: Buffer): boolean => Buffer.from(data.toString('utf8'), 'utf8').equals(data)
 
@@ -64,6 +54,7 @@ function unshowable(message: string, tooLarge = false): GatewayError {
 export function showBody(
   data: Buffer | undefined,
   contentType: string,
+  decoded: RequestObject | undefined,
   dryRun: DryRunOutcome | undefined,
 ): { body?: ShownBody; object?: unknown } {
   if (!data?.length) return {}
@@ -89,8 +80,7 @@ export function showBody(
       object,
     }
   }
-  const decoded = decodedBody(data, contentType)
-  if (decoded) {
+  if (decoded && 'value' in decoded) {
     const m = maskKubernetesJson(decoded.value)
     return {
       body: {

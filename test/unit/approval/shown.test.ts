@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { highlightsOf } from '../../../src/approval/highlights.ts'
-import { showBody } from '../../../src/approval/shown.ts'
+import { showBody, type DryRunOutcome } from '../../../src/approval/shown.ts'
+import { decodeBody, type RequestObject } from '../../../src/kube/body.ts'
 import { GatewayError } from '../../../src/errors/index.ts'
 import { parseGoQuery } from '../../../src/kube/query.ts'
 
@@ -18,11 +19,20 @@ const crb = {
   ],
 }
 const none = new Map<string, string[]>()
+
+/** showBody as the approval service calls it: with the body as readBody decoded it. */
+function show(data: Buffer, contentType: string, dry: DryRunOutcome | undefined) {
+  const d = decodeBody(data, contentType)
+  const decoded: RequestObject = d.ok
+    ? { value: d.value, format: d.format }
+    : { unavailable: 'undecoded' in d ? d.undecoded : d.refused }
+  return showBody(data, contentType, decoded, dry)
+}
 const create = { resource: 'clusterrolebindings', subresource: '', verb: 'create', method: 'POST' }
 
 describe('the body approvers see', () => {
   it('decodes a 70 KB JSON body whole, roleRef and subjects included', () => {
-    const r = showBody(Buffer.from(JSON.stringify(crb)), 'application/json', undefined)
+    const r = show(Buffer.from(JSON.stringify(crb)), 'application/json', undefined)
     assert.equal(r.body?.shownAs, 'decoded')
     assert.ok(r.body.text.length > 70 * 1024, 'not cut')
     assert.match(r.body.text, /"name": "system:authenticated"/)
@@ -30,7 +40,7 @@ describe('the body approvers see', () => {
   })
 
   it('decodes YAML (server-side apply) and shows it as JSON', () => {
-    const r = showBody(
+    const r = show(
       Buffer.from('kind: ConfigMap\nmetadata:\n  name: c\n'),
       'application/apply-patch+yaml',
       undefined,
@@ -41,7 +51,7 @@ describe('the body approvers see', () => {
 
   it('shows a protobuf body through the dry run, or refuses when there is none to read', () => {
     const proto = Buffer.from([0x6b, 0x38, 0x73, 0x00, 0x0a, 0x02, 0x76, 0x31, 0x12, 0x01, 0x79])
-    const ok = showBody(proto, 'application/vnd.kubernetes.protobuf', {
+    const ok = show(proto, 'application/vnd.kubernetes.protobuf', {
       code: 201,
       text: '{}',
       object: crb,
@@ -50,22 +60,22 @@ describe('the body approvers see', () => {
     assert.equal(ok.object, crb)
     for (const dry of [undefined, { error: 'timeout' }, { code: 409, text: 'AlreadyExists' }]) {
       assert.throws(
-        () => showBody(proto, 'application/vnd.kubernetes.protobuf', dry),
+        () => show(proto, 'application/vnd.kubernetes.protobuf', dry),
         (e: unknown) => e instanceof GatewayError && e.code === 'GW_APPROVAL_UNSHOWABLE',
       )
     }
   })
 
   it('shows small binary bodies as hex and refuses large ones rather than cut them', () => {
-    const small = showBody(Buffer.from([0xff, 0x00, 0x41]), 'application/octet-stream', undefined)
+    const small = show(Buffer.from([0xff, 0x00, 0x41]), 'application/octet-stream', undefined)
     assert.equal(small.body?.shownAs, 'hex')
     assert.match(small.body.text, /^00000000 {2}ff 00 41 +\.\.A$/)
     assert.throws(
-      () => showBody(Buffer.alloc(65 * 1024, 0xff), 'application/octet-stream', undefined),
+      () => show(Buffer.alloc(65 * 1024, 0xff), 'application/octet-stream', undefined),
       (e: unknown) => e instanceof GatewayError && e.code === 'GW_APPROVAL_TOO_LARGE',
     )
     assert.throws(
-      () => showBody(Buffer.alloc(3 * 1024 * 1024, 0x61), 'text/plain', undefined),
+      () => show(Buffer.alloc(3 * 1024 * 1024, 0x61), 'text/plain', undefined),
       (e: unknown) => e instanceof GatewayError && e.code === 'GW_APPROVAL_TOO_LARGE',
     )
   })
