@@ -56,6 +56,36 @@ const MAX_LIMIT_RETRY_SECONDS = 30
 /** Why a hold ended without the approval: the client left, or Gatehouse is stopping. */
 class HoldInterrupted extends Error {}
 
+/**
+ * Rejects when the client of a held request is gone: its connection closed, its stream reset
+ * (ctx.signal), or its sending side ended. Connections are half-open (a plain request may be
+ * answered after the client's FIN), but a held request must not spend an approval on a client
+ * that may not be there to see it: the approval stays pending, and the retry finds it.
+ */
+function clientGone(ctx: RequestContext): { promise: Promise<never>; stop(): void } {
+  // HTTP/2: the stream's own close and reset are in ctx.signal; its socket is a proxy of the
+  // stream, whose 'end' is only the end of the request body
+  const socket =
+    ctx.upgrade?.socket ?? (ctx.req.httpVersionMajor === 1 ? ctx.req.socket : undefined)
+  let stop = (): void => undefined
+  const promise = new Promise<never>((_, reject) => {
+    const onGone = (): void => reject(new HoldInterrupted('the client went away'))
+    if (ctx.signal?.aborted || socket?.destroyed || socket?.readableEnded) return onGone()
+    ctx.signal?.addEventListener('abort', onGone, { once: true })
+    ctx.res?.once('close', onGone)
+    socket?.once('end', onGone)
+    socket?.once('close', onGone)
+    stop = () => {
+      ctx.signal?.removeEventListener('abort', onGone)
+      ctx.res?.off('close', onGone)
+      socket?.off('end', onGone)
+      socket?.off('close', onGone)
+    }
+  })
+  promise.catch(() => undefined)
+  return { promise, stop: () => stop() }
+}
+
 export class ApprovalService {
   readonly #o: ApprovalServiceOptions
   readonly #now: () => number
@@ -321,13 +351,19 @@ export class ApprovalService {
 
   /** Waits for a change of approval `id`: its new record, or 'again' (look for another). */
   async #waitFor(id: string, ctx: RequestContext): Promise<ApprovalRecord | 'again'> {
-    const gone = new Promise<never>((_, reject) => {
-      const onClose = (): void => reject(new HoldInterrupted('the client went away'))
-      if (ctx.req.socket?.destroyed) return onClose()
-      const target = ctx.res ?? ctx.upgrade?.socket
-      target?.once('close', onClose)
-    })
-    gone.catch(() => undefined)
+    const gone = clientGone(ctx)
+    try {
+      return await this.#waitLoop(id, ctx, gone.promise)
+    } finally {
+      gone.stop()
+    }
+  }
+
+  async #waitLoop(
+    id: string,
+    ctx: RequestContext,
+    gone: Promise<never>,
+  ): Promise<ApprovalRecord | 'again'> {
     for (;;) {
       const a = await this.get(id)
       if (!a) return 'again'

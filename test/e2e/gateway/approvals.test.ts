@@ -183,6 +183,45 @@ describe('just-in-time approvals (kubectl through Gatehouse)', () => {
     assert.equal(passed?.response.code, 201)
   })
 
+  for (const [proto, env] of [
+    ['HTTP/2', {}],
+    ['HTTP/1.1', { DISABLE_HTTP2: '1' }],
+  ] as const)
+    test(`a held request whose client went away (${proto}) never spends the approval; its retry does`, async () => {
+      const name = `e2e-appr-${RUN}-gone-${proto.replace(/\W/g, '')}`
+      const args = ['create', 'clusterrolebinding', name, '--clusterrole=view', '--user=nobody']
+      const giveUp = new AbortController()
+      const held = kubectl('1.35', args, {
+        kubeconfig: bob,
+        timeoutMs: 60_000,
+        env,
+        signal: giveUp.signal,
+      })
+      const a = await waitForPending(g, named(name))
+      giveUp.abort()
+      await held
+      await sleep(500)
+      const approved = await adminApi(
+        g,
+        'POST',
+        `/api/v1/approvals/${a.id}/approve`,
+        HUMANS.alice,
+        {},
+      )
+      assert.equal(approved.code, 200, JSON.stringify(approved.body))
+      await sleep(1500)
+      assert.equal((await g.server.approvals.get(a.id))?.state, 'approved', 'nobody spent it')
+      const retry = await bobKubectl(args)
+      assert.equal(retry.code, 0, retry.stderr)
+      const used = (await g.server.approvals.get(a.id))!
+      assert.equal(used.state, 'used')
+      assert.notEqual(
+        used.uses[0]?.requestId,
+        a.requestId,
+        'spent by the retry, not by the gone request',
+      )
+    })
+
   test('a denial ends the held request with Forbidden quoting the comment; the requester and CI cannot decide', async () => {
     const name = `e2e-appr-${RUN}-denied`
     // from a manifest this time: kubectl prints the Status reason (Forbidden) for `create -f`
