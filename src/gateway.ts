@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { buildAuditRecord, type AuditWriter } from './audit/index.ts'
+import { createRequestRecorder, type AuditWriter } from './audit/index.ts'
 import type { Authenticator } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
 import { GatewayError } from './errors/index.ts'
@@ -54,12 +54,12 @@ export const READYZ_PATH = '/gatehouse/readyz'
 function serveHealth(
   path: string,
   res: ServerResponse,
-  state: { draining: boolean; auditAdmits: boolean; warnings: readonly string[] },
+  state: { draining: boolean; auditAccepting: boolean; warnings: readonly string[] },
 ): void {
   const problem = state.draining
     ? 'shutting down'
-    : !state.auditAdmits
-      ? 'audit store unavailable: refusing requests'
+    : !state.auditAccepting
+      ? 'audit trail unavailable: refusing requests'
       : undefined
   const ready = path === HEALTHZ_PATH || !problem
   res.writeHead(ready ? 200 : 503, {
@@ -99,11 +99,19 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   }
 
   const masking = deps.masking ?? new Masking(config.masking, config.dataDir)
+  const recorder = createRequestRecorder({
+    writer: deps.audit,
+    maxBodyBytes: config.audit.maxBodyBytes,
+    masking: () => masking.forRecords.objects,
+    refusals: config.audit.refusals,
+    logger: deps.logger,
+  })
   const chain = buildChain({
     clusters,
     authenticator: deps.authenticator,
     policies: () => deps.policies.current,
-    admits: () => deps.audit.admits(),
+    admit: (source) => recorder.admit(source),
+    journal: (ctx) => recorder.journal(ctx),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,
     approvals: deps.approvals,
@@ -134,23 +142,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   })
 
   const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
-    // Refusals for a full audit buffer are counted by the writer, not recorded one by one:
-    // recording them would grow the very buffer that is full.
-    if (error?.code !== 'GW_AUDIT_UNAVAILABLE') {
-      try {
-        deps.audit.write(
-          buildAuditRecord(ctx, error, {
-            maxBodyBytes: config.audit.maxBodyBytes,
-            masking: masking.forRecords.objects,
-          }),
-        )
-      } catch (e) {
-        deps.logger.error(
-          { requestId: ctx.id, error: String(e) },
-          'audit record could not be built',
-        )
-      }
-    }
+    recorder.complete(ctx, error)
     deps.onComplete?.(ctx, error)
   }
 
@@ -179,9 +171,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       if (req.url === HEALTHZ_PATH || req.url === READYZ_PATH)
         return serveHealth(req.url, res, {
           draining,
-          auditAdmits:
-            deps.audit.stats().buffered < config.audit.maxBufferedRecords ||
-            config.audit.onStoreFailure === 'dropRecords',
+          auditAccepting: deps.audit.accepting(),
           warnings: currentWarnings(),
         })
       run(newContext(req, res, undefined))
@@ -207,6 +197,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       await deps.sessions?.shutdown()
       for (const s of tunnels) s.destroy()
       await Promise.all([...clusters.values()].map((c) => c.close()))
+      recorder.close()
     },
   }
 }

@@ -102,7 +102,15 @@ const SECRET_OMITTED = {
 export function buildAuditRecord(
   ctx: RequestContext,
   error: GatewayError | undefined,
-  opts: { maxBodyBytes: number; now?: number; masking?: ObjectMaskingRules },
+  opts: {
+    maxBodyBytes: number
+    now?: number
+    masking?: ObjectMaskingRules
+    /** false: no bodies (the fallback when a record with them cannot be built). */
+    bodies?: boolean
+    /** The request body as recorded before forwarding (the journal's record): not masked twice. */
+    requestBody?: AuditRecord['requestBody']
+  },
 ): AuditRecord {
   const rules = opts.masking ?? (defaultRules ??= defaultObjectRules())
   const { req, identity, requestInfo: info, decision } = ctx
@@ -170,7 +178,9 @@ export function buildAuditRecord(
   }
   if (error) record.error = { code: error.code, message: error.message }
   if (ctx.approval) record.approval = ctx.approval
-  if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
+  if (opts.bodies === false) return record
+  if (opts.requestBody) record.requestBody = opts.requestBody
+  else if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
     record.requestBody = body(
       header('content-type') ?? '',
       ctx.requestBody,

@@ -13,7 +13,7 @@ export class GatewayError extends Error {
   constructor(
     code: GatewayErrorCode,
     message: string,
-    opts: { detail?: string; cause?: unknown } = {},
+    opts: { detail?: string; cause?: unknown; retryAfterSeconds?: number } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = 'GatewayError'
@@ -22,7 +22,8 @@ export class GatewayError extends Error {
     this.reason = errorCodes[code].reason
     this.detail = opts.detail
     const entry = errorCodes[code]
-    this.retryAfterSeconds = 'retryAfterSeconds' in entry ? entry.retryAfterSeconds : undefined
+    this.retryAfterSeconds =
+      opts.retryAfterSeconds ?? ('retryAfterSeconds' in entry ? entry.retryAfterSeconds : undefined)
   }
 }
 

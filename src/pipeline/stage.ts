@@ -10,6 +10,7 @@ export type StageName =
   | 'authorize'
   | 'hold'
   | 'impersonate'
+  | 'journal'
   | 'forward'
 
 export interface Stage {
