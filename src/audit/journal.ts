@@ -124,7 +124,9 @@ export class AuditJournal {
           reject(e)
         },
       })
-      this.#writing ??= this.#writeLoop().finally(() => (this.#writing = undefined))
+      // #writing is cleared by the loop itself, synchronously with its last check of #waiting:
+      // an append made between that check and a .finally() would otherwise never be written.
+      this.#writing ??= this.#writeLoop()
     })
   }
 
@@ -175,6 +177,7 @@ export class AuditJournal {
       }
       for (const w of group) w.resolve()
     }
+    this.#writing = undefined
   }
 
   async #writeAll(data: Buffer): Promise<void> {

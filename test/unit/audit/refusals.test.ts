@@ -1,0 +1,87 @@
+// Refusals are cheap to keep (issue 18 item 12): bounded fields, per-source and global record
+// budgets per window with counted summaries past them, and a per-source 429.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { boundRefusal, RefusalGovernor, sourceKey } from '../../../src/audit/index.ts'
+import { record } from './records.ts'
+
+const opts = {
+  windowSeconds: 10,
+  recordsPerSource: 3,
+  maxRecordsPerWindow: 5,
+  limitPerSource: 8,
+  maxFieldChars: 512,
+}
+
+const refusal = (address: string, target = '/api/v1/pods') =>
+  record(1, {
+    identity: null,
+    source: { address, userAgent: 'curl' },
+    request: { ...record(1).request!, target },
+    decision: null,
+    principal: null,
+    response: { code: 401, requestBytes: 0, responseBytes: 0 },
+    error: { code: 'GW_AUTHN_MISSING_CREDENTIALS', message: 'no credentials' },
+  })
+
+describe('refusal records', () => {
+  it('bounds targets and headers with a hash of anything longer', () => {
+    const long = '/api/v1/namespaces/' + 'a'.repeat(8192)
+    const r = boundRefusal(
+      {
+        ...refusal('10.0.0.1', long),
+        source: { address: '10.0.0.1', userAgent: 'u'.repeat(9000) },
+      },
+      512,
+    )
+    assert.ok(r.request!.target.length <= 512)
+    assert.match(r.request!.target, /…sha256:[0-9a-f]{64}$/)
+    assert.ok(r.source.userAgent!.length <= 512)
+    assert.equal(boundRefusal(refusal('10.0.0.1'), 512).request!.target, '/api/v1/pods')
+  })
+
+  it('records the first refusals of a source, then counts them into one summary', () => {
+    let now = 0
+    const g = new RefusalGovernor(opts, () => now)
+    const kept = Array.from({ length: 7 }, () => g.admit(refusal('10.0.0.1'))).filter(Boolean)
+    assert.equal(kept.length, 3)
+    assert.deepEqual(g.takeSummaries(), [], 'summaries come when the window ends')
+    now = 10_000
+    const [summary, ...rest] = g.takeSummaries()
+    assert.equal(rest.length, 0)
+    assert.equal(summary!.refusalSummary!.refusals, 4)
+    assert.deepEqual(summary!.refusalSummary!.byStatus, { '401': 4 })
+    assert.equal(summary!.decision!.rule, 'builtin:refusal-summary')
+    assert.equal(g.admit(refusal('10.0.0.1'))?.source.address, '10.0.0.1', 'a new window')
+  })
+
+  it('caps records across sources per window', () => {
+    const g = new RefusalGovernor(opts, () => 0)
+    const kept = Array.from({ length: 20 }, (_, i) => g.admit(refusal(`10.0.1.${i}`))).filter(
+      Boolean,
+    )
+    assert.equal(kept.length, 5)
+  })
+
+  it('answers 429 to a source past its limit until the window ends', () => {
+    let now = 0
+    const g = new RefusalGovernor(opts, () => now)
+    for (let i = 0; i < 8; i++) {
+      assert.equal(g.retryAfter('10.0.0.9'), undefined)
+      g.admit(refusal('10.0.0.9'))
+    }
+    now = 2500
+    assert.equal(g.retryAfter('10.0.0.9'), 8)
+    assert.equal(g.retryAfter('10.0.0.10'), undefined, 'other sources are not limited')
+    now = 10_000
+    assert.equal(g.retryAfter('10.0.0.9'), undefined)
+  })
+
+  it('counts IPv6 sources by /64 and IPv4-mapped addresses as IPv4', () => {
+    assert.equal(sourceKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+    assert.equal(sourceKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64')
+    assert.equal(sourceKey('2001:db8::1'), '2001:db8:0:0::/64')
+    assert.equal(sourceKey('::ffff:10.1.2.3'), '10.1.2.3')
+    assert.equal(sourceKey('10.1.2.3'), '10.1.2.3')
+  })
+})
