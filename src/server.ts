@@ -111,6 +111,7 @@ export async function startServer(
   const authn = await createAuthenticatorFromConfig(config.authentication, {
     logger,
     tokenReviewer: clusterTokenReviewer(clusters),
+    defaultCluster: (config.clusters.find((c) => c.default) ?? config.clusters[0])?.name,
   })
   const gateway = buildGateway(config, {
     authenticator: authn.authenticator,
