@@ -157,7 +157,19 @@ export function buildAuditRecord(
           namespace: info.namespace,
           name: info.name,
         }
-      : null,
+      : // Refused before it could be classified: what was asked is evidence all the same.
+        {
+          method: req.method ?? 'GET',
+          target: maskRequestTarget(ctx.upstreamPath ?? req.url ?? ''),
+          isResourceRequest: false,
+          verb: '',
+          apiGroup: '',
+          apiVersion: '',
+          resource: '',
+          subresource: '',
+          namespace: '',
+          name: '',
+        },
     decision: decision
       ? {
           action: decision.action,

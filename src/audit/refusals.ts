@@ -20,7 +20,9 @@ export interface RefusalOptions {
 }
 
 /** Sources tracked per window; refusals from further sources share one summary ('*'). */
-const MAX_SOURCES = 10_000
+const MAX_SOURCES = 1000
+/** Groups kept on a refusal's record (the rest are what the token said, not evidence). */
+const MAX_GROUPS = 8
 /** Distinct targets named in a summary (bounded, hashed when long). */
 const SUMMARY_TARGETS = 5
 
@@ -208,15 +210,17 @@ export function boundRefusal(record: AuditRecord, max: number): AuditRecord {
     out.request = r
   }
   if (record.identity) {
-    const claims: Record<string, unknown> = {}
+    let claims: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(record.identity.claims)) {
       const text = typeof v === 'string' ? v : JSON.stringify(v)
       claims[b(k)] = typeof v === 'string' || text.length > max ? b(text) : v
     }
+    const all = JSON.stringify(claims)
+    if (all.length > 4 * max) claims = { omitted: bounded(all, max) }
     out.identity = {
       ...record.identity,
       name: b(record.identity.name),
-      groups: record.identity.groups.slice(0, 32).map(b),
+      groups: record.identity.groups.slice(0, MAX_GROUPS).map(b),
       claims,
       ...(record.identity.subject ? { subject: b(record.identity.subject) } : {}),
     }

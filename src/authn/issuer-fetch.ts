@@ -15,7 +15,7 @@ export async function fetchIssuerJson(
   doFetch: Fetch,
   url: string,
   what: string,
-  opts: { maxBytes?: number; timeoutMs?: number } = {},
+  opts: { maxBytes?: number; timeoutMs?: number; accept?: string } = {},
 ): Promise<unknown> {
   const maxBytes = opts.maxBytes ?? MAX_ISSUER_DOCUMENT_BYTES
   const signal = AbortSignal.timeout(opts.timeoutMs ?? ISSUER_FETCH_TIMEOUT_MS)
@@ -26,7 +26,7 @@ export async function fetchIssuerJson(
       const res = await doFetch(current, {
         signal,
         redirect: 'manual',
-        headers: { accept: 'application/json' },
+        headers: { accept: opts.accept ?? 'application/json' },
       })
       if (res.status >= 300 && res.status < 400) {
         await res.body?.cancel().catch(() => undefined)

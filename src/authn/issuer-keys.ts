@@ -25,7 +25,10 @@ export function createIssuerKeys(
     (inflight ??= (async () => {
       attemptedAt = now()
       try {
-        const doc = (await fetchIssuerJson(doFetch, jwksUri, 'JWKS')) as JSONWebKeySet
+        // The API server's /openid/v1/jwks answers 406 to a bare application/json (RFC 7517 §8.5).
+        const doc = (await fetchIssuerJson(doFetch, jwksUri, 'JWKS', {
+          accept: 'application/jwk-set+json, application/json',
+        })) as JSONWebKeySet
         if (!doc || !Array.isArray(doc.keys))
           throw new IssuerUnavailable(`JWKS ${jwksUri} has no keys array`)
         keys = createLocalJWKSet(doc)

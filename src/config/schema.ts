@@ -129,7 +129,7 @@ export const auditRefusalsSchema = z.strictObject({
   /** Refusals from one source recorded one by one per window; the rest in one counted summary. */
   recordsPerSource: z.number().int().min(0).default(20),
   /** Refusals recorded one by one per window across all sources (the store's worst case). */
-  maxRecordsPerWindow: z.number().int().min(0).default(500),
+  maxRecordsPerWindow: z.number().int().min(0).default(200),
   /** Refusals per window after which a source gets 429 until the window ends; 0: no limit. */
   limitPerSource: z.number().int().min(0).default(200),
   /** A refusal's request target and header values are kept up to this many characters (then a hash). */
@@ -146,7 +146,7 @@ export const auditSchema = z.strictObject({
   refusals: auditRefusalsSchema.default({
     windowSeconds: 10,
     recordsPerSource: 20,
-    maxRecordsPerWindow: 500,
+    maxRecordsPerWindow: 200,
     limitPerSource: 200,
     maxFieldChars: 512,
   }),
@@ -359,7 +359,7 @@ export const gatewayConfigSchema = z
       refusals: {
         windowSeconds: 10,
         recordsPerSource: 20,
-        maxRecordsPerWindow: 500,
+        maxRecordsPerWindow: 200,
         limitPerSource: 200,
         maxFieldChars: 512,
       },

@@ -85,3 +85,47 @@ describe('refusal records', () => {
     assert.equal(sourceKey('10.1.2.3'), '10.1.2.3')
   })
 })
+
+describe('the largest refusal record', () => {
+  it('stays under 16 KiB of JSON whatever the caller sends (docs/audit.md worst case)', () => {
+    const huge = 'z'.repeat(100_000)
+    const r = boundRefusal(
+      {
+        ...record(1),
+        identity: {
+          name: huge,
+          groups: Array.from({ length: 1000 }, () => huge),
+          method: 'oidc',
+          issuer: 'https://issuer.example',
+          subject: huge,
+          claims: Object.fromEntries(
+            Array.from({ length: 22 }, (_, i) => [`claim${i}`, { nested: huge }]),
+          ),
+        },
+        source: {
+          address: huge,
+          userAgent: huge,
+          kubectlCommand: huge,
+          kubectlSession: huge,
+        },
+        request: {
+          method: huge,
+          target: huge,
+          isResourceRequest: true,
+          verb: huge,
+          apiGroup: huge,
+          apiVersion: huge,
+          resource: huge,
+          subresource: huge,
+          namespace: huge,
+          name: huge,
+        },
+        decision: { action: 'deny', rule: 'r', message: huge, auditLevel: 'metadata' },
+        error: { code: 'GW_POLICY_DENIED', message: huge },
+      },
+      512,
+    )
+    const bytes = Buffer.byteLength(JSON.stringify(r))
+    assert.ok(bytes < 16 * 1024, `${bytes} bytes`)
+  })
+})
