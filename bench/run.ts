@@ -82,6 +82,8 @@ async function startBenchGatehouse(opts: {
   profileDir?: string
   /** The `sessions` section; absent: the defaults (every session recorded). */
   sessions?: Record<string, unknown>
+  /** The `audit` section; absent: the defaults (SQLite, journal on). */
+  audit?: Record<string, unknown>
 }): Promise<BenchGatehouse> {
   const port = await freePort()
   writeFileSync(
@@ -118,6 +120,7 @@ async function startBenchGatehouse(opts: {
       // the default store), as a production gateway would.
       policies: { paths: [opts.policyDir] },
       ...(opts.sessions ? { sessions: opts.sessions } : {}),
+      ...(opts.audit ? { audit: opts.audit } : {}),
     }),
   )
   const proc = spawn(
@@ -340,6 +343,37 @@ async function main(): Promise<void> {
     await new Promise((r) => gatehouse?.once('exit', r))
     gatehouse = undefined
 
+    // What the durable audit journal costs (docs/audit.md): two fresh Gatehouses alike in
+    // everything (neither profiled) but audit.journal, measured the same way one after the other.
+    const journalRuns: {
+      label: string
+      wrk: WrkResult
+      fixed: Awaited<ReturnType<typeof fixedRate>>
+    }[] = []
+    for (const [label, journal] of [
+      ['journal on, fsync (default)', { enabled: true }],
+      ['journal off (memory only)', { enabled: false }],
+    ] as const) {
+      const key = journal.enabled ? 'on' : 'off'
+      const g = await startBenchGatehouse({
+        ...gatehouseOptions,
+        dataDir: join(dir, `gatehouse-journal-${key}`),
+        configFile: join(dir, `gatehouse-journal-${key}.yaml`),
+        audit: { journal },
+      })
+      sessionGatehouses.push(g)
+      const url = g.url + scenarios[0]!.path
+      const w = await runWrk({ url, token: ciToken, connections: 32, threads: 2, seconds: SECONDS })
+      process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0'
+      const f = await fixedRate({ url, token: ciToken, rate, seconds: SECONDS, connections: 8 })
+      delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
+      await stopGatehouse(g)
+      journalRuns.push({ label, wrk: w, fixed: f })
+      console.log(
+        `[bench] ${label}: ${fmt(w.requestsPerSec)} req/s (p99 ${fmt(w.p99Ms, 2)} ms); at ${rate} req/s p50 ${fmt(f.p50Ms, 2)} ms / p99 ${fmt(f.p99Ms, 2)} ms`,
+      )
+    }
+
     // Sessions: exec over WebSocket direct, through nginx, and through two fresh Gatehouse
     // processes alike in everything (neither profiled) but sessions.record.
     await ensureNamespace(admin, 'bench-sessions')
@@ -526,6 +560,17 @@ async function main(): Promise<void> {
           .join('; '),
       '',
     ]
+    lines.push(
+      'Audit journal (every forwarded request durable before forwarding), small GET, two fresh Gatehouses:',
+      '',
+      `| audit.journal | req/s (32 conns) | p99 ms (32 conns) | p50 / p99 ms at ${rate} req/s |`,
+      '|---|---|---|---|',
+      ...journalRuns.map(
+        (j) =>
+          `| ${j.label} | ${fmt(j.wrk.requestsPerSec)} | ${fmt(j.wrk.p99Ms, 2)} | ${fmt(j.fixed.p50Ms, 2)} / ${fmt(j.fixed.p99Ms, 2)} |`,
+      ),
+      '',
+    )
     const writeTargets: Record<string, number> = { sqlite: 20_000, postgres: 10_000 }
     lines.push(
       `Policy decision cost with ${decision.rules} rules loaded (in-process, 200,000 decisions over 512 request shapes): mean ${fmt(decision.meanMicros, 2)} µs, p99 of 100-decision blocks ${fmt(decision.p99Micros, 2)} µs per decision, ${fmt(decision.decisionsPerSec, 0)} decisions/s; compiled in ${fmt(decision.compileMs)} ms. The Gatehouse runs above had the same rules loaded and audited every request into SQLite.`,

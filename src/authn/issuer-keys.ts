@@ -45,10 +45,12 @@ export function createIssuerKeys(
   const cooled = (): boolean => now() - attemptedAt >= opts.cooldownMs
 
   return async (header, token) => {
+    // Requests arriving while a fetch is under way wait for it (they do not start another).
+    if (inflight) await inflight.catch(() => undefined)
     if (!keys) {
       if (!cooled())
         throw new IssuerUnavailable(
-          `keys unavailable (the last fetch failed moments ago: ${lastError?.message ?? 'in progress'})`,
+          `keys unavailable (the last fetch failed moments ago: ${lastError?.message ?? 'unknown error'})`,
         )
       await load()
     } else if (now() - fetchedAt > KEYS_MAX_AGE_MS && cooled()) {
@@ -57,9 +59,12 @@ export function createIssuerKeys(
     try {
       return await keys!(header, token)
     } catch (e) {
-      if (!(e instanceof errors.JWKSNoMatchingKey) || !cooled()) throw e
-      // A rotated key: fetch once, within the cooldown however many unknown kids arrive.
-      await load()
+      if (!(e instanceof errors.JWKSNoMatchingKey)) throw e
+      if (inflight) await inflight.catch(() => undefined)
+      else if (cooled())
+        // A rotated key: fetch once, within the cooldown however many unknown kids arrive.
+        await load()
+      else throw e
       return keys!(header, token)
     }
   }

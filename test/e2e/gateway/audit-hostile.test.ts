@@ -41,6 +41,9 @@ interface Sent {
   id: string
 }
 
+/** Gatehouse's CA: the one of the data directory it first started on (restarts reuse it). */
+const caOf = new WeakMap<RunningGatehouse, string>()
+
 async function send(
   gh: RunningGatehouse,
   token: string,
@@ -48,7 +51,7 @@ async function send(
   path: string,
   body?: { type: string; data: Buffer | string },
 ): Promise<Sent> {
-  const dispatcher = new Agent({ connect: { ca: readFileSync(gh.caFile) } })
+  const dispatcher = new Agent({ connect: { ca: readFileSync(caOf.get(gh) ?? gh.caFile) } })
   try {
     const res = await request(`${gh.url}${path}`, {
       dispatcher,
@@ -185,7 +188,9 @@ describe('U+0000 in claims, names and bodies', () => {
         const dataDir = gh.dataDir
         await gh.stop()
         relay.restore()
+        const firstCa = gh.caFile
         gh = await start(dataDir)
+        caOf.set(gh, firstCa)
         const served = await send(gh, await e.issuer.mintGitHubActions(), 'GET', '/api')
         assert.equal(served.status, 200, 'the restart serves: the spool does not block it')
         assert.equal(await gh.server.audit.flush(), true)

@@ -176,6 +176,30 @@ describe('issuer fetches are bounded', () => {
   })
 })
 
+describe('concurrent first use', () => {
+  test('tokens arriving while the keys are first fetched wait for that fetch', async () => {
+    const auth = createOidcAuthenticator(config({ issuer: issuer.url, caFile: issuer.caFile }))
+    const before = issuer.jwksRequests
+    const results = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) =>
+        auth.authenticate({
+          bearerToken: await issuer.mint({
+            iss: issuer.url,
+            aud: 'gatehouse',
+            sub: `c${i}`,
+            exp: now() + 300,
+          }),
+        }),
+      ),
+    )
+    assert.deepEqual(
+      results.filter((r) => r.outcome !== 'authenticated'),
+      [],
+    )
+    assert.equal(issuer.jwksRequests, before + 1)
+  })
+})
+
 describe('token lifetime and revocation', () => {
   const issuerConfig = (extra: Record<string, unknown> = {}): OidcConfig =>
     config({ issuer: issuer.url, caFile: issuer.caFile, ...extra })
