@@ -67,18 +67,13 @@ async function boundedText(res: Response, maxBytes: number, what: string): Promi
     throw tooLarge()
   }
   if (!res.body) return ''
-  const reader = res.body.getReader()
   const chunks: Uint8Array[] = []
   let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined)
-      throw tooLarge()
-    }
-    chunks.push(value)
+  // Leaving the loop early (throw) cancels the stream: the rest is never downloaded.
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength
+    if (total > maxBytes) throw tooLarge()
+    chunks.push(chunk)
   }
   return Buffer.concat(chunks).toString('utf8')
 }

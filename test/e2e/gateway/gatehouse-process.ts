@@ -81,7 +81,7 @@ export function gatehouseProcess(
       child = c
       url = await new Promise<string>((resolve, reject) => {
         // Gatehouse logs JSON lines to stderr; a failed start prints its reason there too.
-        const lines = createInterface({ input: c.stderr! })
+        const lines = createInterface({ input: c.stderr })
         lines.on('line', (line) => {
           logs.push(line)
           if (line.includes('"gatehouse is serving"'))
