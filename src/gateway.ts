@@ -110,7 +110,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     clusters,
     authenticator: deps.authenticator,
     policies: () => deps.policies.current,
-    admit: (source) => recorder.admit(source),
+    admit: (request) => recorder.admit(request),
     journal: (ctx) => recorder.journal(ctx),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,

@@ -21,8 +21,12 @@ export interface RequestRecorderOptions {
 }
 
 export interface RequestRecorder {
-  /** Throws the refusal for a request from `sourceAddress`, if it must be refused. */
-  admit(sourceAddress: string): void
+  /**
+   * Throws the refusal for a request, if it must be refused. The per-source 429 applies to
+   * requests without credentials only: callers sharing an address with a flood (behind one
+   * NAT or proxy) keep working, and a refused identity is counted under its own name.
+   */
+  admit(request: { sourceAddress: string; hasCredentials: boolean }): void
   /** The journal stage: the record on disk before forwarding, or a GatewayError. */
   journal(ctx: RequestContext): Promise<void>
   /** The request ended (however): its final record, or a refusal counted into a summary. */
@@ -69,13 +73,15 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
   }
 
   return {
-    admit(sourceAddress) {
+    admit({ sourceAddress, hasCredentials }) {
       if (!writer.admits())
         throw new GatewayError(
           'GW_AUDIT_UNAVAILABLE',
-          'Gatehouse cannot record requests right now (its audit store is unavailable), so it accepts none; retry shortly',
+          writer.journalHealthy()
+            ? 'Gatehouse cannot record requests right now (its audit store is unavailable), so it accepts none; retry shortly'
+            : 'Gatehouse cannot record requests right now (its audit journal cannot write), so it accepts none; retry shortly',
         )
-      const retryAfterSeconds = governor.retryAfter(sourceAddress)
+      const retryAfterSeconds = hasCredentials ? undefined : governor.retryAfter(sourceAddress)
       if (retryAfterSeconds !== undefined)
         throw new GatewayError(
           'GW_REFUSALS_RATE_LIMITED',

@@ -2,8 +2,9 @@
 // token, a policy denial, a flood) gets a record whose target, headers and claims are bounded
 // (a hash of anything longer); past audit.refusals.recordsPerSource refusals from one source in
 // a window, and past maxRecordsPerWindow across all sources, refusals are counted into one
-// summary record per source and window instead; past limitPerSource, the source is answered 429
-// until the window ends. So a flood costs the store at most maxRecordsPerWindow bounded records
+// summary record per source and window instead; past limitPerSource, the source's requests
+// without credentials are answered 429 until the window ends. The "source" of an authenticated
+// caller's refusal is its identity (`identity:<name>`), of any other the address (IPv6: /64). So a flood costs the store at most maxRecordsPerWindow bounded records
 // plus one summary per source each window, whatever the attacker sends (docs/audit.md).
 import { randomUUID } from 'node:crypto'
 import { isIPv6 } from 'node:net'
@@ -79,8 +80,15 @@ export class RefusalGovernor {
    * its source's summary instead (takeSummaries).
    */
   admit(record: AuditRecord): AuditRecord | undefined {
+    // A held request's refusal (approval pending, denied, expired) is part of its approval's
+    // trail: always recorded whole (approvals are created at the pace people decide).
+    if (record.approval) return record
     this.#roll()
-    const w = this.#window(this.#keyOf(record.source.address, true))
+    const w = this.#window(
+      record.identity
+        ? this.#keyOf(`identity:${record.identity.name}`, true, true)
+        : this.#keyOf(record.source.address, true),
+    )
     w.refusals++
     const status = String(record.response.code)
     if (
@@ -133,8 +141,8 @@ export class RefusalGovernor {
     this.#recorded = 0
   }
 
-  #keyOf(address: string, adding: boolean): string {
-    const key = sourceKey(address)
+  #keyOf(address: string, adding: boolean, literal = false): string {
+    const key = literal ? bounded(address, 200) : sourceKey(address)
     if (this.#sources.has(key) || !adding || this.#sources.size < MAX_SOURCES) return key
     return '*'
   }

@@ -93,6 +93,11 @@ export class AuditWriter {
     return this.#queue.length < this.#opts.maxBufferedRecords
   }
 
+  /** False for a moment after the journal failed to write (disk full or failing). */
+  journalHealthy(): boolean {
+    return this.#opts.journal?.healthy ?? true
+  }
+
   /** accepting(), counting the refusals (summarised in one record when accepting again). */
   admits(): boolean {
     const ok = this.accepting()
@@ -109,7 +114,7 @@ export class AuditWriter {
       this.#refusing = { requests: 1, from: now, until: now }
       this.#opts.logger?.error(
         { buffered: this.#queue.length, store: this.#store.location },
-        this.#opts.journal && !this.#opts.journal.healthy
+        !this.journalHealthy()
           ? 'audit journal cannot write: refusing requests until it can'
           : 'audit buffer full: refusing requests until the audit store takes writes (onStoreFailure: refuseRequests)',
       )
@@ -158,6 +163,8 @@ export class AuditWriter {
       this.#opts.onStoreFailure === 'dropRecords'
     ) {
       this.#stats.dropped++
+      // Dropped by choice (dropRecords): its journal line goes too, or pending lines would grow.
+      this.#opts.journal?.settle([record.id])
       if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0)
         this.#opts.logger?.error(
           { dropped: this.#stats.dropped },

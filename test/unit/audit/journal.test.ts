@@ -100,3 +100,36 @@ describe('audit journal', () => {
     assert.equal(j.healthy, false)
   })
 })
+
+describe('audit journal failures', () => {
+  it('rejects appends it cannot write and turns the writer away from new requests', async () => {
+    const { rmSync, mkdirSync } = await import('node:fs')
+    const { AuditWriter, openSqliteStore } = await import('../../../src/audit/index.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const j = AuditJournal.open({ dir, fsync: true, maxSegmentBytes: 64 * 1024 })
+    const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-journal-db-')), 'a.db'))
+    await store.migrate()
+    const w = new AuditWriter(store, {
+      maxBufferedRecords: 100,
+      batchSize: 10,
+      flushIntervalMs: 5,
+      onStoreFailure: 'refuseRequests',
+      journal: j,
+    })
+    // The directory disappears (a volume unmounted, a full disk would be alike): the next
+    // segment cannot be created.
+    rmSync(dir, { recursive: true })
+    let failed = 0
+    for (let i = 0; i < 200 && !failed; i++) {
+      await w.begin(record(i)).catch(() => failed++)
+    }
+    assert.equal(failed, 1, 'an append that cannot be made durable rejects')
+    assert.equal(w.accepting(), false, 'no new requests while the journal fails')
+    assert.equal(w.admits(), false)
+    mkdirSync(dir)
+    await new Promise((r) => setTimeout(r, 1100))
+    assert.equal(w.accepting(), true, 'accepting again after the cooldown')
+    await w.begin(record(999))
+    await w.close(1000)
+  })
+})

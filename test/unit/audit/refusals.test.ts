@@ -129,3 +129,29 @@ describe('the largest refusal record', () => {
     assert.ok(bytes < 16 * 1024, `${bytes} bytes`)
   })
 })
+
+describe('refusal sources', () => {
+  it('counts an authenticated caller under its identity, not its address', () => {
+    const g = new RefusalGovernor(opts, () => 0)
+    const denied = (name: string) =>
+      record(1, {
+        source: { address: '10.9.9.9' },
+        response: { code: 403, requestBytes: 0, responseBytes: 0 },
+        error: { code: 'GW_POLICY_DENIED', message: 'denied' },
+        identity: { name, groups: [], method: 'oidc', claims: {} },
+      })
+    for (let i = 0; i < 10; i++) g.admit(denied('github:a/b'))
+    assert.equal(g.retryAfter('10.9.9.9'), undefined, 'the shared address is not limited')
+    assert.ok(g.admit(denied('github:c/d')), 'another identity has its own budget')
+  })
+
+  it('always records a held request whole (its approval trail)', () => {
+    const g = new RefusalGovernor({ ...opts, recordsPerSource: 0, maxRecordsPerWindow: 0 }, () => 0)
+    const held = {
+      ...refusal('10.0.0.1', '/x'.repeat(2000)),
+      approval: { id: 'a1', event: 'requested' },
+    } as unknown as Parameters<RefusalGovernor['admit']>[0]
+    assert.equal(g.admit(held), held)
+    assert.equal(g.admit(refusal('10.0.0.1')), undefined)
+  })
+})
