@@ -343,36 +343,48 @@ async function main(): Promise<void> {
     await new Promise((r) => gatehouse?.once('exit', r))
     gatehouse = undefined
 
-    // What the durable audit journal costs (docs/audit.md): two fresh Gatehouses alike in
-    // everything (neither profiled) but audit.journal, measured the same way one after the other.
+    // What the durable audit journal costs (docs/audit.md): fresh Gatehouses alike in
+    // everything (none profiled) but audit.journal, measured the same way, on and off in turn
+    // twice (this machine is shared: alternating keeps drift out of the difference).
     const journalRuns: {
       label: string
-      wrk: WrkResult
-      fixed: Awaited<ReturnType<typeof fixedRate>>
-    }[] = []
-    for (const [label, journal] of [
-      ['journal on, fsync (default)', { enabled: true }],
-      ['journal off (memory only)', { enabled: false }],
-    ] as const) {
-      const key = journal.enabled ? 'on' : 'off'
-      const g = await startBenchGatehouse({
-        ...gatehouseOptions,
-        dataDir: join(dir, `gatehouse-journal-${key}`),
-        configFile: join(dir, `gatehouse-journal-${key}.yaml`),
-        audit: { journal },
-      })
-      sessionGatehouses.push(g)
-      const url = g.url + scenarios[0]!.path
-      const w = await runWrk({ url, token: ciToken, connections: 32, threads: 2, seconds: SECONDS })
-      process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0'
-      const f = await fixedRate({ url, token: ciToken, rate, seconds: SECONDS, connections: 8 })
-      delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
-      await stopGatehouse(g)
-      journalRuns.push({ label, wrk: w, fixed: f })
-      console.log(
-        `[bench] ${label}: ${fmt(w.requestsPerSec)} req/s (p99 ${fmt(w.p99Ms, 2)} ms); at ${rate} req/s p50 ${fmt(f.p50Ms, 2)} ms / p99 ${fmt(f.p99Ms, 2)} ms`,
-      )
+      wrk: WrkResult[]
+      fixed: Awaited<ReturnType<typeof fixedRate>>[]
+    }[] = [
+      { label: 'journal on, fsync (default)', wrk: [], fixed: [] },
+      { label: 'journal off (memory only)', wrk: [], fixed: [] },
+    ]
+    for (let round = 0; round < 2; round++) {
+      for (const [i, enabled] of [true, false].entries()) {
+        const key = `${enabled ? 'on' : 'off'}-${round}`
+        const g = await startBenchGatehouse({
+          ...gatehouseOptions,
+          dataDir: join(dir, `gatehouse-journal-${key}`),
+          configFile: join(dir, `gatehouse-journal-${key}.yaml`),
+          audit: { journal: { enabled } },
+        })
+        sessionGatehouses.push(g)
+        const url = g.url + scenarios[0]!.path
+        const w = await runWrk({
+          url,
+          token: ciToken,
+          connections: 32,
+          threads: 2,
+          seconds: SECONDS,
+        })
+        process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0'
+        const f = await fixedRate({ url, token: ciToken, rate, seconds: SECONDS, connections: 8 })
+        delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
+        await stopGatehouse(g)
+        const run = journalRuns[i]!
+        run.wrk.push(w)
+        run.fixed.push(f)
+        console.log(
+          `[bench] ${run.label} (round ${round + 1}): ${fmt(w.requestsPerSec)} req/s (p99 ${fmt(w.p99Ms, 2)} ms); at ${rate} req/s p50 ${fmt(f.p50Ms, 2)} ms / p99 ${fmt(f.p99Ms, 2)} ms`,
+        )
+      }
     }
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
     // Sessions: exec over WebSocket direct, through nginx, and through two fresh Gatehouse
     // processes alike in everything (neither profiled) but sessions.record.
@@ -561,13 +573,13 @@ async function main(): Promise<void> {
       '',
     ]
     lines.push(
-      'Audit journal (every forwarded request durable before forwarding), small GET, two fresh Gatehouses:',
+      'Audit journal (every forwarded request durable before forwarding), small GET, fresh Gatehouses on and off in turn, mean of 2 rounds:',
       '',
       `| audit.journal | req/s (32 conns) | p99 ms (32 conns) | p50 / p99 ms at ${rate} req/s |`,
       '|---|---|---|---|',
       ...journalRuns.map(
         (j) =>
-          `| ${j.label} | ${fmt(j.wrk.requestsPerSec)} | ${fmt(j.wrk.p99Ms, 2)} | ${fmt(j.fixed.p50Ms, 2)} / ${fmt(j.fixed.p99Ms, 2)} |`,
+          `| ${j.label} | ${fmt(mean(j.wrk.map((w) => w.requestsPerSec)))} | ${fmt(mean(j.wrk.map((w) => w.p99Ms)), 2)} | ${fmt(mean(j.fixed.map((f) => f.p50Ms)), 2)} / ${fmt(mean(j.fixed.map((f) => f.p99Ms)), 2)} |`,
       ),
       '',
     )

@@ -108,8 +108,6 @@ export function buildAuditRecord(
     masking?: ObjectMaskingRules
     /** false: no bodies (the fallback when a record with them cannot be built). */
     bodies?: boolean
-    /** The request body as recorded before forwarding (the journal's record): not masked twice. */
-    requestBody?: AuditRecord['requestBody']
   },
 ): AuditRecord {
   const rules = opts.masking ?? (defaultRules ??= defaultObjectRules())
@@ -191,8 +189,7 @@ export function buildAuditRecord(
   if (error) record.error = { code: error.code, message: error.message }
   if (ctx.approval) record.approval = ctx.approval
   if (opts.bodies === false) return record
-  if (opts.requestBody) record.requestBody = opts.requestBody
-  else if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
+  if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
     record.requestBody = body(
       header('content-type') ?? '',
       ctx.requestBody,
@@ -202,16 +199,48 @@ export function buildAuditRecord(
       isSecret(ctx),
     )
   }
-  if (level === 'requestResponse' && ctx.responseBody) {
-    // a Secret's response head is captured only from masked output (forward stage)
-    record.responseBody = body(
-      ctx.responseBody.contentType,
-      ctx.responseBody.head,
-      ctx.responseBody.bytes,
-      opts.maxBodyBytes,
-      rules,
-      false,
-    )
+  if (level === 'requestResponse' && ctx.responseBody)
+    record.responseBody = responseBody(ctx.responseBody, opts.maxBodyBytes, rules)
+  return record
+}
+
+/** A response head as kept in a record; a Secret's is captured only from masked output. */
+function responseBody(
+  r: NonNullable<RequestContext['responseBody']>,
+  max: number,
+  rules: ObjectMaskingRules,
+): AuditBody | { omitted: string } {
+  return body(r.contentType, r.head, r.bytes, max, rules, false)
+}
+
+/**
+ * The final record of a forwarded request from the record journaled before forwarding: who,
+ * what and the decision are those of `pre` (nothing after the journal stage changes them);
+ * the outcome (duration, response, error, response body) is added. Cheaper than building the
+ * whole record again on every request.
+ */
+export function completeAuditRecord(
+  pre: AuditRecord,
+  ctx: RequestContext,
+  error: GatewayError | undefined,
+  opts: { maxBodyBytes: number; now?: number; masking?: ObjectMaskingRules },
+): AuditRecord {
+  const record: AuditRecord = {
+    ...pre,
+    durationMs: Math.round(((opts.now ?? Date.now()) - ctx.receivedAt) * 1000) / 1000,
+    response: {
+      code: ctx.responseStatus ?? 0,
+      requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
+      responseBytes: ctx.responseBytes ?? 0,
+    },
   }
+  if (error) record.error = { code: error.code, message: error.message }
+  if (ctx.approval) record.approval = ctx.approval
+  if (pre.decision?.auditLevel === 'requestResponse' && ctx.responseBody)
+    record.responseBody = responseBody(
+      ctx.responseBody,
+      opts.maxBodyBytes,
+      opts.masking ?? (defaultRules ??= defaultObjectRules()),
+    )
   return record
 }

@@ -6,7 +6,7 @@ import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { RequestContext } from '../pipeline/context.ts'
 import type { ObjectMaskingRules } from '../masking/objects.ts'
-import { buildAuditRecord } from './build.ts'
+import { buildAuditRecord, completeAuditRecord } from './build.ts'
 import type { AuditRecord } from './record.ts'
 import { RefusalGovernor, type RefusalOptions } from './refusals.ts'
 import type { AuditWriter } from './writer.ts'
@@ -53,13 +53,8 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
   ): AuditRecord => {
     const base = { maxBodyBytes: opts.maxBodyBytes, masking: opts.masking() }
     try {
-      const r = buildAuditRecord(ctx, error, {
-        ...base,
-        ...(pre?.requestBody ? { requestBody: pre.requestBody } : {}),
-      })
-      // Serialisable, or no store could ever take it (a claim nested too deep, say).
-      JSON.stringify(r)
-      return r
+      // A record that cannot be serialised is isolated by the writer (quarantine.ts).
+      return pre ? completeAuditRecord(pre, ctx, error, base) : buildAuditRecord(ctx, error, base)
     } catch (e) {
       logger.error(
         { requestId: ctx.id, error: String(e) },
