@@ -25,7 +25,12 @@ import { startNginx } from './nginx.ts'
 import { summarizeProfile } from './profile.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
 import { runH2load, type H2Result } from './h2load.ts'
-import { measureAuditThroughput, measureDecisionCost, writeBenchPolicies } from './policy-audit.ts'
+import {
+  measureAuditThroughput,
+  measureDecisionCost,
+  measureJournalCost,
+  writeBenchPolicies,
+} from './policy-audit.ts'
 import { runSessionBench } from './sessions.ts'
 import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
 
@@ -532,6 +537,10 @@ async function main(): Promise<void> {
       console.log(
         `[bench] audit writes into ${w.store}: ${fmt(w.recordsPerSec, 0)} records/s (${w.records} records)`,
       )
+    const journalCost = await measureJournalCost(dir)
+    console.log(
+      `[bench] audit journal: ${fmt(journalCost.appendsPerSec, 0)} appends/s at ${journalCost.concurrency} concurrent, ${fmt(journalCost.cpuMicrosPerAppend, 1)} µs CPU per append, wait p50 ${fmt(journalCost.p50Ms, 2)} ms / p99 ${fmt(journalCost.p99Ms, 2)} ms`,
+    )
 
     const ratio = (key: string): string =>
       fmt(results[key]!['gatehouse']!.requestsPerSec / results[key]!['nginx']!.requestsPerSec, 2)
@@ -577,6 +586,8 @@ async function main(): Promise<void> {
       '',
       `| audit.journal | req/s (32 conns) | p99 ms (32 conns) | p50 / p99 ms at ${rate} req/s |`,
       '|---|---|---|---|',
+      `The journal alone (in-process, ${journalCost.appends} appends, ${journalCost.concurrency} at a time, fdatasync on): ${fmt(journalCost.appendsPerSec, 0)} appends/s, ${fmt(journalCost.cpuMicrosPerAppend, 1)} µs of CPU per append (all threads), each request waits p50 ${fmt(journalCost.p50Ms, 2)} ms / p99 ${fmt(journalCost.p99Ms, 2)} ms for its record to be on disk.`,
+      '',
       ...journalRuns.map(
         (j) =>
           `| ${j.label} | ${fmt(mean(j.wrk.map((w) => w.requestsPerSec)))} | ${fmt(mean(j.wrk.map((w) => w.p99Ms)), 2)} | ${fmt(mean(j.fixed.map((f) => f.p50Ms)), 2)} / ${fmt(mean(j.fixed.map((f) => f.p99Ms)), 2)} |`,

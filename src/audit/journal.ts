@@ -10,6 +10,7 @@
 // sessions left live are marked incomplete.
 import {
   closeSync,
+  constants,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -34,6 +35,12 @@ export interface AuditJournalOptions {
 
 /** After a failed append, this long before appends are tried again (and requests admitted). */
 const FAILURE_COOLDOWN_MS = 1000
+/**
+ * With fsync on, the segment is opened O_DSYNC where the platform has it: each group's write
+ * returns once its data is on disk, one system call (and one trip to libuv's thread pool)
+ * instead of a write and an fdatasync.
+ */
+const DSYNC: number | undefined = constants.O_DSYNC
 const SEGMENT = /^journal-\d+-\d+\.jsonl$/
 
 interface Waiter {
@@ -161,7 +168,7 @@ export class AuditJournal {
       try {
         const data = Buffer.concat(group.map((w) => w.line))
         await this.#writeAll(data)
-        if (this.#opts.fsync) await this.#handle!.datasync()
+        if (this.#opts.fsync && DSYNC === undefined) await this.#handle!.datasync()
         this.#segmentBytes += data.length
         if (this.#segmentBytes > this.#opts.maxSegmentBytes) await this.#rotate()
       } catch (e) {
@@ -181,7 +188,14 @@ export class AuditJournal {
   }
 
   async #writeAll(data: Buffer): Promise<void> {
-    this.#handle ??= await open(join(this.#opts.dir, this.#segment), 'a', 0o600)
+    this.#handle ??= await open(
+      join(this.#opts.dir, this.#segment),
+      constants.O_WRONLY |
+        constants.O_APPEND |
+        constants.O_CREAT |
+        (this.#opts.fsync && DSYNC !== undefined ? DSYNC : 0),
+      0o600,
+    )
     let off = 0
     while (off < data.length) {
       const { bytesWritten } = await this.#handle.write(data, off)

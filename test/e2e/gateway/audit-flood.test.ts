@@ -1,6 +1,7 @@
 // Refusals are cheap to keep (issue 18 item 12): over HTTP/2, 20,000 unauthenticated requests
-// with the same 8 KB :path (which HPACK lets a client send for a few bytes each once indexed)
-// must grow the audit store (SQLite file and its WAL) by less than 10 MiB. Records of the first
+// with the same 8 KB :path must grow the audit store (SQLite file and its WAL) by less than
+// 10 MiB. (With HPACK a client may repeat an indexed path for a few bytes where the header
+// table allows it; Node's client sends it whole here. What the store keeps is the same.) Records of the first
 // refusals keep a bounded target (head and SHA-256 of the rest); the rest are counted into
 // summary records; past the per-source limit the source gets 429 with Retry-After.
 import assert from 'node:assert/strict'
