@@ -114,7 +114,7 @@ export const auditJournalSchema = z.strictObject({
    * last moments of them (docs/audit.md).
    */
   enabled: z.boolean().default(true),
-  /** fdatasync each group of appends: survives a power loss, not only a process crash. */
+  /** Each group of appends on disk (O_DSYNC) before forwarding: survives a power loss too. */
   fsync: z.boolean().default(true),
   maxSegmentBytes: z
     .number()
