@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startCluster, CLUSTER_INFO_ENV } from '../test/harness/cluster.ts'
+import { verifyJoinInvariant } from '../test/harness/join-invariant.ts'
 import { stopAll } from '../test/harness/processes.ts'
 
 const buildRoot = join(fileURLToPath(import.meta.url), '..', '..')
@@ -89,6 +90,8 @@ async function main(): Promise<number> {
       )
     }
     code = await runNodeTest(files, env)
+    // every API server audit event joins an allowing Gatehouse record or a harness client
+    if (cluster && !(await verifyJoinInvariant(cluster.info))) code = code || 1
   } finally {
     const runDir = cluster?.info.runDir
     await cluster?.stop()

@@ -13,6 +13,7 @@ import { buildChain, respondWithError, runStages, type RequestContext } from './
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
 import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
+import { SessionSlots } from './sessions/identity-slots.ts'
 import type { ApprovalService } from './approval/service.ts'
 
 export interface GatewayDeps {
@@ -118,6 +119,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
       masking,
+      sessionSlots: new SessionSlots(config.sessions.maxPerIdentity),
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
         tunnels.add(socket)
@@ -178,6 +180,13 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     },
     handleUpgrade(req, socket, head) {
       socket.on('error', () => undefined)
+      // Once Gatehouse has said its last (a refusal, a relayed answer, a session's end), the
+      // client's bytes are read and dropped (closing with unread data would reset the answer
+      // away) and the connection is closed even if the client never hangs up.
+      socket.once('finish', () => {
+        socket.resume()
+        setTimeout(() => socket.destroy(), 5000).unref()
+      })
       run(newContext(req, undefined, { socket, head }))
     },
     async shutdown(graceMs) {

@@ -54,7 +54,9 @@ export function quarantined(
           auditLevel: record.decision.auditLevel,
         }
       : null,
-    principal: null,
+    principal: record.principal
+      ? { user: a(String(record.principal.user)), groups: [], via: record.principal.via }
+      : null,
     response: {
       code: Number(record.response?.code) || 0,
       requestBytes: Number(record.response?.requestBytes) || 0,

@@ -189,6 +189,11 @@ export const sessionsSchema = z.strictObject({
   /** Mask secrets and regulated values (cards, keys, tokens...) in recordings before writing. */
   maskRecordings: z.boolean().default(true),
   recordStdin: z.enum(['always', 'nonInteractive', 'never']).default('always'),
+  /**
+   * exec, attach and port-forward sessions one identity may have open at once on one replica;
+   * more are refused with 429 and Retry-After. 0: no bound.
+   */
+  maxPerIdentity: z.number().int().min(0).default(64),
   /** Seconds; 0: no limit. */
   maxDurationSeconds: z.number().int().min(0).default(0),
   idleTimeoutSeconds: z.number().int().min(0).default(0),
@@ -377,6 +382,7 @@ export const gatewayConfigSchema = z
       onRecordingLimit: 'terminate',
       maskRecordings: true,
       recordStdin: 'always',
+      maxPerIdentity: 64,
       maxDurationSeconds: 0,
       idleTimeoutSeconds: 0,
       portForwardCaptureBytes: 0,

@@ -3,6 +3,7 @@
 export const errorCodes = {
   GW_REQUEST_INVALID: { status: 400, reason: 'BadRequest' },
   GW_REQUEST_UNCLASSIFIABLE: { status: 400, reason: 'BadRequest' },
+  GW_UPGRADE_UNSUPPORTED: { status: 400, reason: 'BadRequest' },
   GW_REQUEST_HEADERS_TOO_LARGE: { status: 431, reason: 'RequestHeaderFieldsTooLarge' },
   GW_REQUEST_BODY_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge' },
   GW_ROUTE_UNKNOWN_CLUSTER: { status: 404, reason: 'NotFound' },
@@ -32,6 +33,8 @@ export const errorCodes = {
   // One source sent more refused requests than audit.refusals.limitPerSource in a window.
   GW_REFUSALS_RATE_LIMITED: { status: 429, reason: 'TooManyRequests' },
   GW_SESSION_UNSUPPORTED: { status: 502, reason: 'BadGateway' },
+  // Sessions last; a retry soon after another one closes may succeed.
+  GW_SESSION_LIMIT: { status: 429, reason: 'TooManyRequests', retryAfterSeconds: 10 },
   GW_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable' },
   GW_UPSTREAM_BAD_GATEWAY: { status: 502, reason: 'BadGateway' },
   // Masking applies and the response cannot be decoded (an encoding or content type Gatehouse

@@ -4,6 +4,9 @@
 //  - route before requestInfo: attributes are computed on the path the cluster will see;
 //  - requestInfo before authenticate: unclassifiable requests are refused without touching
 //    credentials, and every later stage (and the audit record) can rely on the attributes;
+//  - upgrade after authenticate (its refusal names the caller) and before everything else: a
+//    request asking to switch protocols where Kubernetes has no upgrade is refused, so that no
+//    later stage treats the connection as a session (issue 18);
 //  - readBody after authenticate (no body is read for unknown callers) and before authorize
 //    (conditions may read the object);
 //  - authorize before impersonate: nothing about the upstream credential is computed for a
@@ -29,6 +32,7 @@ import { createJournalStage, type JournalRecord } from './stages/journal.ts'
 import { createReadBodyStage } from './stages/read-body.ts'
 import { createRequestInfoStage } from './stages/request-info.ts'
 import { createRouteStage } from './stages/route.ts'
+import { createUpgradeStage } from './stages/upgrade.ts'
 
 export function buildChain(deps: {
   clusters: ReadonlyMap<string, UpstreamCluster>
@@ -49,6 +53,7 @@ export function buildChain(deps: {
     createRouteStage(deps.clusters),
     createRequestInfoStage(),
     createAuthenticateStage(deps.authenticator),
+    createUpgradeStage(),
     createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes }),
     createAuthorizeStage(deps.policies),
     createHoldStage(deps.approvals),

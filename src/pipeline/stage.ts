@@ -6,6 +6,7 @@ export type StageName =
   | 'route'
   | 'requestInfo'
   | 'authenticate'
+  | 'upgrade'
   | 'readBody'
   | 'authorize'
   | 'hold'

@@ -76,8 +76,11 @@ export function replicaName(dataDir: string): string {
 
 export interface LiveSession {
   readonly record: SessionRecord
-  /** Relays the upgraded connection; resolves once the session ended and its record is saved. */
-  relay(client: Duplex, upstream: Duplex, first: Buffer): Promise<RelayEnd>
+  /**
+   * Relays the upgraded connection; resolves once the session ended and its record is saved.
+   * `first`: the upstream's bytes after its 101; `clientFirst`: the client's after its request.
+   */
+  relay(client: Duplex, upstream: Duplex, first: Buffer, clientFirst: Buffer): Promise<RelayEnd>
   terminate(message: string, reason: string): void
 }
 
@@ -224,6 +227,7 @@ export class SessionManager {
       record,
       limits,
       dialect,
+      query: new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? ''),
       ...(clientMasking ? { clientMasking } : {}),
       store: this.#store,
       recordings: this.#recordings,

@@ -2,6 +2,11 @@
 // is shown to the tap first and then forwarded unchanged, with backpressure in both directions
 // (a slow reader slows its writer, as with pipe()). A chunk the tap cannot parse is not
 // forwarded: the session ends (fail closed; Gatehouse does not relay what it cannot record).
+// Client bytes go upstream only once the tap has read them whole: a frame (a WebSocket message)
+// still incomplete waits until it ends, so nothing reaches the container that the tap has not
+// attributed and recorded, and the bytes the client sent with its upgrade request are read
+// first (issue 18). A client's protocol error ends the session with Gatehouse's termination (on
+// WebSocket a close frame 1002 after a Status on the error channel), not a bare TCP close.
 //
 // Gatehouse can speak last: terminate() waits for the current upstream-to-client frame to end,
 // sends the dialect's termination (a Status on the error channel, then a close), and closes
@@ -40,6 +45,8 @@ export function relaySession(opts: {
   upstream: Duplex
   /** Bytes the upstream sent right after its 101 head (already part of the session). */
   first: Buffer
+  /** Bytes the client sent right after its upgrade request head (read by the tap first). */
+  clientFirst?: Buffer
   tap: SessionTap
   /** Called for every chunk either way (idle timers). */
   onActivity?: () => void
@@ -56,7 +63,8 @@ export function relaySession(opts: {
   let u2c = 0
   let endedBy: RelayEnd['endedBy'] | undefined
   let protocolError: string | undefined
-  let terminating: { message: string; reason: string; silent?: boolean } | undefined
+  let terminating:
+    { message: string; reason: string; silent?: boolean; protocolError?: boolean } | undefined
   let boundaryTimer: NodeJS.Timeout | undefined
   /** Inside a data handler: the tap's state is mid-chunk, so a terminate must wait for its end. */
   let busy = false
@@ -64,8 +72,14 @@ export function relaySession(opts: {
   const closed = new Promise<RelayEnd>((r) => (resolveClosed = r))
 
   const fail = (side: 'client' | 'upstream', e: unknown): void => {
+    const first = protocolError === undefined
     protocolError ??= `malformed ${side === 'client' ? 'client' : 'upstream'} frame: ${e instanceof Error ? e.message : String(e)}`
     endedBy ??= 'gatehouse'
+    // The upstream-to-client direction still reads well: the client is told why, at a boundary.
+    if (side === 'client' && first && !terminating) {
+      begin(`Gatehouse ended the session: ${protocolError}`, 'protocol error', true)
+      return
+    }
     client.destroy()
     upstream.destroy()
   }
@@ -100,7 +114,11 @@ export function relaySession(opts: {
       let bytes: Buffer = Buffer.alloc(0)
       if (!terminating.silent) {
         try {
-          bytes = tap.termination(terminating.message, terminating.reason)
+          bytes = tap.termination(
+            terminating.message,
+            terminating.reason,
+            terminating.protocolError ?? false,
+          )
         } catch (e) {
           if (!(e instanceof TapProtocolError)) throw e
         }
@@ -135,6 +153,18 @@ export function relaySession(opts: {
     })
   }
 
+  /** Client bytes the tap has seen but not yet as a whole frame: they wait here. */
+  const unread = { chunks: [] as Buffer[], bytes: 0 }
+  /** The bytes, from the start of `unread`, that make whole frames now. */
+  const takeRead = (): Buffer => {
+    const n = unread.bytes - tap.clientPendingBytes()
+    if (n <= 0) return Buffer.alloc(0)
+    const all = unread.chunks.length === 1 ? unread.chunks[0]! : Buffer.concat(unread.chunks)
+    const rest = all.subarray(n)
+    unread.chunks = rest.length ? [rest] : []
+    unread.bytes = rest.length
+    return all.subarray(0, n)
+  }
   const fromClient = (chunk: Buffer): void => {
     if (terminating) return
     busy = true
@@ -145,9 +175,13 @@ export function relaySession(opts: {
     } finally {
       busy = false
     }
-    c2u += chunk.length
+    unread.chunks.push(chunk)
+    unread.bytes += chunk.length
     opts.onActivity?.()
-    if (!upstream.write(chunk)) {
+    const ready = takeRead()
+    if (ready.length === 0) return
+    c2u += ready.length
+    if (!upstream.write(ready)) {
       hold('client', 'upstream-buffer')
       upstream.once('drain', () => release('client', 'upstream-buffer'))
     }
@@ -237,27 +271,31 @@ export function relaySession(opts: {
     sideClosed()
   })
 
+  /** Gatehouse speaks last: stop reading the client, end at the next upstream boundary. */
+  function begin(message: string, reason: string, isProtocolError = false): void {
+    if (terminating || open < 2) return
+    // Called from an observer while the tap reads a chunk (a limit reached mid-chunk): finish
+    // relaying that chunk first, then speak at the boundary.
+    if (busy) return queueMicrotask(() => begin(message, reason, isProtocolError))
+    endedBy ??= 'gatehouse'
+    client.removeListener('data', fromClient)
+    terminating = { message, reason, protocolError: isProtocolError }
+    holds.upstream.clear()
+    upstream.resume()
+    if (tap.upstreamBytesToBoundary() === 0) return finishTermination()
+    boundaryTimer = setTimeout(() => {
+      // the frame never ended: close without Gatehouse's message rather than corrupt the stream
+      terminating = { message, reason, silent: true }
+      finishTermination()
+    }, BOUNDARY_WAIT_MS)
+  }
+
   if (opts.first.length) fromUpstream(opts.first)
+  if (opts.clientFirst?.length) fromClient(opts.clientFirst)
   upstream.resume()
 
   return {
     closed,
-    terminate(message, reason) {
-      if (terminating || open < 2) return
-      // Called from an observer while the tap reads a chunk (a limit reached mid-chunk): finish
-      // relaying that chunk first, then speak at the boundary.
-      if (busy) return queueMicrotask(() => this.terminate(message, reason))
-      endedBy ??= 'gatehouse'
-      client.removeListener('data', fromClient)
-      terminating = { message, reason }
-      holds.upstream.clear()
-      upstream.resume()
-      if (tap.upstreamBytesToBoundary() === 0) return finishTermination()
-      boundaryTimer = setTimeout(() => {
-        // the frame never ended: close without Gatehouse's message rather than corrupt the stream
-        terminating = { message, reason, silent: true }
-        finishTermination()
-      }, BOUNDARY_WAIT_MS)
-    },
+    terminate: (message, reason) => begin(message, reason),
   }
 }

@@ -76,7 +76,7 @@ export function exitCodeOf(message: Buffer): { code: number; message?: string } 
 }
 
 /** A failure Status for the error channel; kubectl prints its message and exits non-zero. */
-export function terminationStatus(message: string, reason: string): Buffer {
+export function terminationStatus(message: string, reason: string, code = 403): Buffer {
   return Buffer.from(
     JSON.stringify({
       kind: 'Status',
@@ -85,7 +85,7 @@ export function terminationStatus(message: string, reason: string): Buffer {
       status: 'Failure',
       message,
       reason,
-      code: 403,
+      code,
     }),
   )
 }
@@ -100,6 +100,14 @@ export function parseResize(data: Buffer): { width: number; height: number } | u
     // not JSON: ignored, as the kubelet ignores it
   }
   return undefined
+}
+
+/** port-forward: the ports asked for, in order (repeated or comma-joined, as the kubelet reads them). */
+export function portsOf(query: URLSearchParams): number[] {
+  return query
+    .getAll('ports')
+    .flatMap((p) => p.split(','))
+    .map((p) => Number(p.trim()))
 }
 
 /** exec query parameters: the command (argv), container, tty and stdin, as the kubelet reads them. */

@@ -19,6 +19,7 @@ export class StreamSession implements LiveSession {
   readonly record: SessionRecord
   readonly #limits: SessionLimits
   readonly #dialect: Dialect
+  readonly #query: URLSearchParams
   readonly #clientMasking: TextMasking | undefined
   readonly #store: AuditStore
   readonly #recordings: RecordingStore
@@ -41,6 +42,8 @@ export class StreamSession implements LiveSession {
     record: SessionRecord
     limits: SessionLimits
     dialect: Dialect
+    /** The request's query (port-forward: which ports). */
+    query: URLSearchParams
     /** The caller's masking of exec and attach output; absent: the client gets it unmasked. */
     clientMasking?: TextMasking
     store: AuditStore
@@ -51,6 +54,7 @@ export class StreamSession implements LiveSession {
     this.record = opts.record
     this.#limits = opts.limits
     this.#dialect = opts.dialect
+    this.#query = opts.query
     this.#clientMasking = opts.clientMasking
     this.#store = opts.store
     this.#recordings = opts.recordings
@@ -73,7 +77,12 @@ export class StreamSession implements LiveSession {
     if (this.#relay) this.#relay.terminate(message, reason)
   }
 
-  async relay(client: Duplex, upstream: Duplex, first: Buffer): Promise<RelayEnd> {
+  async relay(
+    client: Duplex,
+    upstream: Duplex,
+    first: Buffer,
+    clientFirst: Buffer,
+  ): Promise<RelayEnd> {
     const r = this.record
     const sink = this.#recordings.create(r.recording!.key)
     const writer = new AsciicastWriter(
@@ -111,13 +120,14 @@ export class StreamSession implements LiveSession {
       masking: this.#limits.recordMasking,
     })
     const kind = r.kind as SessionKind
-    const tap = createTap(this.#dialect, kind, this.#observer(writer, streams))
+    const tap = createTap(this.#dialect, kind, this.#observer(writer, streams), this.#query)
     const clientMasking = kind === 'portforward' ? undefined : this.#clientMasking
     const masker: { rewriter?: ClientRewriter | undefined } = {}
     const relay = relaySession({
       client,
       upstream,
       first,
+      clientFirst,
       tap,
       onActivity: () => (this.#lastActivity = performance.now()),
       recorder: writer,

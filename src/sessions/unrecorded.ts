@@ -1,8 +1,10 @@
-// Exec and attach when sessions are not recorded (`sessions.record: false`): no record, no
-// recording, no limits, but what the client receives is still masked for callers whose policy
-// asks for it. The same tap and rewriter as a recorded session, with an observer that keeps
-// nothing: recording is a switch, masking is policy.
+// Exec, attach and port-forward when sessions are not recorded (`sessions.record: false`): no
+// record, no recording, no limits, but the session still runs through the tap, so only frames
+// Gatehouse can read are relayed (after a 101 nothing flows that the tap does not understand),
+// and what the client receives of exec and attach is still masked for callers whose policy asks
+// for it. Recording is a switch; reading the protocol and masking are not.
 import type { Duplex } from 'node:stream'
+import { GatewayError } from '../errors/index.ts'
 import { createClientRewriter } from './client-masking.ts'
 import type { TextMasking } from './masked-streams.ts'
 import { dialectOf, type SessionKind } from './remote-command.ts'
@@ -24,38 +26,46 @@ const NOTHING_KEPT: SessionObserver = {
 }
 
 /**
- * A relayer that masks exec or attach output for the client; undefined when there is nothing to
- * mask (port-forward, or a dialect Gatehouse does not speak: the tunnel then splices it).
+ * The relayer of an unrecorded session. Throws GW_SESSION_UNSUPPORTED for a dialect the tap
+ * cannot read (nothing has reached the client yet: the upgrade is refused).
  */
-export function unrecordedMaskingRelay(
+export function unrecordedRelay(
   kind: SessionKind,
   responseHead: string,
-  masking: TextMasking,
-):
-  | ((
-      client: Duplex,
-      upstream: Duplex,
-      first: Buffer,
-    ) => Promise<{ clientToUpstream: number; upstreamToClient: number }>)
-  | undefined {
-  if (kind === 'portforward') return undefined
+  query: URLSearchParams,
+  masking: TextMasking | undefined,
+): (
+  client: Duplex,
+  upstream: Duplex,
+  first: Buffer,
+  clientFirst: Buffer,
+) => Promise<{ clientToUpstream: number; upstreamToClient: number }> {
   const dialect = dialectOf(responseHead)
-  if ('unknown' in dialect) return undefined
-  return async (client, upstream, first) => {
-    const tap = createTap(dialect, kind, NOTHING_KEPT)
+  if ('unknown' in dialect)
+    throw new GatewayError(
+      'GW_SESSION_UNSUPPORTED',
+      `Gatehouse cannot relay this session: ${dialect.unknown}`,
+    )
+  return async (client, upstream, first, clientFirst) => {
+    const tap = createTap(dialect, kind, NOTHING_KEPT, query)
     const relay = relaySession({
       client,
       upstream,
       first,
+      clientFirst,
       tap,
-      rewriter: (send, onError) =>
-        createClientRewriter({
-          dialect,
-          streamTypes: tap.streamTypes,
-          masking,
-          send,
-          onError,
-        }),
+      ...(masking && kind !== 'portforward'
+        ? {
+            rewriter: (send: (b: Buffer) => void, onError: (e: unknown) => void) =>
+              createClientRewriter({
+                dialect,
+                streamTypes: tap.streamTypes,
+                masking,
+                send,
+                onError,
+              }),
+          }
+        : {}),
     })
     const end = await relay.closed
     tap.close()

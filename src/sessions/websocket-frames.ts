@@ -46,6 +46,9 @@ export class WebSocketFrameReader {
   /** The control frame being read (control frames may arrive between fragments). */
   #control: Buffer[] = []
   #failed: WebSocketProtocolError | undefined
+  /** Bytes pushed so far, and where the last whole message (or control frame) ended. */
+  #total = 0
+  #clean = 0
 
   constructor(opts: { masked: boolean; maxMessageBytes: number }) {
     this.#expectMasked = opts.masked
@@ -61,6 +64,14 @@ export class WebSocketFrameReader {
     return needed - this.#header.length + this.#payloadLength(this.#header)
   }
 
+  /**
+   * Bytes since the last point where no frame was half-read and no fragmented message open:
+   * what a relay that forwards whole messages only still holds back.
+   */
+  get pendingBytes(): number {
+    return this.#total - this.#clean
+  }
+
   get failed(): boolean {
     return this.#failed !== undefined
   }
@@ -69,8 +80,13 @@ export class WebSocketFrameReader {
   push(chunk: Buffer): WebSocketMessage[] {
     if (this.#failed) throw this.#failed
     const out: WebSocketMessage[] = []
+    const base = this.#total
     try {
       let offset = 0
+      const mark = (): void => {
+        if (this.#state === State.Header && this.#header.length === 0 && this.#fragmentOpcode === 0)
+          this.#clean = base + offset
+      }
       while (offset < chunk.length) {
         if (this.#state === State.Header) {
           const need = this.#headerLength(this.#header)
@@ -80,6 +96,7 @@ export class WebSocketFrameReader {
           offset += take
           const full = this.#headerLength(this.#header)
           if (full !== undefined && this.#header.length === full) this.#startFrame(out)
+          mark()
           continue
         }
         const take = Math.min(this.#remaining, chunk.length - offset)
@@ -87,7 +104,9 @@ export class WebSocketFrameReader {
         offset += take
         this.#remaining -= take
         if (this.#remaining === 0) this.#endFrame(out)
+        mark()
       }
+      this.#total = base + chunk.length
     } catch (e) {
       this.#failed = e instanceof WebSocketProtocolError ? e : new WebSocketProtocolError(String(e))
       throw this.#failed

@@ -247,38 +247,76 @@ function decodeControl(type: number, flags: number, p: Buffer): SpdyFrame {
 
 /**
  * Incremental frame parser: feed it bytes as they arrive, in any split, and it returns the
- * complete frames. It never buffers more than one frame (bounded by maxFramePayload).
+ * complete frames. It never buffers more than one frame (bounded by maxFramePayload, and control
+ * frames by maxControlFramePayload, checked as soon as a frame's 8-byte header is in), and joins
+ * a frame's chunks once, when it is whole (a 16 MiB frame in 16 KiB chunks is not copied a
+ * thousand times).
  */
 export class FrameParser {
   readonly #maxPayload: number
-  #buffer: Buffer = Buffer.alloc(0)
+  readonly #maxControlPayload: number
+  #chunks: Buffer[] = []
+  #bytes = 0
   #failed: SpdyProtocolError | undefined
 
-  constructor(options: { maxFramePayload?: number } = {}) {
+  constructor(options: { maxFramePayload?: number; maxControlFramePayload?: number } = {}) {
     this.#maxPayload = Math.min(options.maxFramePayload ?? MAX_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD)
+    this.#maxControlPayload = Math.min(
+      options.maxControlFramePayload ?? this.#maxPayload,
+      this.#maxPayload,
+    )
   }
 
   /** Bytes received that do not yet make a whole frame. */
   get pendingBytes(): number {
-    return this.#buffer.length
+    return this.#bytes
   }
 
   /** Bytes still to come before the frame being received ends; 0 at a frame boundary. */
   get bytesToFrameEnd(): number {
-    const b = this.#buffer
-    if (b.length === 0) return 0
-    if (b.length < FRAME_HEADER_BYTES) return Number.POSITIVE_INFINITY
-    return FRAME_HEADER_BYTES + (b.readUInt32BE(4) & 0xffffff) - b.length
+    if (this.#bytes === 0) return 0
+    if (this.#bytes < FRAME_HEADER_BYTES) return Number.POSITIVE_INFINITY
+    const h = this.#peek(FRAME_HEADER_BYTES)
+    return FRAME_HEADER_BYTES + (h.readUInt32BE(4) & 0xffffff) - this.#bytes
+  }
+
+  /** The first n buffered bytes (n <= #bytes), joining only the chunks they span. */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!
+    if (first.length >= n) return first.subarray(0, n)
+    const parts: Buffer[] = []
+    let have = 0
+    for (const c of this.#chunks) {
+      parts.push(c)
+      have += c.length
+      if (have >= n) break
+    }
+    return Buffer.concat(parts).subarray(0, n)
+  }
+
+  /** Removes and returns the first n buffered bytes as one (copied) buffer. */
+  #take(n: number): Buffer {
+    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks)
+    // copy, so callers may keep frames while the connection's buffers are reused
+    const out = Buffer.from(all.subarray(0, n))
+    const rest = all.subarray(n)
+    this.#chunks = rest.length ? [rest] : []
+    this.#bytes = rest.length
+    return out
   }
 
   push(chunk: Buffer): SpdyFrame[] {
     if (this.#failed) throw this.#failed
-    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk])
+    if (chunk.length) {
+      this.#chunks.push(chunk)
+      this.#bytes += chunk.length
+    }
     const frames: SpdyFrame[] = []
     try {
-      while (this.#buffer.length >= FRAME_HEADER_BYTES) {
-        const word0 = this.#buffer.readUInt32BE(0)
-        const word1 = this.#buffer.readUInt32BE(4)
+      while (this.#bytes >= FRAME_HEADER_BYTES) {
+        const h = this.#peek(FRAME_HEADER_BYTES)
+        const word0 = h.readUInt32BE(0)
+        const word1 = h.readUInt32BE(4)
         const flags = word1 >>> 24
         const length = word1 & 0xffffff
         const isControl = (word0 & 0x80000000) !== 0
@@ -288,17 +326,17 @@ export class FrameParser {
             throw new SpdyProtocolError(
               `unsupported SPDY version ${version} (expected ${SPDY_VERSION})`,
             )
+          if (length > this.#maxControlPayload)
+            throw new SpdyProtocolError(
+              `control frame payload of ${length} bytes exceeds the limit of ${this.#maxControlPayload}`,
+            )
         }
         if (length > this.#maxPayload)
           throw new SpdyProtocolError(
             `frame payload of ${length} bytes exceeds the limit of ${this.#maxPayload}`,
           )
-        if (this.#buffer.length < FRAME_HEADER_BYTES + length) break
-        // Copy so callers may keep frames while the connection buffer is reused.
-        const payload = Buffer.from(
-          this.#buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length),
-        )
-        this.#buffer = this.#buffer.subarray(FRAME_HEADER_BYTES + length)
+        if (this.#bytes < FRAME_HEADER_BYTES + length) break
+        const payload = this.#take(FRAME_HEADER_BYTES + length).subarray(FRAME_HEADER_BYTES)
         if (isControl) frames.push(decodeControl(word0 & 0xffff, flags, payload))
         else
           frames.push({
@@ -317,9 +355,9 @@ export class FrameParser {
 
   /** The connection ended: anything still buffered is a truncated frame. */
   end(): void {
-    if (this.#buffer.length > 0)
+    if (this.#bytes > 0)
       throw new SpdyProtocolError(
-        `connection ended inside a frame (${this.#buffer.length} bytes of an incomplete frame)`,
+        `connection ended inside a frame (${this.#bytes} bytes of an incomplete frame)`,
       )
   }
 }

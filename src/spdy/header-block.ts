@@ -1,8 +1,14 @@
 // SPDY/3 header blocks (section 2.6.10): a count, then length-prefixed names and values
 // (several values of one name joined by NUL), all compressed with zlib. Each direction of a
 // connection has ONE compression context that spans every header block sent on it, so blocks
-// must be compressed and decompressed in connection order; these classes serialise calls.
-import { constants, createDeflate, createInflate, type Deflate, type Inflate } from 'node:zlib'
+// must be compressed and decompressed in connection order.
+//
+// Decompression is synchronous (pako's streaming inflate: Node's zlib streams are asynchronous
+// only), so a frame's headers are known, and its limits checked, before anyone forwards the
+// frame: the session tap must never relay a block it has not read (issue 18: a zlib bomb, a
+// 2^31 header count or an uppercase name reached the kubelet while node:zlib was still busy).
+import { constants, createDeflate, type Deflate } from 'node:zlib'
+import { Inflate, Z_SYNC_FLUSH } from 'pako'
 import { SPDY3_HEADER_DICTIONARY } from './dictionary.ts'
 import { SpdyProtocolError } from './frames.ts'
 
@@ -11,6 +17,19 @@ export type SpdyHeaders = Map<string, string[]>
 
 /** Default bound on one decompressed header block: a zlib bomb must not exhaust memory. */
 export const DEFAULT_MAX_HEADER_BLOCK_BYTES = 256 * 1024
+/** Default bound on the headers of one block (Kubernetes sends one to three). */
+export const DEFAULT_MAX_HEADERS = 100
+/** Default bound on decompressed/compressed, checked once a block is past RATIO_FLOOR_BYTES. */
+export const DEFAULT_MAX_RATIO = 100
+const RATIO_FLOOR_BYTES = 1024
+
+export interface HeaderLimits {
+  /** Decompressed bytes of one block (and compressed bytes, which cannot usefully be more). */
+  maxHeaderBlockBytes?: number
+  maxHeaders?: number
+  /** Decompressed bytes per compressed byte of one block (a bomb's tell). */
+  maxRatio?: number
+}
 
 export function encodeHeaderBlock(
   headers: SpdyHeaders | Record<string, string | string[]>,
@@ -43,7 +62,10 @@ export function encodeHeaderBlock(
   return Buffer.concat(parts)
 }
 
-export function decodeHeaderBlock(block: Buffer): SpdyHeaders {
+export function decodeHeaderBlock(
+  block: Buffer,
+  maxHeaders: number = DEFAULT_MAX_HEADERS,
+): SpdyHeaders {
   let offset = 0
   const u32 = (what: string): number => {
     if (offset + 4 > block.length)
@@ -62,6 +84,10 @@ export function decodeHeaderBlock(block: Buffer): SpdyHeaders {
     return s
   }
   const count = u32('the header count')
+  if (count > maxHeaders)
+    throw new SpdyProtocolError(
+      `header block has ${count} headers, more than the limit of ${maxHeaders}`,
+    )
   // Each pair needs at least 8 bytes, so a huge count cannot make us loop for long.
   if (count * 8 > block.length - 4)
     throw new SpdyProtocolError(
@@ -82,79 +108,46 @@ export function decodeHeaderBlock(block: Buffer): SpdyHeaders {
   return headers
 }
 
-/** Runs zlib work strictly in call order on one persistent stream. */
-class OrderedZlib {
-  readonly #stream: Deflate | Inflate
-  readonly #maxOutput: number
-  readonly #what: string
+/** Runs deflate work strictly in call order on one persistent stream. */
+class OrderedDeflate {
+  readonly #stream: Deflate
   #queue: Promise<unknown> = Promise.resolve()
   #output: Buffer[] = []
-  #outputBytes = 0
   #error: Error | undefined
-  #pending: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined
 
-  constructor(stream: Deflate | Inflate, maxOutput: number, what: string) {
+  constructor(stream: Deflate) {
     this.#stream = stream
-    this.#maxOutput = maxOutput
-    this.#what = what
-    stream.on('data', (chunk: Buffer) => {
-      this.#outputBytes += chunk.length
-      // Checked as output arrives, so a zlib bomb is cut off, not merely counted.
-      if (this.#outputBytes > this.#maxOutput) {
-        return this.#fail(
-          new SpdyProtocolError(
-            `${what}: header block exceeds the limit of ${this.#maxOutput} bytes`,
-          ),
-        )
-      }
-      this.#output.push(chunk)
+    stream.on('data', (chunk: Buffer) => this.#output.push(chunk))
+    stream.on('error', (err: Error) => {
+      this.#error ??= new SpdyProtocolError(`header compression failed: ${err.message}`)
     })
-    stream.on('error', (err: Error) =>
-      this.#fail(new SpdyProtocolError(`${what} failed: ${err.message}`)),
-    )
-  }
-
-  #fail(err: Error): void {
-    this.#error ??= err
-    this.#stream.destroy()
-    this.#pending?.reject(this.#error)
-    this.#pending = undefined
   }
 
   run(input: Buffer): Promise<Buffer> {
-    const job = this.#queue.then(() => this.#process(input))
+    const job = this.#queue.then(
+      () =>
+        new Promise<Buffer>((resolve, reject) => {
+          if (this.#error) return reject(this.#error)
+          this.#output = []
+          this.#stream.write(input)
+          this.#stream.flush(constants.Z_SYNC_FLUSH, () =>
+            this.#error ? reject(this.#error) : resolve(Buffer.concat(this.#output)),
+          )
+        }),
+    )
     this.#queue = job.catch(() => undefined)
     return job
   }
 
-  #process(input: Buffer): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      if (this.#error) return reject(this.#error)
-      this.#output = []
-      this.#outputBytes = 0
-      this.#pending = { resolve, reject }
-      this.#stream.write(input)
-      this.#stream.flush(constants.Z_SYNC_FLUSH, () => {
-        const pending = this.#pending
-        this.#pending = undefined
-        if (this.#error) return pending?.reject(this.#error)
-        pending?.resolve(Buffer.concat(this.#output))
-      })
-    })
-  }
-
   close(): void {
-    this.#fail(new SpdyProtocolError(`${this.#what}: closed`))
+    this.#error ??= new SpdyProtocolError('header compression: closed')
+    this.#stream.destroy()
   }
 }
 
 /** Compresses the header blocks one endpoint sends, in order, on one shared context. */
 export class HeaderCompressor {
-  readonly #zlib = new OrderedZlib(
-    createDeflate({ dictionary: SPDY3_HEADER_DICTIONARY }),
-    Number.MAX_SAFE_INTEGER,
-    'header compression',
-  )
+  readonly #zlib = new OrderedDeflate(createDeflate({ dictionary: SPDY3_HEADER_DICTIONARY }))
 
   compress(headers: SpdyHeaders | Record<string, string | string[]>): Promise<Buffer> {
     return this.#zlib.run(encodeHeaderBlock(headers))
@@ -166,27 +159,67 @@ export class HeaderCompressor {
 }
 
 /**
- * Decompresses the header blocks one endpoint receives, in order. A corrupt block poisons the
- * context for good (every later block depends on it), so the connection must be closed.
+ * Decompresses the header blocks one endpoint receives, in order, synchronously. A corrupt or
+ * oversized block poisons the context for good (every later block depends on it), so the
+ * connection must be closed.
  */
 export class HeaderDecompressor {
-  readonly #zlib: OrderedZlib
+  readonly #inflate = new Inflate({ dictionary: SPDY3_HEADER_DICTIONARY, chunkSize: 16 * 1024 })
+  readonly #max: number
+  readonly #maxHeaders: number
+  readonly #maxRatio: number
+  #failed: SpdyProtocolError | undefined
 
-  constructor(options: { maxHeaderBlockBytes?: number } = {}) {
-    const max = options.maxHeaderBlockBytes ?? DEFAULT_MAX_HEADER_BLOCK_BYTES
-    this.#zlib = new OrderedZlib(
-      createInflate({ dictionary: SPDY3_HEADER_DICTIONARY }),
-      max,
-      'header decompression',
-    )
+  constructor(limits: HeaderLimits = {}) {
+    this.#max = limits.maxHeaderBlockBytes ?? DEFAULT_MAX_HEADER_BLOCK_BYTES
+    this.#maxHeaders = limits.maxHeaders ?? DEFAULT_MAX_HEADERS
+    this.#maxRatio = limits.maxRatio ?? DEFAULT_MAX_RATIO
   }
 
-  async decompress(block: Buffer): Promise<SpdyHeaders> {
+  decompress(block: Buffer): SpdyHeaders {
+    if (this.#failed) throw this.#failed
     if (block.length === 0) return new Map()
-    return decodeHeaderBlock(await this.#zlib.run(block))
+    try {
+      return decodeHeaderBlock(this.#inflateBlock(block), this.#maxHeaders)
+    } catch (e) {
+      this.#failed =
+        e instanceof SpdyProtocolError
+          ? e
+          : new SpdyProtocolError(`header decompression failed: ${String(e)}`)
+      throw this.#failed
+    }
+  }
+
+  #inflateBlock(block: Buffer): Buffer {
+    if (block.length > this.#max)
+      throw new SpdyProtocolError(
+        `header block of ${block.length} compressed bytes exceeds the limit of ${this.#max} bytes`,
+      )
+    const out: Uint8Array[] = []
+    let bytes = 0
+    // Checked as output arrives, so a zlib bomb is cut off after one chunk, not inflated whole.
+    this.#inflate.onData = (chunk: Uint8Array): void => {
+      bytes += chunk.length
+      if (bytes > this.#max)
+        throw new SpdyProtocolError(`header block exceeds the limit of ${this.#max} bytes`)
+      if (bytes > RATIO_FLOOR_BYTES && bytes > block.length * this.#maxRatio)
+        throw new SpdyProtocolError(
+          `header block inflates more than ${this.#maxRatio} times (a compression bomb)`,
+        )
+      out.push(chunk)
+    }
+    const ok = this.#inflate.push(block, Z_SYNC_FLUSH)
+    if (!ok || this.#inflate.err)
+      throw new SpdyProtocolError(
+        `header decompression failed: ${this.#inflate.msg || 'corrupt data'}`,
+      )
+    // SPDY's header stream never ends: a final block means a peer that does not speak SPDY
+    if (this.#inflate.ended)
+      throw new SpdyProtocolError('header decompression failed: stream ended')
+    return Buffer.concat(out)
   }
 
   close(): void {
-    this.#zlib.close()
+    this.#failed ??= new SpdyProtocolError('header decompression: closed')
   }
 }

@@ -371,7 +371,7 @@ export class SpdySession extends EventEmitter<SessionEvents> {
     this.#onFrame?.(frame, 'in')
     switch (frame.type) {
       case 'syn_stream': {
-        const headers = await this.#decompressor.decompress(frame.headerBlock)
+        const headers = this.#decompressor.decompress(frame.headerBlock)
         if (!this.#isPeerId(frame.streamId) || frame.streamId <= this.#lastPeerStreamId) {
           throw new SpdyProtocolError(
             `SYN_STREAM with stream id ${frame.streamId} out of order or of the wrong parity`,
@@ -394,7 +394,7 @@ export class SpdySession extends EventEmitter<SessionEvents> {
         return
       }
       case 'syn_reply': {
-        const headers = await this.#decompressor.decompress(frame.headerBlock)
+        const headers = this.#decompressor.decompress(frame.headerBlock)
         const waiter = this.#awaitingReply.get(frame.streamId)
         if (!waiter) {
           await this.sendFrame({
@@ -410,7 +410,7 @@ export class SpdySession extends EventEmitter<SessionEvents> {
         return
       }
       case 'headers': {
-        await this.#decompressor.decompress(frame.headerBlock)
+        this.#decompressor.decompress(frame.headerBlock)
         if (frame.flags & FLAG_FIN) this.#streams.get(frame.streamId)?.remoteEnd()
         return
       }

@@ -1,5 +1,5 @@
 // Gatehouse itself, started in-process in front of the harness cluster for e2e tests.
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseConfig, type GatewayConfig } from '../../src/config/index.ts'
@@ -9,6 +9,7 @@ import { buildKubeconfig } from '../../src/cli/kubeconfig.ts'
 import { repoRoot } from './binaries.ts'
 import { adminClient, type ClusterInfo } from './cluster.ts'
 import { kubectl } from './kubectl.ts'
+import { accountOfToken, exportGatehouseRecords, registerGatehouse } from './gatehouse-records.ts'
 
 export interface RunningGatehouse {
   readonly url: string
@@ -74,6 +75,9 @@ export async function startGatehouse(
     ...opts.overrides,
   }
   const config = parseConfig(raw, 'test gatehouse.yaml')
+  // the end-of-run join check reads this instance's records (join-invariant.ts)
+  const account = accountOfToken(readFileSync(opts.upstreamTokenFile, 'utf8'))
+  const registration = registerGatehouse(cluster.runDir, config, account ? [account] : [])
   const configFile = join(dataDir, 'gatehouse.yaml')
   // JSON is YAML: the CLI reads the same configuration the in-process server runs with.
   writeFileSync(configFile, JSON.stringify(raw, null, 2), { mode: 0o600 })
@@ -109,6 +113,7 @@ export async function startGatehouse(
     },
     async stop() {
       await server.close()
+      await exportGatehouseRecords(cluster.runDir, registration)
       await new Promise<void>((r) => (logStream ? logStream.end(() => r()) : r()))
     },
   }

@@ -4,7 +4,8 @@ import { tunnelUpgrade } from '../../upstream/tunnel.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
 import { sessionKindOf, type SessionManager } from '../../sessions/manager.ts'
-import { unrecordedMaskingRelay } from '../../sessions/unrecorded.ts'
+import { unrecordedRelay } from '../../sessions/unrecorded.ts'
+import type { SessionSlots } from '../../sessions/identity-slots.ts'
 import { GatewayError } from '../../errors/index.ts'
 import { Masking } from '../../masking/profile.ts'
 import {
@@ -23,6 +24,45 @@ export interface ForwardHooks {
   masking?: Masking
   /** Called when an upgraded connection starts; resolves when it ends (sessions are tracked for shutdown). */
   trackTunnel(ctx: RequestContext, closed: Promise<unknown>): void
+  /** The bound on sessions one identity has open at once (sessions.maxPerIdentity). */
+  sessionSlots?: SessionSlots
+}
+
+/**
+ * exec, attach, port-forward (the upgrade stage let nothing else through): our own connection to
+ * the API server, and after its 101 a relay through the session tap, recorded or not.
+ */
+async function forwardUpgrade(ctx: RequestContext, hooks: ForwardHooks): Promise<void> {
+  const kind = sessionKindOf(ctx)
+  if (!kind) throw new GatewayError('GW_UPGRADE_UNSUPPORTED', 'not an exec, attach or port-forward')
+  const { sessions } = hooks
+  const release = hooks.sessionSlots?.acquire(ctx.identity?.name ?? '') ?? ((): void => undefined)
+  const query = new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? '')
+  let tunnel
+  try {
+    tunnel = await tunnelUpgrade({
+      onSwitched: async (head: string) => {
+        if (!sessions)
+          return unrecordedRelay(kind, head, query, hooks.masking?.forDecision(ctx.decision))
+        const session = await sessions.begin(ctx, kind, head)
+        ctx.sessionId = session.record.id
+        return (client, upstream, first, clientFirst) =>
+          session.relay(client, upstream, first, clientFirst)
+      },
+      cluster: ctx.cluster!,
+      req: ctx.req,
+      socket: ctx.upgrade!.socket,
+      head: ctx.upgrade!.head,
+      path: ctx.upstreamPath!,
+      headers: ctx.upstreamHeaders!,
+    })
+  } catch (e) {
+    release()
+    throw e
+  }
+  void tunnel.closed.finally(release)
+  ctx.responseStatus = tunnel.status
+  hooks.trackTunnel(ctx, tunnel.closed)
 }
 
 /**
@@ -117,40 +157,7 @@ export function createForwardStage(opts: {
     name: 'forward',
     async run(ctx: RequestContext) {
       const cluster = ctx.cluster!
-      if (ctx.upgrade) {
-        const sessions = opts.hooks.sessions
-        const kind = sessions ? sessionKindOf(ctx) : undefined
-        // unrecorded (sessions.record: false): exec and attach output is still masked
-        const unrecordedKind = sessions ? undefined : sessionKindOf(ctx)
-        const clientMasking = unrecordedKind
-          ? opts.hooks.masking?.forDecision(ctx.decision)
-          : undefined
-        const tunnel = await tunnelUpgrade({
-          ...(sessions && kind
-            ? {
-                onSwitched: async (head: string) => {
-                  const session = await sessions.begin(ctx, kind, head)
-                  ctx.sessionId = session.record.id
-                  return (client, upstream, first) => session.relay(client, upstream, first)
-                },
-              }
-            : unrecordedKind && clientMasking
-              ? {
-                  onSwitched: (head: string) =>
-                    Promise.resolve(unrecordedMaskingRelay(unrecordedKind, head, clientMasking)),
-                }
-              : {}),
-          cluster,
-          req: ctx.req,
-          socket: ctx.upgrade.socket,
-          head: ctx.upgrade.head,
-          path: ctx.upstreamPath!,
-          headers: ctx.upstreamHeaders!,
-        })
-        ctx.responseStatus = tunnel.status
-        opts.hooks.trackTunnel(ctx, tunnel.closed)
-        return
-      }
+      if (ctx.upgrade) return forwardUpgrade(ctx, opts.hooks)
       const sessions = opts.hooks.sessions
       const masked = maskingFor(ctx, opts.hooks.masking)
       const log = sessions && isPodLog(ctx) ? await sessions.beginLog(ctx) : undefined

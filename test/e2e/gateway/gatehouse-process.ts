@@ -1,13 +1,19 @@
 // Gatehouse as its own process (`gatehouse serve`), for tests that must kill it (kill -9) and
 // start it again on the same data directory, as an operator's supervisor would.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { repoRoot } from '../../harness/binaries.ts'
 import type { ClusterInfo } from '../../harness/index.ts'
 import { ALLOW_AUTHENTICATED_POLICY } from '../../harness/gatehouse.ts'
+import {
+  accountOfToken,
+  exportGatehouseRecords,
+  registerGatehouse,
+} from '../../harness/gatehouse-records.ts'
+import { parseConfig } from '../../../src/config/index.ts'
 
 export interface GatehouseProcess {
   readonly dataDir: string
@@ -17,7 +23,7 @@ export interface GatehouseProcess {
   start(): Promise<void>
   /** SIGKILL: no shutdown, no flush, no spool. */
   kill9(): Promise<void>
-  /** SIGTERM and wait for the exit (graceful: flush or spool). */
+  /** SIGTERM and wait for the exit (graceful: flush or spool); exports its records for the run's join check. */
   stop(): Promise<void>
   /** Log lines (stderr) of every run: JSON from pino, or a start failure's message. */
   readonly logs: string[]
@@ -34,28 +40,32 @@ export function gatehouseProcess(
 ): GatehouseProcess {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'))
   const configFile = join(dataDir, 'gatehouse.yaml')
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'GatewayConfig',
-      dataDir,
-      listen: { address: '127.0.0.1', port: 0 },
-      authentication: opts.authentication,
-      clusters: [
-        {
-          name: 'harness',
-          default: true,
-          server: cluster.server,
-          caFile: cluster.caFile,
-          credential: { tokenFile: opts.upstreamTokenFile },
-        },
-      ],
-      policies: { paths: opts.policies ?? [ALLOW_AUTHENTICATED_POLICY], watchIntervalMs: 0 },
-      logLevel: 'info',
-      ...opts.overrides,
-    }),
-    { mode: 0o600 },
+  const raw = {
+    apiVersion: 'gatehouse.dev/v1alpha1',
+    kind: 'GatewayConfig',
+    dataDir,
+    listen: { address: '127.0.0.1', port: 0 },
+    authentication: opts.authentication,
+    clusters: [
+      {
+        name: 'harness',
+        default: true,
+        server: cluster.server,
+        caFile: cluster.caFile,
+        credential: { tokenFile: opts.upstreamTokenFile },
+      },
+    ],
+    policies: { paths: opts.policies ?? [ALLOW_AUTHENTICATED_POLICY], watchIntervalMs: 0 },
+    logLevel: 'info',
+    ...opts.overrides,
+  }
+  writeFileSync(configFile, JSON.stringify(raw), { mode: 0o600 })
+  // the end-of-run join check reads this instance's records, as of startGatehouse's
+  const account = accountOfToken(readFileSync(opts.upstreamTokenFile, 'utf8'))
+  const registration = registerGatehouse(
+    cluster.runDir,
+    parseConfig(raw, configFile),
+    account ? [account] : [],
   )
   let child: ChildProcess | undefined
   let url = ''
@@ -103,6 +113,7 @@ export function gatehouseProcess(
     async stop() {
       child?.kill('SIGTERM')
       await exited()
+      await exportGatehouseRecords(cluster.runDir, registration)
     },
   }
 }

@@ -18,6 +18,7 @@ import type { SessionRecord } from '../../../src/sessions/record.ts'
 import { kubectl, runBinary } from '../../harness/index.ts'
 import { repoRoot } from '../../harness/binaries.ts'
 import { startGatehouse, type RunningGatehouse } from '../../harness/gatehouse.ts'
+import { registerGatehouse } from '../../harness/gatehouse-records.ts'
 import { freePort } from '../../harness/ports.ts'
 import { namespaceWithPods } from '../support.ts'
 import { authenticationConfig, CI_REPOSITORY, useGatewayEnv, type GatewayEnv } from './env.ts'
@@ -341,6 +342,7 @@ describe('sessions: robustness', () => {
         logLevel: 'info',
       }),
     )
+    registerGatehouse(e.cluster.runDir, { audit: e.gatehouse.config.audit, dataDir })
     const serve = () => {
       const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
         stdio: ['ignore', 'pipe', 'pipe'],

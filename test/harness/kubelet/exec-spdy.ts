@@ -2,6 +2,7 @@
 // and kubelet/server/remotecommand): the client opens one stream per role, named by the
 // `streamtype` header (error, stdin, stdout, stderr, resize); v4 reports the exit as a JSON
 // Status on the error stream. Built on Gatehouse's own SPDY module.
+import { appendFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { SpdySession, type SpdyStream } from '../../../src/spdy/index.ts'
@@ -32,13 +33,43 @@ export function offeredStreamProtocols(req: IncomingMessage): string[] {
     .filter(Boolean)
 }
 
+/** What one SPDY session brought to the kubelet, for tests of what may never reach it. */
+export interface SpdyArrivals {
+  path: string
+  /** SYN_STREAMs received: stream id and compressed header block size. */
+  synStreams: { streamId: number; headerBlockBytes: number }[]
+  dataBytes: number
+  /** What the kubelet's own SPDY endpoint refused, if anything. */
+  protocolError?: string
+}
+
+let arrivalsLog: string | undefined
+
+/** Every SPDY session's arrivals go to this JSON-lines file when it closes. */
+export function logSpdyArrivals(path: string | undefined): void {
+  arrivalsLog = path
+}
+
 /** Answer 101 with the chosen protocol and hand back a SPDY server session on the socket. */
-export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): SpdySession {
+export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string, path = ''): SpdySession {
   socket.write(
     'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
       `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
   )
-  const session = new SpdySession(socket, { role: 'server' })
+  const arrivals: SpdyArrivals = { path, synStreams: [], dataBytes: 0 }
+  const session = new SpdySession(socket, {
+    role: 'server',
+    onFrame(f, direction) {
+      if (direction !== 'in') return
+      if (f.type === 'syn_stream')
+        arrivals.synStreams.push({ streamId: f.streamId, headerBlockBytes: f.headerBlock.length })
+      else if (f.type === 'data') arrivals.dataBytes += f.data.length
+    },
+  })
+  session.on('protocolError', (e) => (arrivals.protocolError ??= e.message))
+  session.on('close', () => {
+    if (arrivalsLog) appendFileSync(arrivalsLog, JSON.stringify(arrivals) + '\n')
+  })
   if (head.length > 0) socket.unshift(head)
   return session
 }
@@ -86,7 +117,7 @@ export function serveSpdyCommand(
     (REMOTE_COMMAND_SPDY_PROTOCOLS as readonly string[]).includes(p),
   )
   if (!protocol) return rejectNegotiation(socket, offered, REMOTE_COMMAND_SPDY_PROTOCOLS)
-  const session = acceptSpdy(socket, head, protocol)
+  const session = acceptSpdy(socket, head, protocol, req.url ?? '')
   const expected = new Set<string>(['error'])
   if (options.stdin) expected.add('stdin')
   if (options.stdout) expected.add('stdout')

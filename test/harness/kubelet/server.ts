@@ -14,7 +14,7 @@ import {
   REMOTE_COMMAND_WS_PROTOCOLS,
   serveWebSocketCommand,
 } from './exec-websocket.ts'
-import { isSpdyUpgrade, serveSpdyCommand } from './exec-spdy.ts'
+import { isSpdyUpgrade, logSpdyArrivals, serveSpdyCommand } from './exec-spdy.ts'
 import { serveLogs } from './logs.ts'
 import { ANNOTATION_ATTACH, containerEnv, lookupPod, type PodView } from './pods.ts'
 import {
@@ -87,6 +87,8 @@ export async function startFakeKubelet(opts: {
   requestLog?: string
 }): Promise<FakeKubelet> {
   const requests: KubeletRequest[] = []
+  // beside the request log: what each SPDY session delivered (tests of what must never arrive)
+  logSpdyArrivals(opts.requestLog && opts.requestLog.replace(/\.jsonl$/, '') + '-spdy.jsonl')
   const record = (req: IncomingMessage, url: URL): void => {
     const entry: KubeletRequest = {
       method: req.method ?? '',

@@ -33,12 +33,14 @@ async function relayed(
   tap: Partial<SessionTap>,
   recorder?: { backlogged: boolean; writable(): Promise<void> },
   rewriter?: Parameters<typeof relaySession>[0]['rewriter'],
+  clientFirst?: Buffer,
 ) {
   const [clientFar, clientNear] = await pair()
   const [upstreamNear, upstreamFar] = await pair()
   const fullTap: SessionTap = {
     fromClient: () => undefined,
     fromUpstream: () => undefined,
+    clientPendingBytes: () => 0,
     settled: () => Promise.resolve(),
     upstreamBytesToBoundary: () => 0,
     termination: () => Buffer.from('<bye>'),
@@ -49,6 +51,7 @@ async function relayed(
     client: clientNear,
     upstream: upstreamNear,
     first: Buffer.alloc(0),
+    ...(clientFirst ? { clientFirst } : {}),
     tap: fullTap,
     ...(recorder ? { recorder } : {}),
     ...(rewriter ? { rewriter } : {}),
@@ -87,6 +90,57 @@ test('a chunk the tap refuses is not forwarded; the session ends with the reason
   assert.equal(Buffer.concat(received.upstream).toString(), 'fine')
   assert.equal(end.endedBy, 'gatehouse')
   assert.match(end.protocolError ?? '', /malformed client frame: bad frame/)
+})
+
+test("client bytes move only once the tap has read them whole; the upgrade's early bytes first", async () => {
+  const seen: string[] = []
+  let pending = 0
+  const { relay, clientFar, received } = await relayed(
+    {
+      fromClient: (c) => {
+        seen.push(c.toString())
+        // frames end at '|': everything after the last one is an incomplete frame
+        const all = seen.join('')
+        pending = all.length - (all.lastIndexOf('|') + 1)
+      },
+      clientPendingBytes: () => pending,
+    },
+    undefined,
+    undefined,
+    Buffer.from('early|ha'),
+  )
+  await sleep(100)
+  assert.equal(seen[0], 'early|ha', 'the early bytes were not read first')
+  assert.equal(Buffer.concat(received.upstream).toString(), 'early|')
+  clientFar.write('lf')
+  await sleep(100)
+  assert.equal(Buffer.concat(received.upstream).toString(), 'early|', 'an incomplete frame moved')
+  clientFar.write('|')
+  await sleep(100)
+  assert.equal(Buffer.concat(received.upstream).toString(), 'early|half|')
+  clientFar.destroy()
+  const end = await relay.closed
+  assert.equal(end.clientToUpstream, 'early|half|'.length)
+})
+
+test("a client's protocol error: the client hears Gatehouse's termination (protocolError), then the close", async () => {
+  const asked: boolean[] = []
+  const { relay, clientFar, received } = await relayed({
+    fromClient: () => {
+      throw new TapProtocolError('unmasked frame from the client')
+    },
+    termination: (_m, _r, protocolError) => {
+      asked.push(protocolError ?? false)
+      return Buffer.from('<1002>')
+    },
+  })
+  clientFar.write('x')
+  await once(clientFar, 'end')
+  assert.equal(Buffer.concat(received.client).toString(), '<1002>')
+  assert.deepEqual(asked, [true])
+  const end = await relay.closed
+  assert.match(end.protocolError ?? '', /malformed client frame: unmasked frame from the client/)
+  assert.equal(Buffer.concat(received.upstream).length, 0)
 })
 
 test('while the recorder lags, nothing is read; once it catches up, everything flows', async () => {
