@@ -1,6 +1,7 @@
 // The request pipeline, in execution order. Order matters:
 //  - admit first: while audit records cannot be kept, nothing else is done (fail closed), and a
-//    source flooding refusals is turned away before it costs anything;
+//    credential-less request from a source flooding refusals is turned away before it costs
+//    anything;
 //  - route before requestInfo: attributes are computed on the path the cluster will see;
 //  - requestInfo before authenticate: unclassifiable requests are refused without touching
 //    credentials, and every later stage (and the audit record) can rely on the attributes;

@@ -4,12 +4,21 @@
 // PostgreSQL cut at shutdown such records are spooled and written at the next start without
 // blocking it.
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import pg from 'pg'
 import { Agent, request } from 'undici'
-import type { AuditRecord } from '../../../src/audit/index.ts'
+import type { AuditRecord, AuditStore } from '../../../src/audit/index.ts'
+import { parseConfig } from '../../../src/config/index.ts'
+import { silentLogger } from '../../../src/observability/logger.ts'
+import { startServer, type RunningServer } from '../../../src/server.ts'
+import {
+  accountOfToken,
+  exportGatehouseRecords,
+  registerGatehouse,
+} from '../../harness/gatehouse-records.ts'
 import { startGatehouse, type RunningGatehouse } from '../../harness/gatehouse.ts'
 import { authenticationConfig, useGatewayEnv, type GatewayEnv } from './env.ts'
 import { pgRelay, PG_URL } from './pg-relay.ts'
@@ -41,19 +50,24 @@ interface Sent {
   id: string
 }
 
-/** Gatehouse's CA: the one of the data directory it first started on (restarts reuse it). */
-const caOf = new WeakMap<RunningGatehouse, string>()
+/** Where requests go: a Gatehouse's URL and the CA of its serving certificate. */
+interface Target {
+  url: string
+  ca: string | Buffer
+}
+
+const targetOf = (gh: RunningGatehouse): Target => ({ url: gh.url, ca: readFileSync(gh.caFile) })
 
 async function send(
-  gh: RunningGatehouse,
+  target: Target,
   token: string,
   method: string,
   path: string,
   body?: { type: string; data: Buffer | string },
 ): Promise<Sent> {
-  const dispatcher = new Agent({ connect: { ca: readFileSync(caOf.get(gh) ?? gh.caFile) } })
+  const dispatcher = new Agent({ connect: { ca: target.ca } })
   try {
-    const res = await request(`${gh.url}${path}`, {
+    const res = await request(`${target.url}${path}`, {
       dispatcher,
       method: method as 'GET',
       headers: {
@@ -71,7 +85,7 @@ async function send(
 }
 
 /** The three carriers of U+0000: a recorded claim, a name in the path, a body. */
-async function hostileRequests(e: GatewayEnv, gh: RunningGatehouse, tag: string) {
+async function hostileRequests(e: GatewayEnv, gh: Target, tag: string) {
   const claimToken = await e.issuer.mintGitHubActions({ workflow_ref: `evil\u0000${tag}` })
   const nameToken = await e.issuer.mintGitHubActions({ repository: `octo-org/app\u0000${tag}` })
   const token = await e.issuer.mintGitHubActions()
@@ -99,7 +113,7 @@ async function hostileRequests(e: GatewayEnv, gh: RunningGatehouse, tag: string)
 }
 
 async function checkStored(
-  store: RunningGatehouse['server']['audit']['store'],
+  store: AuditStore,
   sent: Awaited<ReturnType<typeof hostileRequests>>,
   tag: string,
 ): Promise<void> {
@@ -137,8 +151,8 @@ describe('U+0000 in claims, names and bodies', () => {
       policies: [requestLevelPolicy(e.dir)],
     })
     try {
-      const sent = await hostileRequests(e, gh, 'sqlite')
-      const after = await send(gh, await e.issuer.mintGitHubActions(), 'GET', '/api')
+      const sent = await hostileRequests(e, targetOf(gh), 'sqlite')
+      const after = await send(targetOf(gh), await e.issuer.mintGitHubActions(), 'GET', '/api')
       assert.equal(after.status, 200)
       assert.equal(await gh.server.audit.flush(), true)
       await checkStored(gh.server.audit.store, sent, 'sqlite')
@@ -161,22 +175,41 @@ describe('U+0000 in claims, names and bodies', () => {
     test('stored exactly, the gateway keeps serving, and a spool of them replays at restart', async () => {
       const e = env()
       const relay = await pgRelay()
-      const overrides = (dataDir?: string) => ({
-        ...(dataDir ? { dataDir } : {}),
-        limits: { shutdownGraceMs: 1000 },
-        audit: { store: { postgres: { url: relay.url, schema } }, flushIntervalMs: 20 },
-      })
-      const start = (dataDir?: string) =>
-        startGatehouse(e.cluster, {
-          authentication: authenticationConfig(e.cluster, e.issuer),
-          upstreamTokenFile: e.upstreamTokenFile,
-          policies: [requestLevelPolicy(e.dir)],
-          overrides: overrides(dataDir),
-        })
-      let gh = await start()
+      const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-nul-pg-'))
+      const account = accountOfToken(readFileSync(e.upstreamTokenFile, 'utf8'))
+      // startServer itself (not startGatehouse): the test must stop Gatehouse while the store is
+      // cut (so it spools) and export its records for the join check once the store is back.
+      const start = async (): Promise<{ server: RunningServer; id: string; target: Target }> => {
+        const config = parseConfig(
+          {
+            apiVersion: 'gatehouse.dev/v1alpha1',
+            kind: 'GatewayConfig',
+            dataDir,
+            listen: { address: '127.0.0.1', port: 0 },
+            authentication: authenticationConfig(e.cluster, e.issuer),
+            clusters: [
+              {
+                name: 'harness',
+                default: true,
+                server: e.cluster.server,
+                caFile: e.cluster.caFile,
+                credential: { tokenFile: e.upstreamTokenFile },
+              },
+            ],
+            policies: { paths: [requestLevelPolicy(e.dir)], watchIntervalMs: 0 },
+            limits: { shutdownGraceMs: 1000 },
+            audit: { store: { postgres: { url: relay.url, schema } }, flushIntervalMs: 20 },
+          },
+          'audit-hostile gatehouse.yaml',
+        )
+        const id = registerGatehouse(e.cluster.runDir, config, account ? [account] : [])
+        const server = await startServer(config, { logger: silentLogger() })
+        return { server, id, target: { url: server.listener.url, ca: server.listener.caCertPem! } }
+      }
+      let gh: Awaited<ReturnType<typeof start>> | undefined = await start()
       try {
-        const live = await hostileRequests(e, gh, 'pg')
-        const next = await send(gh, await e.issuer.mintGitHubActions(), 'GET', '/api')
+        const live = await hostileRequests(e, gh.target, 'pg')
+        const next = await send(gh.target, await e.issuer.mintGitHubActions(), 'GET', '/api')
         assert.equal(next.status, 200, 'still serving after the hostile records')
         assert.equal(await gh.server.audit.flush(), true, 'the queue drains')
         await checkStored(gh.server.audit.store, live, 'pg')
@@ -184,21 +217,33 @@ describe('U+0000 in claims, names and bodies', () => {
 
         // The store goes away; hostile records are answered from the buffer, then spooled.
         relay.cut()
-        const spooled = await hostileRequests(e, gh, 'spool')
-        const dataDir = gh.dataDir
-        await gh.stop()
+        const spooled = await hostileRequests(e, gh.target, 'spool')
+        const first = gh
+        gh = undefined
+        await first.server.close()
+        assert.ok(
+          readdirSync(join(dataDir, 'audit-spool')).some((f) => f.endsWith('.jsonl')),
+          'the records were spooled at shutdown',
+        )
         relay.restore()
-        const firstCa = gh.caFile
-        gh = await start(dataDir)
-        caOf.set(gh, firstCa)
-        const served = await send(gh, await e.issuer.mintGitHubActions(), 'GET', '/api')
+        await exportGatehouseRecords(e.cluster.runDir, first.id)
+        gh = await start()
+        const served = await send(gh.target, await e.issuer.mintGitHubActions(), 'GET', '/api')
         assert.equal(served.status, 200, 'the restart serves: the spool does not block it')
         assert.equal(await gh.server.audit.flush(), true)
         await checkStored(gh.server.audit.store, spooled, 'spool')
         assert.ok(await gh.server.audit.store.get(served.id))
+        assert.deepEqual(
+          readdirSync(join(dataDir, 'audit-spool')).filter((f) => f.endsWith('.jsonl')),
+          [],
+          'the spool is consumed',
+        )
       } finally {
         relay.restore()
-        await gh.stop()
+        if (gh) {
+          await gh.server.close()
+          await exportGatehouseRecords(e.cluster.runDir, gh.id)
+        }
         await relay.close()
       }
     })
