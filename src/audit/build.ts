@@ -8,6 +8,7 @@ import type { RequestContext } from '../pipeline/context.ts'
 import type { AuditBody, AuditRecord } from './record.ts'
 import { selectClaims } from './record.ts'
 import { maskRequestTarget, maskText } from '../masking/text.ts'
+import { maskHead } from '../masking/stream.ts'
 import {
   maskKubernetesJson,
   defaultObjectRules,
@@ -46,7 +47,9 @@ function body(
   if (secret) return SECRET_OMITTED
   const head = data.subarray(0, max)
   const text = TEXT_TYPES.test(contentType)
-  const masked = maskText(text ? head.toString('utf8') : head.toString('latin1'), {
+  // a head cut short may end inside a value: masked as it stands (src/masking/stream.ts)
+  const mask = fullBytes > head.length ? maskHead : maskText
+  const masked = mask(text ? head.toString('utf8') : head.toString('latin1'), {
     detectors: rules.detectors,
     replacement: rules.replacement,
   })

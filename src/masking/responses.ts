@@ -12,7 +12,7 @@ import type { RequestInfo } from '../kube/request-info.ts'
 import { JsonMaskingTransform, type JsonShape } from './json-stream.ts'
 import type { TypeHint } from './objects.ts'
 import type { MaskingProfile } from './profile.ts'
-import { TextStreamMasker } from './text.ts'
+import { StreamMaskers, type Clock } from './stream-set.ts'
 
 export interface MaskPlan {
   /** Decoded objects (JSON) or a text stream (pod logs, proxied responses). */
@@ -111,51 +111,51 @@ export function bodyMaskerFor(
   }
   if (plan.body === 'text' || type.startsWith('text/') || isJson) {
     const t = new TextMaskingTransform(profile, plan.streaming)
-    return { transform: t, masked: () => t.masker.total }
+    return { transform: t, masked: () => t.masked }
   }
   throw new UnmaskableResponse(
     `the API server answered with ${type || 'no content type'}, which Gatehouse cannot mask`,
   )
 }
 
-/** How long a quiet text stream keeps a partial line back before sending it masked. */
-const QUIET_MS = 150
-
-/** A text stream through TextStreamMasker; follow streams flush a partial line when quiet. */
+/**
+ * A text stream through one stream masker (stream.ts). A streaming response (a log follow, a
+ * proxied stream) lets held text out when a hold bound runs out; a finite one holds until its
+ * end, so its masking is exactly that of the whole body.
+ */
 export class TextMaskingTransform extends Transform {
-  readonly masker: TextStreamMasker
-  readonly #follow: boolean
-  #quiet: NodeJS.Timeout | undefined
+  readonly #maskers: StreamMaskers<'body'>
 
-  constructor(profile: MaskingProfile, follow: boolean) {
+  constructor(profile: MaskingProfile, streaming: boolean, clock?: Clock) {
     super()
-    this.masker = new TextStreamMasker({
-      detectors: profile.detectors,
-      replacement: profile.replacement,
+    this.#maskers = new StreamMaskers({
+      masking: profile,
+      clock,
+      onRelease: (_body, data) => {
+        if (!this.destroyed) this.push(data)
+      },
     })
-    this.#follow = follow
+    if (!streaming) this.#maskers.stop()
+  }
+
+  /** Values masked so far. */
+  get masked(): number {
+    return this.#maskers.masked
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const out = this.masker.push(chunk)
-    if (this.#follow) {
-      clearTimeout(this.#quiet)
-      this.#quiet = setTimeout(() => {
-        const rest = this.masker.flush()
-        if (rest.length && !this.destroyed) this.push(rest)
-      }, QUIET_MS)
-    }
+    const out = this.#maskers.push('body', chunk)
     cb(null, out.length ? out : undefined)
   }
 
   override _flush(cb: TransformCallback): void {
-    clearTimeout(this.#quiet)
-    const rest = this.masker.end()
+    this.#maskers.stop()
+    const rest = this.#maskers.end('body')
     cb(null, rest.length ? rest : undefined)
   }
 
   override _destroy(e: Error | null, cb: (e: Error | null) => void): void {
-    clearTimeout(this.#quiet)
+    this.#maskers.stop()
     cb(e)
   }
 }

@@ -1,25 +1,23 @@
-// What the client receives of exec and attach, masked: stdout and stderr run through one
-// TextStreamMasker each on their way from the API server to the client and are re-framed in the
-// session's own framing; every other frame passes byte for byte, in order. Port-forward (raw TCP)
-// and the client-to-upstream direction are never rewritten.
+// What the client receives of exec and attach, masked: stdout and stderr run through one stream
+// masker each (src/masking/stream.ts) on their way from the API server to the client and are
+// re-framed in the session's own framing; every other frame passes byte for byte, in order.
+// Port-forward (raw TCP) and the client-to-upstream direction are never rewritten.
 //
-// Text a masker holds back (the rest of a line, a private key waiting for its END line) goes out
-// before anything that makes the client stop or print after it: the error channel (the exit
-// Status), a v5 close of the channel, a stream FIN, a WebSocket CLOSE, a SPDY RST_STREAM or
-// GOAWAY, the upstream's end, and Gatehouse's own termination (`end()`); and after QUIET_MS
-// without output (a prompt without a newline). Other control frames (ping, window updates) do not
-// flush: a value split across two frames around them is still caught.
+// Text a masker holds back (what may still become a value) goes out before anything that makes
+// the client stop or print after it: the error channel (the exit Status), a v5 close of the
+// channel, a stream FIN, a WebSocket CLOSE, a SPDY RST_STREAM or GOAWAY, the upstream's end, and
+// Gatehouse's own termination (`end()`: the stream was cut, so a value under way is masked as it
+// stands); and when a hold bound runs out (a marker shown, a value masked as it stands). Other
+// control frames (ping, window updates) let nothing out: a value split around them is caught.
 //
 // The rewriter only ever emits whole frames, so the client's stream is at a frame boundary after
-// every call: Gatehouse's own frames (a termination, a quiet flush) can follow at any time.
-import { TextStreamMasker } from '../masking/text.ts'
+// every call: Gatehouse's own frames (a termination, a bound's release) can follow at any time.
+import { StreamMaskers, type Clock } from '../masking/stream-set.ts'
 import { encodeFrame, FLAG_FIN } from '../spdy/index.ts'
 import type { TextMasking } from './masked-streams.ts'
 import { Channel, type Dialect } from './remote-command.ts'
 import type { SpdyStreamTypes } from './tap.ts'
 import { encodeServerFrame, Opcode } from './websocket-frames.ts'
-
-const QUIET_MS = 150
 
 export interface ClientRewriter {
   /** Upstream bytes, already shown to the tap; what the client gets goes to `send`, in order. */
@@ -42,7 +40,8 @@ export interface ClientMaskingOptions {
   send: (bytes: Buffer) => void
   /** An error after the rewriter returned (SPDY frames rewritten once headers were decoded). */
   onError: (e: unknown) => void
-  quietMs?: number
+  /** The hold bounds' time and timers (tests pause streams without sleeping). */
+  clock?: Clock | undefined
 }
 
 /** The rewriter for an exec or attach session; undefined for dialects that carry no terminal. */
@@ -53,64 +52,11 @@ export function createClientRewriter(opts: ClientMaskingOptions): ClientRewriter
   return undefined
 }
 
-/** One masker per output stream, and the quiet timer that flushes them all. */
-class Maskers<K> {
-  readonly #maskers = new Map<K, TextStreamMasker>()
-  readonly #opts: ClientMaskingOptions
-  readonly #onQuiet: () => void
-  #timer: NodeJS.Timeout | undefined
-  #ended = 0
-
-  constructor(opts: ClientMaskingOptions, onQuiet: () => void) {
-    this.#opts = opts
-    this.#onQuiet = onQuiet
-  }
-
-  get masked(): number {
-    let n = this.#ended
-    for (const m of this.#maskers.values()) n += m.total
-    return n
-  }
-
-  push(key: K, data: Buffer): Buffer {
-    let m = this.#maskers.get(key)
-    if (!m)
-      this.#maskers.set(
-        key,
-        (m = new TextStreamMasker({
-          detectors: this.#opts.masking.detectors,
-          replacement: this.#opts.masking.replacement,
-        })),
-      )
-    const out = m.push(data)
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(this.#onQuiet, this.#opts.quietMs ?? QUIET_MS).unref()
-    return out
-  }
-
-  /** The end of one stream: its tail, masked (a later push starts a new masker). */
-  end(key: K): Buffer {
-    const m = this.#maskers.get(key)
-    if (!m) return Buffer.alloc(0)
-    this.#maskers.delete(key)
-    const out = m.end()
-    this.#ended += m.total
-    return out
-  }
-
-  endAll(): [K, Buffer][] {
-    clearTimeout(this.#timer)
-    return [...this.#maskers.keys()].map((k) => [k, this.end(k)])
-  }
-
-  /** A quiet stream: what is held back goes out masked as it is (open private keys stay). */
-  flushAll(): [K, Buffer][] {
-    return [...this.#maskers].map(([k, m]) => [k, m.flush()])
-  }
-
-  stop(): void {
-    clearTimeout(this.#timer)
-  }
+function maskersFor(
+  opts: ClientMaskingOptions,
+  onRelease: (stream: number, data: Buffer) => void,
+): StreamMaskers<number> {
+  return new StreamMaskers({ masking: opts.masking, clock: opts.clock, onRelease })
 }
 
 /**
@@ -192,7 +138,7 @@ class WebSocketRewriter implements ClientRewriter {
   readonly #opts: ClientMaskingOptions
   readonly #dialect: Extract<Dialect, { transport: 'websocket' }>
   readonly #splitter = new FrameSplitter(10, webSocketFrameLength)
-  readonly #maskers: Maskers<number>
+  readonly #maskers: StreamMaskers<number>
   /** The fragments of the data message being received. */
   #message: WebSocketFrame[] = []
   #ended = false
@@ -201,7 +147,9 @@ class WebSocketRewriter implements ClientRewriter {
   constructor(opts: ClientMaskingOptions, dialect: Extract<Dialect, { transport: 'websocket' }>) {
     this.#opts = opts
     this.#dialect = dialect
-    this.#maskers = new Maskers(opts, () => this.#quiet())
+    this.#maskers = maskersFor(opts, (channel, data) => {
+      if (!this.#ended) this.#send(channel, data)
+    })
   }
 
   get masked(): number {
@@ -214,7 +162,7 @@ class WebSocketRewriter implements ClientRewriter {
 
   #frame(f: WebSocketFrame): void {
     if (f.opcode >= 0x8) {
-      if (f.opcode === Opcode.CLOSE) this.#endAll()
+      if (f.opcode === Opcode.CLOSE) this.#endAll(true)
       return this.#opts.send(f.raw)
     }
     this.#message.push(f)
@@ -253,18 +201,13 @@ class WebSocketRewriter implements ClientRewriter {
     this.#opts.send(frame)
   }
 
-  #endAll(): void {
-    for (const [channel, data] of this.#maskers.endAll()) this.#send(channel, data)
-  }
-
-  #quiet(): void {
-    if (this.#ended) return
-    for (const [channel, data] of this.#maskers.flushAll()) this.#send(channel, data)
+  #endAll(truncated = false): void {
+    for (const [channel, data] of this.#maskers.endAll({ truncated })) this.#send(channel, data)
   }
 
   end(): void {
     if (this.#ended) return
-    this.#endAll()
+    this.#endAll(true)
     this.#ended = true
     this.#maskers.stop()
   }
@@ -293,7 +236,7 @@ class SpdyRewriter implements ClientRewriter {
   readonly #splitter = new FrameSplitter(8, (h) =>
     h.length < 8 ? undefined : 8 + (h.readUInt32BE(4) & 0xffffff),
   )
-  readonly #maskers: Maskers<number>
+  readonly #maskers: StreamMaskers<number>
   /** Frames waiting (in order) for the tap to decode the header blocks before them. */
   #queue: Buffer[] = []
   #waiting: Promise<void> | undefined
@@ -302,7 +245,9 @@ class SpdyRewriter implements ClientRewriter {
   constructor(opts: ClientMaskingOptions, types: SpdyStreamTypes) {
     this.#opts = opts
     this.#types = types
-    this.#maskers = new Maskers(opts, () => this.#quiet())
+    this.#maskers = maskersFor(opts, (id, data) => {
+      if (!this.#ended) this.#data(id, data, 0)
+    })
   }
 
   get masked(): number {
@@ -344,10 +289,10 @@ class SpdyRewriter implements ClientRewriter {
   #frame(raw: Buffer, decoded: boolean): boolean {
     if (raw[0]! & 0x80) {
       const type = raw.readUInt16BE(2)
-      if (type === CONTROL_GOAWAY) this.#endAll()
+      if (type === CONTROL_GOAWAY) this.#endAll(true)
       else if (type === CONTROL_RST_STREAM && raw.length >= 12) {
         const id = raw.readUInt32BE(8) & 0x7fffffff
-        this.#data(id, this.#maskers.end(id), 0)
+        this.#data(id, this.#maskers.end(id, { truncated: true }), 0)
       }
       this.#opts.send(raw)
       return true
@@ -374,20 +319,15 @@ class SpdyRewriter implements ClientRewriter {
     this.#opts.send(encodeFrame({ type: 'data', streamId, flags, data }))
   }
 
-  #endAll(): void {
-    for (const [id, data] of this.#maskers.endAll()) this.#data(id, data, 0)
-  }
-
-  #quiet(): void {
-    if (this.#ended) return
-    for (const [id, data] of this.#maskers.flushAll()) this.#data(id, data, 0)
+  #endAll(truncated = false): void {
+    for (const [id, data] of this.#maskers.endAll({ truncated })) this.#data(id, data, 0)
   }
 
   end(): void {
     if (this.#ended) return
     // Gatehouse speaks last now: frames still waiting for their stream's type go out first
     this.#drain()
-    this.#endAll()
+    this.#endAll(true)
     this.#ended = true
     this.#maskers.stop()
   }

@@ -102,6 +102,10 @@ export class RecordedLog implements LogSession {
   async end(status: number, bytes: number, reason?: string): Promise<void> {
     this.#onEnd()
     this.#resolveEnded()
+    // a log that ended as the API server sent it lets held text out as whole-text masking would;
+    // one cut short (a kill, a limit, a failure) masks a value under way as it stands
+    if (status === 200 && reason === undefined && this.#limited === undefined)
+      this.#streams.flushAll()
     this.#streams.end()
     await this.#writer.close().catch(() => undefined)
     const limited = this.#limited

@@ -1,78 +1,101 @@
 // What a recording keeps of stdin, stdout and stderr: the same text with secrets and regulated
 // values masked (src/masking), so no recording holds a card number, a key or a token in clear.
-// Each stream has its own masker; a value split across frames is still caught. A stream that
-// goes quiet for QUIET_MS is flushed (a prompt without a newline is recorded without waiting
-// for the next line); the exit status and the end flush everything first, so order is kept.
-import type { DetectorSet } from '../masking/detectors.ts'
-import { TextStreamMasker, type Replacement } from '../masking/text.ts'
+// Each stream is masked whole, across events (one stream masker each, src/masking/stream.ts): a
+// value split over frames or written with pauses is masked like one written at once.
+//
+// Events keep the order and the time in which their bytes arrived: a stream's text held back
+// (what may still become a value) holds back the later events of the other streams too, so a
+// keystroke on stdin is recorded before the echo it caused, even when the echo went out first.
+// An event's time is when its first byte arrived. The exit status and the end let everything out.
+import { StreamMaskers, systemClock, type Clock, type TextMasking } from '../masking/stream-set.ts'
 import type { AsciicastWriter } from './recording.ts'
 
-/** How a text stream is masked: gatehouse.yaml `masking:` detectors and replacement. */
-export interface TextMasking {
-  readonly detectors: DetectorSet
-  readonly replacement: Replacement
-}
-
-const QUIET_MS = 150
+export type { TextMasking } from '../masking/stream-set.ts'
 
 type Code = 'o' | 'e' | 'i'
 
+interface Waiting {
+  code: Code
+  at: number
+  data: Buffer
+}
+
 export class MaskedStreams {
   readonly #writer: AsciicastWriter
-  readonly #maskers = new Map<Code, TextStreamMasker>()
-  readonly #timers = new Map<Code, NodeJS.Timeout>()
-  readonly #enabled: boolean
-  readonly #masking: TextMasking | undefined
-  /** Counts of maskers already ended. */
-  #ended = 0
+  readonly #maskers: StreamMaskers<Code> | undefined
+  readonly #clock: Clock
+  /** Masked text waiting for text of another stream that arrived before it. */
+  #waiting: Waiting[] = []
 
   /** `masking`: the records' profile; the default detectors and placeholders without one. */
-  constructor(writer: AsciicastWriter, opts: { mask: boolean; masking?: TextMasking | undefined }) {
+  constructor(
+    writer: AsciicastWriter,
+    opts: { mask: boolean; masking?: TextMasking | undefined; clock?: Clock | undefined },
+  ) {
     this.#writer = writer
-    this.#enabled = opts.mask
-    this.#masking = opts.masking
+    this.#clock = opts.clock ?? systemClock
+    this.#maskers = opts.mask
+      ? new StreamMaskers<Code>({
+          masking: opts.masking,
+          clock: this.#clock,
+          onRelease: (code, data, since) => {
+            this.#wait(code, since, data)
+            this.#drain()
+          },
+        })
+      : undefined
   }
 
   /** Values masked so far, all streams. */
   get masked(): number {
-    let n = this.#ended
-    for (const m of this.#maskers.values()) n += m.total
-    return n
+    return this.#maskers?.masked ?? 0
   }
 
   write(code: Code, data: Buffer): void {
-    if (!this.#enabled) return this.#writer.text(code, data)
-    let m = this.#maskers.get(code)
-    if (!m) this.#maskers.set(code, (m = new TextStreamMasker(this.#masking ?? {})))
-    const out = m.push(data)
-    if (out.length) this.#writer.text(code, out)
-    clearTimeout(this.#timers.get(code))
-    this.#timers.set(
-      code,
-      setTimeout(() => {
-        const rest = m.flush()
-        if (rest.length) this.#writer.text(code, rest)
-      }, QUIET_MS).unref(),
-    )
+    const maskers = this.#maskers
+    if (!maskers) return this.#writer.text(code, data, this.#clock.now())
+    const at = maskers.heldSince(code) ?? this.#clock.now()
+    this.#wait(code, at, maskers.push(code, data))
+    this.#drain()
   }
 
-  /** Everything held back goes into the recording now (before an exit status, at the end). */
+  /** The streams ended (the process exited): everything held goes into the recording now. */
   flushAll(): void {
-    for (const [code, m] of this.#maskers) {
-      clearTimeout(this.#timers.get(code))
-      const rest = m.flush()
-      if (rest.length) this.#writer.text(code, rest)
-    }
+    this.#endAll(false)
   }
 
-  /** The end: held-back text (an unterminated key, masked whole) is written. */
+  /** The session ended: held text is masked as it stands (the stream may have been cut). */
   end(): void {
-    for (const [code, m] of this.#maskers) {
-      clearTimeout(this.#timers.get(code))
-      const rest = m.end()
-      if (rest.length) this.#writer.text(code, rest)
-      this.#ended += m.total
+    this.#endAll(true)
+    this.#maskers?.stop()
+  }
+
+  #endAll(truncated: boolean): void {
+    const maskers = this.#maskers
+    if (!maskers) return
+    for (const code of ['i', 'o', 'e'] as const) {
+      const at = maskers.heldSince(code)
+      const out = maskers.end(code, { truncated })
+      if (at !== undefined) this.#wait(code, at, out)
     }
-    this.#maskers.clear()
+    this.#drain()
+  }
+
+  #wait(code: Code, at: number, data: Buffer): void {
+    if (data.length === 0) return
+    // kept in order of arrival (stable: a stream's own events never change places)
+    let i = this.#waiting.length
+    while (i > 0 && this.#waiting[i - 1]!.at > at) i--
+    this.#waiting.splice(i, 0, { code, at, data })
+  }
+
+  /** Writes every event no held text arrived before. */
+  #drain(): void {
+    let oldest = Infinity
+    for (const code of ['i', 'o', 'e'] as const)
+      oldest = Math.min(oldest, this.#maskers?.heldSince(code) ?? Infinity)
+    let n = 0
+    while (n < this.#waiting.length && this.#waiting[n]!.at <= oldest) n++
+    for (const w of this.#waiting.splice(0, n)) this.#writer.text(w.code, w.data, w.at)
   }
 }

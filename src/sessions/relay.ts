@@ -14,8 +14,8 @@
 //
 // With a rewriter (exec and attach output masked for the client, client-masking.ts), upstream
 // bytes go to the client through it instead: it sends whole frames only, possibly later (text
-// held back, a quiet flush), and its held-back text goes out before Gatehouse's termination and
-// before the client's side is ended.
+// held back, let out when a hold bound runs out), and its held-back text goes out before
+// Gatehouse's termination and before the client's side is ended.
 import type { Duplex } from 'node:stream'
 import type { ClientRewriter } from './client-masking.ts'
 import { TapProtocolError, type SessionTap } from './tap.ts'

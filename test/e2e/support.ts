@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { constants, gunzipSync } from 'node:zlib'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -13,6 +14,7 @@ import {
 } from '../harness/index.ts'
 import type { PodSpecLite } from '../harness/cluster.ts'
 import type { KubeletRequest } from '../harness/kubelet/server.ts'
+import { readRecording, streamBytes } from '../../src/sessions/recording.ts'
 
 export async function namespaceWithPods(
   info: ClusterInfo,
@@ -130,5 +132,19 @@ export function filesWritten(dir: string): { path: string; bytes: Buffer }[] {
     }
   }
   walk(dir)
+  return out
+}
+
+/** Each recording under `dir` with its streams joined (stdout, stderr, stdin): what a search of the events would miss. */
+export async function recordedStreams(
+  dir: string,
+): Promise<{ path: string; o: string; e: string; i: string }[]> {
+  const out: { path: string; o: string; e: string; i: string }[] = []
+  for (const { path } of filesWritten(dir)) {
+    if (!path.endsWith('.cast.gz')) continue
+    const r = await readRecording(Readable.from([readFileSync(path)]))
+    const joined = (code: 'o' | 'e' | 'i') => streamBytes(r.events, code).toString('utf8')
+    out.push({ path, o: joined('o'), e: joined('e'), i: joined('i') })
+  }
   return out
 }

@@ -1,7 +1,13 @@
 // GET /containerLogs/{namespace}/{pod}/{container}: the text the API server streams to `kubectl logs`.
 import type { ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ANNOTATION_FOLLOW, ANNOTATION_LOG, ANNOTATION_LOG_BYTES, type PodView } from './pods.ts'
+import {
+  ANNOTATION_FOLLOW,
+  ANNOTATION_LOG,
+  ANNOTATION_LOG_BYTES,
+  ANNOTATION_LOG_PARTS,
+  type PodView,
+} from './pods.ts'
 
 export function initialLog(pod: PodView, container: string): string {
   return (
@@ -51,6 +57,18 @@ export async function serveLogs(
   res.flushHeaders()
   const write = (s: string): Promise<void> =>
     new Promise((resolve) => (res.write(s) ? resolve() : res.once('drain', resolve)))
+  const parts = pod.annotations[ANNOTATION_LOG_PARTS]
+  if (parts !== undefined) {
+    let closed = false
+    res.once('close', () => (closed = true))
+    for (const [text, pauseMs] of JSON.parse(parts) as [string, number][]) {
+      if (closed) break
+      await write(text)
+      await sleep(pauseMs)
+    }
+    res.end()
+    return
+  }
   const generated = Number(pod.annotations[ANNOTATION_LOG_BYTES] ?? 0)
   if (generated > 0) {
     let closed = false

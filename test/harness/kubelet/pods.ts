@@ -5,6 +5,11 @@ import type { KubeClient } from '../kube-client.ts'
 export const ANNOTATION_LOG = 'gatehouse.test/log'
 /** "COUNT,INTERVAL_MS": with follow=true, COUNT more lines, one per interval, then the container exits. */
 export const ANNOTATION_FOLLOW = 'gatehouse.test/follow'
+/**
+ * JSON `[[text, pauseMs], ...]`: the log is written in these parts, each followed by its pause (a
+ * value split by a pause longer than a masker's bounds); the stream ends after the last part.
+ */
+export const ANNOTATION_LOG_PARTS = 'gatehouse.test/log-parts'
 /** `N`: the log is N bytes of generated application lines (benchmarks), every 50th with a card number. */
 export const ANNOTATION_LOG_BYTES = 'gatehouse.test/log-bytes'
 /** The argv (JSON array) of the container's main process, which `attach` connects to. */

@@ -2,7 +2,8 @@
 //
 // Real runtimes cannot run here, so tests need a process whose output and exit code are exact.
 // Supported (argv or `sh -c` script, statements split by ';' or newlines, `>&2` redirects):
-//   echo [-n] ARGS   cat   env   sleep SECONDS   exit N   true   false   seq N
+//   echo [-n] ARGS   printf FORMAT [ARGS] (\n \t \\ %s %%)   cat   env   sleep SECONDS
+//   exit N   true   false   seq N
 //   bytes N [CHAR]   (N bytes of CHAR, for large streams)   stty size   tty   hostname
 //   sh | bash        (interactive: prompt '# ' on a TTY, reads commands line by line)
 // With a TTY the fake emulates a cooked-mode terminal: input is echoed, '\n' becomes '\r\n',
@@ -150,6 +151,10 @@ class Shell {
         await this.#out(words.join(' ') + (noNewline ? '' : '\n'), toStderr)
         return 0
       }
+      case 'printf':
+        // output in parts with pauses between (`printf "card 4111"; sleep 0.4; printf "1111"`)
+        await this.#out(printf(args[0] ?? '', args.slice(1)), toStderr)
+        return 0
       case 'cat':
         return this.#cat(toStderr)
       case 'env': {
@@ -271,6 +276,18 @@ class Shell {
       this.#status = await this.runScript(line)
     }
   }
+}
+
+/** printf's FORMAT with the escapes and conversions the tests use. */
+export function printf(format: string, args: string[]): string {
+  let i = 0
+  return format.replace(
+    /\\([nt\\])|%([s%])/g,
+    (_m, esc: string | undefined, conv: string | undefined) => {
+      if (esc) return esc === 'n' ? '\n' : esc === 't' ? '\t' : '\\'
+      return conv === '%' ? '%' : (args[i++] ?? '')
+    },
+  )
 }
 
 /** Statements of a script: split on ';' and newlines outside quotes. */

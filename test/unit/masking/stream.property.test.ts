@@ -1,10 +1,12 @@
 // The stream masker against random text with planted secrets, cut into random chunks: no
-// planted value ever comes out, whatever the split, and the output is exactly what masking the
-// whole text at once gives (nothing else changes, nothing is reordered or lost).
+// planted value ever comes out, whatever the split, and without pauses the output is exactly
+// what masking the whole text at once gives (nothing else changes, nothing is reordered or
+// lost). Pauses: see test/unit/sessions/masking-timing.property.test.ts.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { maskText, TextStreamMasker } from '../../../src/masking/text.ts'
+import { maskHead, TextStreamMasker } from '../../../src/masking/stream.ts'
+import { maskText } from '../../../src/masking/text.ts'
 
 const SECRETS = [
   '4111 1111 1111 1111',
@@ -50,7 +52,7 @@ test('planted secrets are masked whatever the chunking; output equals whole-text
         // it a different number, legitimately not a card)
         const text = parts.join(' \n ')
         const bytes = Buffer.from(text, 'latin1')
-        const masker = new TextStreamMasker({ window: 256 })
+        const masker = new TextStreamMasker()
         const out: Buffer[] = []
         let at = 0
         let i = 0
@@ -93,11 +95,42 @@ test('a private key longer than the limit is masked whole, until its END line', 
   assert.equal(out, 'log line\n[MASKED:private-key]\nafter\n')
 })
 
-test('flush sends a quiet partial line, masked; an open key stays held', () => {
+test('text that cannot start a value goes out at once, chunk by chunk', () => {
+  fc.assert(
+    fc.property(fc.stringMatching(/^[bdfijklmnoqruvwyz .,;/|\n]{1,80}$/), (text) => {
+      const m = new TextStreamMasker()
+      for (const ch of text) assert.equal(m.push(Buffer.from(ch)).toString(), ch)
+    }),
+  )
+})
+
+test('a value under way is held; at the end of the stream it goes out as whole-text masking', () => {
   const m = new TextStreamMasker()
-  assert.equal(m.push(Buffer.from('card 4111111111111111 then no newline')).toString(), '')
-  assert.equal(m.flush().toString(), 'card [MASKED:card] then no newline')
-  assert.equal(m.push(Buffer.from('\n-----BEGIN RSA PRIVATE KEY-----\nMIIE')).toString(), '\n')
-  assert.equal(m.flush().toString(), '')
+  assert.equal(
+    m.push(Buffer.from('card 4111111111111111 then ')).toString(),
+    'card [MASKED:card] then ',
+  )
+  assert.equal(m.push(Buffer.from('ssn 078-05')).toString(), 'ssn ')
+  assert.equal(
+    m.push(Buffer.from('-1120 ok\n-----BEGIN RSA PRIVATE KEY-----\nMIIE')).toString(),
+    '[MASKED:ssn] ok\n',
+  )
   assert.equal(m.end().toString(), '[MASKED:private-key]')
+})
+
+test('a cut stream (truncated) masks a value under way as it stands', () => {
+  const m = new TextStreamMasker()
+  assert.equal(m.push(Buffer.from('card 41111111')).toString(), 'card ')
+  assert.equal(m.end({ truncated: true }).toString(), '[MASKED:card]')
+  const n = new TextStreamMasker()
+  assert.equal(n.push(Buffer.from('card 41111111')).toString(), 'card ')
+  // a natural end: nothing more can come, and 41111111 is no card
+  assert.equal(n.end().toString(), '41111111')
+})
+
+test('the head of a longer text (an audit body cut at its limit) masks a value cut at its end', () => {
+  assert.equal(maskHead('paid with 4111 1111 11').text, 'paid with [MASKED:card]')
+  assert.equal(maskHead('key AKIAIOSF').text, 'key [MASKED:aws-access-key]')
+  // only what may still become a value: a plain word cut short stays
+  assert.equal(maskHead('all good, thanks for wai').text, 'all good, thanks for wai')
 })

@@ -5,7 +5,6 @@
 // the whole text at once whatever the frame and chunk boundaries, and order is kept.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import * as wsModule from 'ws'
 import { detectorSet } from '../../../src/masking/detectors.ts'
@@ -21,6 +20,7 @@ import {
   HeaderCompressor,
   type SpdyFrame,
 } from '../../../src/spdy/index.ts'
+import { ManualClock } from '../support/manual-clock.ts'
 
 const DETECTORS = detectorSet()
 const CARD = '4111 1111 1111 1111'
@@ -65,7 +65,7 @@ function message(d: Extract<Dialect, { transport: 'websocket' }>, channel: numbe
     : Buffer.concat([Buffer.from([channel]), data])
 }
 
-function rewriterFor(d: Dialect, streamTypes?: SpdyStreamTypes, quietMs = 10_000) {
+function rewriterFor(d: Dialect, streamTypes?: SpdyStreamTypes, clock = new ManualClock()) {
   const sent: Buffer[] = []
   const rewriter = createClientRewriter({
     dialect: d,
@@ -73,7 +73,7 @@ function rewriterFor(d: Dialect, streamTypes?: SpdyStreamTypes, quietMs = 10_000
     masking: { detectors: DETECTORS, replacement: { kind: 'placeholder' } },
     send: (b) => sent.push(b),
     onError: (e) => assert.fail(String(e)),
-    quietMs,
+    clock,
   })
   assert.ok(rewriter)
   return { rewriter, sent }
@@ -178,7 +178,8 @@ describe('client masking: WebSocket dialects', () => {
     ] as const) {
       const { rewriter, sent } = rewriterFor(d)
       rewriter.push(wsFrame(Buffer.from(`\x02ssn ${SSN}`), Opcode.BINARY))
-      assert.equal(sent.length, 0, name)
+      // the text before the value at once; the value waits for what follows it
+      assert.equal(textOf(readClient(d, Buffer.concat(sent)), 2), 'ssn ', name)
       rewriter.push(after)
       const out = readClient(d, Buffer.concat(sent))
       assert.equal(textOf(out, 2), 'ssn [MASKED:ssn]', name)
@@ -188,13 +189,49 @@ describe('client masking: WebSocket dialects', () => {
     }
   })
 
-  test('a quiet stream is flushed (a prompt without a newline), masked as it is', async () => {
+  test('a prompt goes out at once; a value under way is masked when its hold bound runs out', () => {
     const d = dialect('v4.channel.k8s.io')
-    const { rewriter, sent } = rewriterFor(d, undefined, 20)
-    rewriter.push(wsFrame(Buffer.from(`\x01password: ${CARD}`), Opcode.BINARY))
-    assert.equal(sent.length, 0)
-    await sleep(80)
-    assert.equal(textOf(readClient(d, Buffer.concat(sent)), 1), `password: [MASKED:card]`)
+    const clock = new ManualClock()
+    const { rewriter, sent } = rewriterFor(d, undefined, clock)
+    rewriter.push(wsFrame(Buffer.from(`\x01# `), Opcode.BINARY))
+    assert.equal(textOf(readClient(d, Buffer.concat(sent)), 1), '# ')
+    rewriter.push(wsFrame(Buffer.from(`\x01card 41111111`), Opcode.BINARY))
+    clock.advance(999)
+    assert.equal(textOf(readClient(d, Buffer.concat(sent)), 1), '# card ')
+    clock.advance(1)
+    assert.equal(textOf(readClient(d, Buffer.concat(sent)), 1), '# card [MASKED:card]')
+    // what continues the value is dropped into its placeholder; the rest goes on
+    rewriter.push(wsFrame(Buffer.from(`\x0111111111 ok\n`), Opcode.BINARY))
+    assert.equal(textOf(readClient(d, Buffer.concat(sent)), 1), '# card [MASKED:card] ok\n')
+    rewriter.end()
+    assert.equal(clock.pending, 0)
+  })
+
+  test('a card number typed at a terminal: the screen shows the placeholder, never a digit', () => {
+    const d = dialect('v5.channel.k8s.io')
+    const clock = new ManualClock()
+    const { rewriter, sent } = rewriterFor(d, undefined, clock)
+    const screen = () => textOf(readClient(d, Buffer.concat(sent)), 1)
+    const shown: string[] = []
+    // the terminal echoes each key; a person types one every 150 ms
+    for (const key of '# ls -l\r\n# echo 4111111111111111\r\n') {
+      rewriter.push(wsFrame(Buffer.from(`\x01${key}`), Opcode.BINARY))
+      shown.push(screen())
+      clock.advance(150)
+    }
+    // text that cannot start a value shows as it is typed
+    assert.equal(shown[4], '# ls ')
+    assert.ok(
+      shown.every((s) => !/\d/.test(s.replace('[MASKED:card]', ''))),
+      shown.join('|'),
+    )
+    // the digits show nothing for a second (the first arrives one key after the space), then
+    // the placeholder, then nothing until Enter
+    const space = shown.findIndex((s) => s.endsWith('# echo '))
+    assert.equal(shown[space + 7], '# ls -l\r\n# echo ')
+    assert.equal(shown[space + 8], '# ls -l\r\n# echo [MASKED:card]')
+    assert.equal(shown[space + 16], '# ls -l\r\n# echo [MASKED:card]')
+    assert.equal(screen(), '# ls -l\r\n# echo [MASKED:card]\r\n')
     rewriter.end()
   })
 
