@@ -9,12 +9,12 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { Agent, request } from 'undici'
 import { openSqliteStore } from '../../../src/audit/index.ts'
 import { adminClient, ensureNamespace, readAuditEvents } from '../../harness/index.ts'
 import { authenticationConfig, GATEHOUSE_ACCOUNT, useGatewayEnv } from './env.ts'
-import { gatehouseProcess } from './gatehouse-process.ts'
+import { gatehouseProcess, type GatehouseProcess } from './gatehouse-process.ts'
 
 const env = useGatewayEnv()
 const RUN = Math.random().toString(36).slice(2, 8)
@@ -27,6 +27,9 @@ const PHASE_MS = 4000
 const MAX_INFLIGHT = 100
 
 describe('kill -9 under load', () => {
+  let proc: GatehouseProcess | undefined
+  // A failed assertion must not leave the process behind.
+  after(() => proc?.kill9())
   test('leaves no answered or forwarded request without a Gatehouse record', async () => {
     const e = env()
     const admin = adminClient(e.cluster)
@@ -41,6 +44,7 @@ describe('kill -9 under load', () => {
       authentication: authenticationConfig(e.cluster, e.issuer),
       upstreamTokenFile: e.upstreamTokenFile,
     })
+    proc = gh
     await gh.start()
     const token = await e.issuer.mintGitHubActions({ expiresInSeconds: 3600 })
     let agent = new Agent({ connect: { ca: readFileSync(gh.caFile) }, connections: 64 })
