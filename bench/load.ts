@@ -113,3 +113,57 @@ export async function watchFanOut(opts: {
     expected: opts.watchers * opts.events,
   }
 }
+
+/**
+ * Small-GET latency at a fixed rate while `watches` watches are open (each on its own
+ * connection): long-lived requests must not make short ones wait (issue 18: a fixed pool of
+ * 256 upstream connections once queued everything behind 256 watches).
+ */
+export async function latencyUnderWatches(opts: {
+  url: string
+  watchUrl: string
+  token?: string
+  ca: string
+  watches: number
+  rate: number
+  seconds: number
+}): Promise<FixedRateResult & { watchesOpen: number }> {
+  const agent = new Agent({ connect: { ca: opts.ca }, connections: opts.watches + 4 })
+  const abort = new AbortController()
+  const headers = {
+    accept: 'application/json',
+    ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+  }
+  let open = 0
+  const bodies: { destroy(): void }[] = []
+  for (let i = 0; i < opts.watches; i += 100) {
+    const batch = await Promise.allSettled(
+      Array.from({ length: Math.min(100, opts.watches - i) }, () =>
+        request(opts.watchUrl, {
+          dispatcher: agent,
+          signal: abort.signal,
+          headers,
+          bodyTimeout: 0,
+        }),
+      ),
+    )
+    for (const r of batch)
+      if (r.status === 'fulfilled') {
+        if (r.value.statusCode === 200) open++
+        r.value.body.on('error', () => undefined)
+        r.value.body.resume()
+        bodies.push(r.value.body)
+      }
+  }
+  const fixed = await fixedRate({
+    url: opts.url,
+    ...(opts.token ? { token: opts.token } : {}),
+    rate: opts.rate,
+    seconds: opts.seconds,
+    connections: 8,
+  })
+  abort.abort()
+  for (const b of bodies) b.destroy()
+  await agent.close().catch(() => undefined)
+  return { ...fixed, watchesOpen: open }
+}

@@ -33,7 +33,8 @@ const RESOURCES = [
 
 /**
  * 100 policies × 10 rules for 100 teams (subjects by claim), one in five rules with a CEL
- * condition, plus the bench's own allow policy: 1,001 rules in all.
+ * condition, plus the bench's own allow policy (an allow, and a deny that reads the stored object
+ * in one namespace): 1,002 rules in all.
  */
 export function writeBenchPolicies(dir: string): string {
   mkdirSync(dir, { recursive: true })
@@ -72,7 +73,18 @@ export function writeBenchPolicies(dir: string): string {
       metadata: { name: 'bench-allow' },
       spec: {
         subjects: [{ claims: { repository: 'octo-org/*' } }],
-        rules: [{ name: 'everything', action: 'allow', verbs: ['*'] }],
+        rules: [
+          { name: 'everything', action: 'allow', verbs: ['*'] },
+          // writes in bench-cond are decided on the stored object (bench/writes.ts)
+          {
+            name: 'no-forbidden-key',
+            action: 'deny',
+            verbs: ['update'],
+            resources: ['configmaps'],
+            namespaces: ['bench-cond'],
+            when: `has(object.data) && "forbidden" in object.data`,
+          },
+        ],
       },
     }),
   )

@@ -20,7 +20,7 @@ import { startOidcIssuer } from '../test/harness/oidc-issuer.ts'
 import { createCa, issueCert } from '../test/harness/pki.ts'
 import { freePort } from '../test/harness/ports.ts'
 import { repoRoot } from '../test/harness/binaries.ts'
-import { fixedRate, watchFanOut } from './load.ts'
+import { fixedRate, latencyUnderWatches, watchFanOut } from './load.ts'
 import { startNginx } from './nginx.ts'
 import { summarizeProfile } from './profile.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
@@ -33,6 +33,7 @@ import {
 } from './policy-audit.ts'
 import { runSessionBench } from './sessions.ts'
 import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
+import { CONDITION_NAMESPACE, measureBodyDecode, measurePatches } from './writes.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
 const AUDIENCE = 'gatehouse'
@@ -124,6 +125,8 @@ async function startBenchGatehouse(opts: {
       // The data path runs with 1,001 policy rules loaded and every request audited (SQLite,
       // the default store), as a production gateway would.
       policies: { paths: [opts.policyDir] },
+      // the load scenarios open 2,000 watches with one identity
+      limits: { concurrency: { perIdentityStreams: 5000, perIdentityRequests: 1000 } },
       ...(opts.sessions ? { sessions: opts.sessions } : {}),
       ...(opts.audit ? { audit: opts.audit } : {}),
     }),
@@ -344,6 +347,31 @@ async function main(): Promise<void> {
       n++
     }
 
+    // Short requests while 2,000 watches are open (each on its own connection).
+    const underWatches: Record<string, Awaited<ReturnType<typeof latencyUnderWatches>>> = {}
+    process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0' // autocannon has no CA option; loopback only
+    for (const subject of subjects) {
+      underWatches[subject.name] = await latencyUnderWatches({
+        url: subject.base + scenarios[0]!.path,
+        watchUrl: `${subject.base}/api/v1/namespaces/watch-${subject.name}/configmaps?watch=true`,
+        ...(subject.token ? { token: subject.token } : {}),
+        ca:
+          subject.name === 'gatehouse'
+            ? gatehouseCa
+            : subject.name === 'nginx'
+              ? readFileSync(nginxCa.certFile, 'utf8')
+              : readFileSync(info.caFile, 'utf8'),
+        watches: 2000,
+        rate,
+        seconds: SECONDS,
+      })
+      const u = underWatches[subject.name]!
+      console.log(
+        `[bench] ${rate} req/s with ${u.watchesOpen} watches open  ${subject.name.padEnd(9)} p50 ${fmt(u.p50Ms, 2)} ms  p99 ${fmt(u.p99Ms, 2)} ms  errors ${u.errors + u.non2xx}`,
+      )
+    }
+    delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
+
     gatehouse.kill('SIGINT')
     await new Promise((r) => gatehouse?.once('exit', r))
     gatehouse = undefined
@@ -528,6 +556,50 @@ async function main(): Promise<void> {
     console.log(maskingLines.join('\n'))
     for (const g of sessionGatehouses.splice(0)) await stopGatehouse(g)
 
+    // writes decided on the stored object: dry run + get before the write, as measured here
+    for (const ns of ['bench', CONDITION_NAMESPACE]) {
+      await ensureNamespace(admin, ns)
+      await admin.ensure(`/api/v1/namespaces/${ns}/configmaps`, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'patched' },
+        data: { n: '0' },
+      })
+    }
+    const patchCount = Number(process.env['BENCH_PATCHES'] ?? 300)
+    const patches = [
+      await measurePatches({
+        name: 'direct',
+        url: `${info.server}/api/v1/namespaces/bench/configmaps/patched`,
+        token: info.adminToken,
+        ca: readFileSync(info.caFile, 'utf8'),
+        count: patchCount,
+      }),
+      await measurePatches({
+        name: 'gatehouse, no rule reads object',
+        url: `${gatehouseUrl}/api/v1/namespaces/bench/configmaps/patched`,
+        token: ciToken,
+        ca: gatehouseCa,
+        count: patchCount,
+      }),
+      await measurePatches({
+        name: 'gatehouse, a deny reads object (dry run, pinned)',
+        url: `${gatehouseUrl}/api/v1/namespaces/${CONDITION_NAMESPACE}/configmaps/patched`,
+        token: ciToken,
+        ca: gatehouseCa,
+        count: patchCount,
+      }),
+    ]
+    for (const p of patches)
+      console.log(
+        `[bench] patch ${p.name}: mean ${fmt(p.meanMs, 2)} ms, p50 ${fmt(p.p50Ms, 2)} ms, p99 ${fmt(p.p99Ms, 2)} ms, errors ${p.errors}`,
+      )
+    const decodes = measureBodyDecode()
+    for (const d of decodes)
+      console.log(
+        `[bench] strict body decode ${d.body}: ${d.bytes} bytes in ${fmt(d.ms, 3)} ms (${fmt(d.mbPerSec, 1)} MB/s)`,
+      )
+
     const decision = measureDecisionCost(policyDir)
     console.log(
       `[bench] policy decision with ${decision.rules} rules: mean ${fmt(decision.meanMicros, 2)} µs, p99 ${fmt(decision.p99Micros, 2)} µs (compiled in ${fmt(decision.compileMs)} ms)`,
@@ -572,6 +644,14 @@ async function main(): Promise<void> {
           )
           .join('; '),
       '',
+      `Latency at a fixed ${rate} req/s (small GET) while 2,000 watches are open: ` +
+        subjects
+          .map(
+            (s) =>
+              `${s.name} p50 ${fmt(underWatches[s.name]!.p50Ms, 2)} ms / p99 ${fmt(underWatches[s.name]!.p99Ms, 2)} ms (${underWatches[s.name]!.watchesOpen} watches open, errors ${underWatches[s.name]!.errors + underWatches[s.name]!.non2xx})`,
+          )
+          .join('; '),
+      '',
       `Watch fan-out (50 watchers × 20 events): ` +
         subjects
           .map(
@@ -604,6 +684,21 @@ async function main(): Promise<void> {
         (w) =>
           `| ${w.store} | ${fmt(w.recordsPerSec, 0)} | ${writeTargets[w.store]} (${w.recordsPerSec >= writeTargets[w.store]! ? 'met' : 'NOT met'}) |`,
       ),
+      '',
+    )
+    lines.push(
+      `Writes decided on the stored object (${patchCount} sequential merge patches of one ConfigMap each):`,
+      '',
+      '| path | mean ms | p50 ms | p99 ms | errors |',
+      '|---|---|---|---|---|',
+      ...patches.map(
+        (p) =>
+          `| ${p.name} | ${fmt(p.meanMs, 2)} | ${fmt(p.p50Ms, 2)} | ${fmt(p.p99Ms, 2)} | ${p.errors} |`,
+      ),
+      '',
+      '| strict body decode (in-process) | bytes | ms | MB/s |',
+      '|---|---|---|---|',
+      ...decodes.map((d) => `| ${d.body} | ${d.bytes} | ${fmt(d.ms, 3)} | ${fmt(d.mbPerSec, 1)} |`),
       '',
     )
     lines.push('```', ...sessions.lines, '```', '')

@@ -6,7 +6,8 @@ import type { Duplex } from 'node:stream'
 import { createRequestRecorder, type AuditWriter } from './audit/index.ts'
 import type { Authenticator } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
-import { GatewayError } from './errors/index.ts'
+import { GatewayError, rawStatusResponse, toKubeStatus } from './errors/index.ts'
+import type { AuditRecord } from './audit/index.ts'
 import type { Logger } from './observability/logger.ts'
 import type { PolicySource } from './policy/index.ts'
 import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
@@ -15,6 +16,8 @@ import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
 import { SessionSlots } from './sessions/identity-slots.ts'
 import type { ApprovalService } from './approval/service.ts'
+import { ConcurrencyGate } from './pipeline/concurrency.ts'
+import { isLongRunning } from './kube/long-running.ts'
 
 export interface GatewayDeps {
   authenticator: Authenticator
@@ -40,6 +43,13 @@ export interface Gateway {
   currentWarnings(): string[]
   handleRequest(req: IncomingMessage, res: ServerResponse): void
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Answers a request the listener refuses before the pipeline (oversized headers, Expect, CONNECT), with its record. */
+  refuseRequest(req: IncomingMessage, res: ServerResponse, error: GatewayError): void
+  /**
+   * Answers a connection whose request could not even be parsed (a malformed request line,
+   * headers over the limit on HTTP/1.1) with a raw Status, and records the refusal.
+   */
+  refuseConnection(socket: Duplex, error: GatewayError): void
   /** Stop taking requests; let plain ones finish within graceMs; end watches and sessions. */
   shutdown(graceMs: number): Promise<void>
 }
@@ -55,19 +65,77 @@ export const READYZ_PATH = '/gatehouse/readyz'
 function serveHealth(
   path: string,
   res: ServerResponse,
-  state: { draining: boolean; auditAccepting: boolean; warnings: readonly string[] },
+  state: {
+    draining: boolean
+    auditAccepting: boolean
+    warnings: readonly string[]
+    load: ReturnType<ConcurrencyGate['stats']>
+  },
 ): void {
   const problem = state.draining
     ? 'shutting down'
     : !state.auditAccepting
       ? 'audit trail unavailable: refusing requests'
-      : undefined
+      : state.load.saturated
+        ? `saturated: at the bound of ${state.load.saturated}`
+        : undefined
   const ready = path === HEALTHZ_PATH || !problem
   res.writeHead(ready ? 200 : 503, {
     'content-type': 'application/json',
     'cache-control': 'no-store',
   })
-  res.end(JSON.stringify({ status: ready ? 'ok' : problem, warnings: state.warnings }) + '\n')
+  const load = { requests: state.load.requests, streams: state.load.streams }
+  res.end(JSON.stringify({ status: ready ? 'ok' : problem, warnings: state.warnings, load }) + '\n')
+}
+
+/**
+ * Aborted when the client goes away before its response was ended: the connection closed, or
+ * (HTTP/2) the stream was reset. Registered when the request arrives, so work still queued
+ * behind authentication or an upstream slot stops too (rapid reset). HTTP/2's compatibility
+ * response reports writableFinished and emits finish even for a reset stream; writableEnded
+ * says whether Gatehouse ended it.
+ *
+ * HTTP/1.1 connections are half-open (src/http/server.ts): a client that sends its request and
+ * then closes its sending side still gets its answer. A long-running request (a watch) is the
+ * exception: it would never end, and most clients that close only their sending side are gone,
+ * so end-of-input cancels it (`longRunning` is asked when that happens, and again by forward).
+ */
+function clientGoneSignal(
+  req: IncomingMessage,
+  res: ServerResponse | undefined,
+  socket: Duplex | undefined,
+  longRunning: () => boolean,
+): AbortSignal {
+  const abort = new AbortController()
+  if (res) {
+    const onEnd = (): void => {
+      if (longRunning()) abort.abort()
+    }
+    const http1 = req.httpVersionMajor === 1
+    if (http1) req.socket.once('end', onEnd)
+    res.once('close', () => {
+      if (http1) req.socket.off('end', onEnd)
+      if (!res.writableEnded) abort.abort()
+    })
+  } else socket?.once('close', () => abort.abort())
+  return abort.signal
+}
+
+/** The record of a connection refused before any request could be read from it. */
+function refusedConnectionRecord(id: string, socket: Duplex, error: GatewayError): AuditRecord {
+  return {
+    id,
+    time: new Date().toISOString(),
+    durationMs: 0,
+    cluster: null,
+    identity: null,
+    source: { address: (socket as { remoteAddress?: string }).remoteAddress ?? '' },
+    request: null,
+    decision: null,
+    principal: null,
+    response: { code: error.status, requestBytes: 0, responseBytes: 0 },
+    error: { code: error.code, message: error.message },
+  }
 }
 
 export function createClusters(config: GatewayConfig): ReadonlyMap<string, UpstreamCluster> {
@@ -84,6 +152,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   const inflight = new Set<RequestContext>()
   const tunnels = new Set<Duplex>()
   let draining = false
+  let stopping: Promise<void> | undefined
 
   const currentWarnings = (): string[] => {
     const live = [...warnings]
@@ -107,7 +176,11 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     refusals: config.audit.refusals,
     logger: deps.logger,
   })
+  const concurrency = new ConcurrencyGate(config.limits.concurrency)
   const chain = buildChain({
+    concurrency,
+    bodyIdleMs: config.limits.requestBodyIdleMs,
+    sendTimeoutMs: config.limits.sendTimeoutMs,
     clusters,
     authenticator: deps.authenticator,
     policies: () => deps.policies.current,
@@ -119,6 +192,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     hooks: {
       ...(deps.sessions ? { sessions: deps.sessions } : {}),
       masking,
+      policies: () => deps.policies.current,
       sessionSlots: new SessionSlots(config.sessions.maxPerIdentity),
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
@@ -132,25 +206,40 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     req: IncomingMessage,
     res: ServerResponse | undefined,
     upgrade: RequestContext['upgrade'],
-  ): RequestContext => ({
-    id: randomUUID(),
-    receivedAt: Date.now(),
-    req,
-    res,
-    upgrade,
-    sourceAddress: req.socket.remoteAddress ?? '',
-    timings: {},
-    warnings: [],
-  })
+  ): RequestContext => {
+    const ctx: RequestContext = {
+      id: randomUUID(),
+      receivedAt: Date.now(),
+      req,
+      res,
+      upgrade,
+      sourceAddress: req.socket.remoteAddress ?? '',
+      timings: {},
+      warnings: [],
+      signal: clientGoneSignal(
+        req,
+        res,
+        upgrade?.socket,
+        () => ctx.requestInfo !== undefined && isLongRunning(ctx.requestInfo),
+      ),
+      cleanups: [],
+    }
+    return ctx
+  }
 
   const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
     recorder.complete(ctx, error)
     deps.onComplete?.(ctx, error)
   }
 
+  const refuse = (ctx: RequestContext, error: GatewayError): void => {
+    respondWithError(ctx, error)
+    complete(ctx, error)
+  }
+
   const run = (ctx: RequestContext): void => {
     if (draining) {
-      respondWithError(
+      refuse(
         ctx,
         new GatewayError(
           'GW_SHUTTING_DOWN',
@@ -175,6 +264,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
           draining,
           auditAccepting: deps.audit.accepting(),
           warnings: currentWarnings(),
+          load: concurrency.stats(),
         })
       run(newContext(req, res, undefined))
     },
@@ -189,24 +279,41 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       })
       run(newContext(req, undefined, { socket, head }))
     },
-    async shutdown(graceMs) {
-      draining = true
-      // Held requests end at once (their approvals stay pending; a retry finds them).
-      deps.approvals?.shutdown()
-      const deadline = Date.now() + graceMs
-      // Watches never finish by themselves: end them so clients re-establish them elsewhere.
-      for (const ctx of inflight) {
-        if (ctx.requestInfo?.verb === 'watch' || ctx.req.url?.includes('follow=true'))
-          ctx.res?.end()
-      }
-      while (inflight.size > tunnels.size && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50))
-      for (const ctx of inflight) ctx.res?.destroy()
-      // Recorded sessions are told why they end, and their records are saved.
-      await deps.sessions?.shutdown()
-      for (const s of tunnels) s.destroy()
-      await Promise.all([...clusters.values()].map((c) => c.close()))
-      recorder.close()
+    refuseRequest(req, res, error) {
+      refuse(newContext(req, res, undefined), error)
     },
+    refuseConnection(socket, error) {
+      const id = randomUUID()
+      if (socket.writable)
+        socket.end(rawStatusResponse(toKubeStatus(error, id), { 'Audit-ID': id }))
+      else socket.destroy()
+      // Bounded and, past the thresholds, counted like every refusal (a flood of malformed
+      // connections costs the store no more than one of bad requests).
+      if (error.code !== 'GW_AUDIT_UNAVAILABLE' && deps.audit.admits())
+        recorder.refusal(refusedConnectionRecord(id, socket, error))
+    },
+    shutdown(graceMs) {
+      // idempotent: the listener's close and a caller may both ask
+      return (stopping ??= drain(graceMs))
+    },
+  }
+
+  async function drain(graceMs: number): Promise<void> {
+    draining = true
+    // Held requests end at once (their approvals stay pending; a retry finds them).
+    deps.approvals?.shutdown()
+    const deadline = Date.now() + graceMs
+    // Watches never finish by themselves: end them so clients re-establish them elsewhere.
+    for (const ctx of inflight) {
+      if (ctx.requestInfo?.verb === 'watch' || ctx.req.url?.includes('follow=true')) ctx.res?.end()
+    }
+    while (inflight.size > tunnels.size && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50))
+    for (const ctx of inflight) ctx.res?.destroy()
+    // Recorded sessions are told why they end, and their records are saved.
+    await deps.sessions?.shutdown()
+    for (const s of tunnels) s.destroy()
+    await Promise.all([...clusters.values()].map((c) => c.close()))
+    recorder.close()
   }
 }

@@ -187,6 +187,11 @@ export function buildAuditRecord(
       code: ctx.responseStatus ?? 0,
       requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
       responseBytes: ctx.responseBytes ?? 0,
+      ...(ctx.sentBytes !== undefined
+        ? { sentBytes: ctx.sentBytes, complete: ctx.responseComplete === true }
+        : error?.code === 'GW_CLIENT_CLOSED'
+          ? { sentBytes: 0, complete: false }
+          : {}),
     },
   }
   if (error) record.error = { code: error.code, message: error.message }

@@ -61,7 +61,16 @@ export interface AuditRecord {
   } | null
   /** Who the cluster saw: an impersonated user/groups or a minted ServiceAccount. */
   principal: { user: string; groups: string[]; via: 'impersonation' | 'serviceAccountToken' } | null
-  response: { code: number; requestBytes: number; responseBytes: number }
+  response: {
+    code: number
+    requestBytes: number
+    /** Bytes the API server sent. */
+    responseBytes: number
+    /** Bytes Gatehouse handed to the client (after masking), when a response was relayed. */
+    sentBytes?: number
+    /** False when the response was cut: the client went away (reset, close) or stalled. */
+    complete?: boolean
+  }
   /** Why Gatehouse refused or failed the request (error code and the caller's message). */
   error?: { code: string; message: string }
   /**

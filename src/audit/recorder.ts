@@ -31,6 +31,8 @@ export interface RequestRecorder {
   journal(ctx: RequestContext): Promise<void>
   /** The request ended (however): its final record, or a refusal counted into a summary. */
   complete(ctx: RequestContext, error: GatewayError | undefined): void
+  /** A refusal recorded outside the pipeline (a refused connection): bounded or counted. */
+  refusal(record: AuditRecord): void
   /** Ends the refusal window and writes its summaries (shutdown). */
   close(): void
 }
@@ -126,6 +128,9 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
         return
       }
       // Refused before forwarding: bounded, and past the thresholds only counted.
+      this.refusal(record)
+    },
+    refusal(record) {
       const kept = governor.admit(record)
       if (kept) writer.write(kept)
       writeSummaries()

@@ -460,8 +460,13 @@ async function main(argv: string[]): Promise<void> {
       if (!values.config) fail('gatehouse check-config: --config is required', 2)
       const config = loadConfig(values.config)
       const policies = loadPolicies(config.policies.paths)
-      new PolicySet(policies)
+      const set = new PolicySet(policies)
       process.stdout.write(`${values.config}: valid (${policies.length} policies)\n`)
+      // what deny and approve rules cover beyond their spelling (docs/policy.md, coverage)
+      for (const c of set.coverage())
+        process.stdout.write(
+          `  ${c.action} ${c.policy}/${c.rule} also covers:\n${c.covers.map((l) => `    - ${l}\n`).join('')}`,
+        )
       return
     }
     case 'kubeconfig':

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import type { Identity } from '../authn/index.ts'
 import { formatPath } from '../config/index.ts'
 import { parseRequestInfo } from '../kube/request-info.ts'
+import { selectorFactsOf } from '../kube/scope.ts'
 import { execRequestFor } from '../sessions/remote-command.ts'
 import { ruleRef, type Decision, type PolicySet } from '../policy/index.ts'
 
@@ -28,8 +29,12 @@ export const testCaseSchema = z.strictObject({
   request: z
     .string()
     .regex(/^[A-Z]+ \/\S*$/, 'expected "METHOD /path?query", e.g. "GET /api/v1/namespaces/a/pods"'),
-  /** The request body of a write, for `when` conditions on `object`. */
+  /** What the write would store, for `when` conditions on `object` (the gateway asks the API server). */
   object: z.unknown().optional(),
+  /** What is stored now, for conditions on `oldObject`. */
+  oldObject: z.unknown().optional(),
+  /** A patch's media type (`application/apply-patch+yaml`: server-side apply, which can create). */
+  patchType: z.string().optional(),
   expect: z.enum(['allow', 'deny', 'approve']).optional(),
   /** `policy/rule` or a built-in such as `builtin:default-deny`. */
   expectRule: z.string().optional(),
@@ -88,6 +93,9 @@ export function runPolicyTests(
       info: parsed.info,
       identity,
       object: () => ({ value: c.object ?? null }),
+      selector: selectorFactsOf(target.split('?')[1] ?? ''),
+      ...(c.patchType ? { patchType: c.patchType } : {}),
+      ...(c.oldObject !== undefined ? { oldObject: () => ({ value: c.oldObject }) } : {}),
       dryRun: /(^|[?&])dryRun=All(&|$)/.test(target),
     })
     const ref = decision.policy ? `${decision.policy}/${decision.rule}` : decision.rule
@@ -120,6 +128,11 @@ export function formatResult(r: PolicyTestResult): string {
     `${d.action.toUpperCase().padEnd(8)} ${head}`,
     `         by ${d.policy ? ruleRef(d) : d.rule}${d.message ? `: ${d.message}` : ''}`,
   ]
+  if (d.coverage) lines.push(`         covered: ${d.coverage}`)
+  if (d.obligations.filter?.length)
+    lines.push(
+      `         filtered: the response leaves out what ${d.obligations.filter.map((f) => `${f.policy}/${f.rule}`).join(', ')} protect`,
+    )
   if (d.shadow) lines.push(`         shadow: ${ruleRef(d.shadow)} would ${d.shadow.action}`)
   for (const e of d.conditionErrors ?? []) lines.push(`         condition error: ${e}`)
   if (verdict) lines.push(`         ${verdict}`)

@@ -75,6 +75,31 @@ export const limitsSchema = z.strictObject({
     .default(8 * 1024 * 1024),
   /** In-flight requests finish within this bound on shutdown; watches and sessions are closed. */
   shutdownGraceMs: z.number().int().min(0).default(10_000),
+  /**
+   * A request body that sends nothing for this long is refused with 408 (a declared body that
+   * never arrives must not hold a request forever). Watches and sessions have no body and no
+   * lifetime limit.
+   */
+  requestBodyIdleMs: z.number().int().min(100).default(30_000),
+  /**
+   * A client that reads nothing of its response for this long (its connection or HTTP/2 stream
+   * full) is cut off, so a stalled reader cannot pin memory and an upstream connection.
+   */
+  sendTimeoutMs: z.number().int().min(100).default(60_000),
+  /**
+   * Concurrency bounds, checked after authentication: per identity, and for the whole process.
+   * Streams are watches, log follows and other long-running requests; requests are the rest.
+   * Past a bound the request is refused with 429 and Retry-After (`/gatehouse/readyz` reports
+   * 503 while the process is at a global bound).
+   */
+  concurrency: z
+    .strictObject({
+      perIdentityRequests: z.number().int().min(1).default(100),
+      perIdentityStreams: z.number().int().min(1).default(1000),
+      requests: z.number().int().min(1).default(2000),
+      streams: z.number().int().min(1).default(8000),
+    })
+    .prefault({}),
 })
 
 export const policiesSchema = z.strictObject({
@@ -352,11 +377,7 @@ export const gatewayConfigSchema = z
     }),
     authentication: authnConfigSchema,
     clusters: z.array(clusterSchema).min(1, 'expected at least one cluster'),
-    limits: limitsSchema.default({
-      maxHeaderBytes: 32 * 1024,
-      maxRequestBodyBytes: 8 * 1024 * 1024,
-      shutdownGraceMs: 10_000,
-    }),
+    limits: limitsSchema.prefault({}),
     policies: policiesSchema.default({ paths: [], watchIntervalMs: 2000 }),
     audit: auditSchema.default({
       store: { sqlite: {} },

@@ -3,9 +3,18 @@
 export const errorCodes = {
   GW_REQUEST_INVALID: { status: 400, reason: 'BadRequest' },
   GW_REQUEST_UNCLASSIFIABLE: { status: 400, reason: 'BadRequest' },
+  // A body one decoder could read differently from another (duplicate keys, YAML aliases...).
+  GW_REQUEST_BODY_AMBIGUOUS: { status: 400, reason: 'BadRequest' },
   GW_UPGRADE_UNSUPPORTED: { status: 400, reason: 'BadRequest' },
   GW_REQUEST_HEADERS_TOO_LARGE: { status: 431, reason: 'RequestHeaderFieldsTooLarge' },
   GW_REQUEST_BODY_TOO_LARGE: { status: 413, reason: 'RequestEntityTooLarge' },
+  GW_REQUEST_TIMEOUT: { status: 408, reason: 'Timeout' },
+  GW_REQUEST_EXPECTATION: { status: 417, reason: 'ExpectationFailed' },
+  GW_REQUEST_METHOD: { status: 405, reason: 'MethodNotAllowed' },
+  // One identity (or the whole process) is at its bound of concurrent requests or streams.
+  GW_CONCURRENCY_LIMIT: { status: 429, reason: 'TooManyRequests', retryAfterSeconds: 1 },
+  // Not an answer: the client went away before the response was complete. Recorded only.
+  GW_CLIENT_CLOSED: { status: 499, reason: 'ClientClosedRequest' },
   GW_ROUTE_UNKNOWN_CLUSTER: { status: 404, reason: 'NotFound' },
   GW_AUTHN_MISSING_CREDENTIALS: { status: 401, reason: 'Unauthorized' },
   GW_AUTHN_INVALID_TOKEN: { status: 401, reason: 'Unauthorized' },

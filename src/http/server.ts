@@ -4,9 +4,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { GatewayConfig } from '../config/index.ts'
-import { GatewayError, rawStatusResponse, toKubeStatus } from '../errors/index.ts'
+import { GatewayError } from '../errors/index.ts'
 import type { Gateway } from '../gateway.ts'
 import { ensureLocalServingMaterial } from './local-ca.ts'
 
@@ -41,25 +42,40 @@ export async function listen(config: GatewayConfig, gateway: Gateway): Promise<L
   }
   // HTTP/2 by ALPN for ordinary requests (kubectl and client-go multiplex watches over one
   // connection); HTTP/1.1 always, because exec, attach and port-forward upgrades need it.
+  // allowHalfOpen: a client may send its request and close its sending side (shutdown(SHUT_WR));
+  // it still gets its answer (RFC 9112 §9.6), and the connection closes after that answer.
   const server: Server | Http2SecureServer = config.listen.http2
     ? createSecureServer({
         ...tlsOptions,
         allowHTTP1: true,
+        allowHalfOpen: true,
         ALPNProtocols: ['h2', 'http/1.1'],
         settings: { maxHeaderListSize: config.limits.maxHeaderBytes },
       })
     : createServer({
         ...tlsOptions,
+        allowHalfOpen: true,
         ALPNProtocols: ['http/1.1'],
         maxHeaderSize: config.limits.maxHeaderBytes,
       })
-  // Watches and log follows are long-lived; only the request head must arrive promptly. (The
-  // HTTP/1.1 fallback of the HTTP/2 server reads these from the server object too.)
-  Object.assign(server, { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 })
+  // Watches and log follows are long-lived; only the request head must arrive promptly. The
+  // HTTP/1.1 side of the HTTP/2 server reads these from the server object too: maxHeaderSize
+  // there is what makes limits.maxHeaderBytes hold for HTTP/1.1 (exec and attach) as well
+  // (Node's default is 16 KiB).
+  Object.assign(server, {
+    requestTimeout: 0,
+    headersTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+    maxHeaderSize: config.limits.maxHeaderBytes,
+    httpAllowHalfOpen: true,
+  })
   const sockets = new Set<Socket>()
-  server.on('secureConnection', (socket: Socket) => {
+  server.on('secureConnection', (socket: TLSSocket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
+    // Half-open is for HTTP/1.1 only: an HTTP/2 peer that closed its side is gone (its session
+    // would otherwise wait for window updates that never come, holding every open stream).
+    if (socket.alpnProtocol === 'h2') socket.allowHalfOpen = false
   })
   const sessions = new Set<ServerHttp2Session>()
   server.on('session', (session: ServerHttp2Session) => {
@@ -67,38 +83,56 @@ export async function listen(config: GatewayConfig, gateway: Gateway): Promise<L
     session.once('close', () => sessions.delete(session))
     session.on('error', () => undefined)
   })
+  const tooLarge = (): GatewayError =>
+    new GatewayError(
+      'GW_REQUEST_HEADERS_TOO_LARGE',
+      `request headers exceed the limit of ${config.limits.maxHeaderBytes} bytes`,
+    )
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // Node's HTTP/2 server does not enforce a header size; the limit is ours for both versions.
     let headerBytes = 0
     for (const h of req.rawHeaders) headerBytes += h.length + 2
-    if (headerBytes > config.limits.maxHeaderBytes) {
-      const status = toKubeStatus(
-        new GatewayError(
-          'GW_REQUEST_HEADERS_TOO_LARGE',
-          `request headers exceed the limit of ${config.limits.maxHeaderBytes} bytes`,
-        ),
-      )
-      res.writeHead(status.code, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(status))
-      return
-    }
+    if (headerBytes > config.limits.maxHeaderBytes)
+      return gateway.refuseRequest(req, res, tooLarge())
     gateway.handleRequest(req, res)
+  })
+  // Without these listeners Node answers by itself, with a bare body and no record.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    gateway.refuseRequest(
+      req,
+      res,
+      new GatewayError(
+        'GW_REQUEST_EXPECTATION',
+        `Gatehouse supports only 'Expect: 100-continue', not '${String(req.headers.expect).slice(0, 64)}'`,
+      ),
+    ),
+  )
+  // HTTP/2 CONNECT arrives as (req, res); HTTP/1.1 CONNECT as (req, socket, head).
+  server.on('connect', (req: IncomingMessage, res: ServerResponse | Socket) => {
+    const refusal = new GatewayError(
+      'GW_REQUEST_METHOD',
+      'Gatehouse does not tunnel CONNECT requests; Kubernetes has none',
+    )
+    if ('writeHead' in res) gateway.refuseRequest(req, res, refusal)
+    else gateway.refuseConnection(res, refusal)
   })
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     gateway.handleUpgrade(req, socket, head),
   )
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy()
       return
     }
-    const code =
-      err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_REQUEST_HEADERS_TOO_LARGE' : 'GW_REQUEST_INVALID'
-    const message =
-      code === 'GW_REQUEST_HEADERS_TOO_LARGE'
-        ? `request headers exceed the limit of ${config.limits.maxHeaderBytes} bytes`
-        : 'malformed HTTP request'
-    socket.end(rawStatusResponse(toKubeStatus(new GatewayError(code, message))))
+    gateway.refuseConnection(
+      socket,
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? tooLarge()
+        : new GatewayError(
+            'GW_REQUEST_INVALID',
+            `malformed HTTP request (${err.code ?? 'parse error'})`,
+          ),
+    )
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -78,10 +78,19 @@ class Piece {
 export class JsonMaskingTransform extends Transform {
   /** Values masked so far. */
   masked = 0
+  /** Items (and watch events) left out by `drop`. */
+  dropped = 0
+  /** Objects `keep` sent unmasked, and objects `notice` saw masked. */
+  kept = 0
+  noticed = 0
   readonly #shape: JsonShape
   readonly #rules: ObjectMaskingRules
   readonly #hint: TypeHint | undefined
   readonly #limit: number
+  readonly #drop: ((object: unknown) => boolean) | undefined
+  readonly #maskValues: boolean
+  readonly #keep: ((object: unknown) => boolean) | undefined
+  readonly #notice: ((object: unknown) => boolean) | undefined
 
   #at: At = At.Start
   /** Nesting inside the current value or element (0: at its own level). */
@@ -108,12 +117,24 @@ export class JsonMaskingTransform extends Transform {
     /** The type the request asked for: objects that do not name theirs get it. */
     typeHint?: TypeHint
     maxObjectBytes: number
+    /** Leaves out list items, Table rows and watch events whose object this returns true for. */
+    drop?: (object: unknown) => boolean
+    /** false: only `drop` applies, values go out as they are (masking is off for the caller). */
+    mask?: boolean
+    /** Objects (items, watch event objects, the object) this returns true for go out unmasked. */
+    keep?: (object: unknown) => boolean
+    /** Counts masked objects this returns true for (`noticed`), for a Warning. */
+    notice?: (object: unknown) => boolean
   }) {
     super()
     this.#shape = opts.shape
     this.#rules = opts.rules
     this.#hint = opts.typeHint
     this.#limit = opts.maxObjectBytes
+    this.#drop = opts.drop
+    this.#maskValues = opts.mask ?? true
+    this.#keep = opts.keep
+    this.#notice = opts.notice
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -140,14 +161,26 @@ export class JsonMaskingTransform extends Transform {
     }
   }
 
-  #mask(text: string, hint: TypeHint | undefined): unknown {
-    let value: unknown
+  #decode(text: string): unknown {
     try {
-      value = JSON.parse(text)
+      return JSON.parse(text)
     } catch (e) {
       throw new JsonMaskingError(
         `the API server sent JSON Gatehouse cannot decode: ${(e as Error).message}`,
       )
+    }
+  }
+
+  #mask(text: string, hint: TypeHint | undefined, decoded?: unknown): unknown {
+    const value = decoded === undefined ? this.#decode(text) : decoded
+    if (!this.#maskValues) return value
+    if (this.#keep || this.#notice) {
+      const o = this.#shape === 'watch' ? (value as { object?: unknown } | null)?.object : value
+      if (this.#keep?.(o)) {
+        this.kept++
+        return value
+      }
+      if (this.#notice?.(o)) this.noticed++
     }
     const r = maskKubernetesJson(value, this.#rules, hint)
     this.masked += r.masked
@@ -201,12 +234,35 @@ export class JsonMaskingTransform extends Transform {
       }
       if (this.#step(b)) {
         this.#value.add(chunk.subarray(start, i + 1), this.#limit)
-        this.#pushMasked(this.#value.take(), this.#hint, '\n')
+        const text = this.#value.take()
+        const event = this.#drop ? this.#decode(text) : undefined
+        if (event === undefined || this.#keepEvent(event))
+          this.push(JSON.stringify(this.#mask(text, this.#hint, event)) + '\n')
         this.#at = At.Start
         start = -1
       }
     }
     if (this.#at === At.Value) this.#value.add(chunk.subarray(start), this.#limit)
+  }
+
+  /**
+   * Whether a watch event goes out under `drop`; a Table event (`kubectl get -w`) loses the rows
+   * whose object is dropped, and goes only while rows remain. Bookmarks and errors always go.
+   */
+  #keepEvent(event: unknown): boolean {
+    const e = event as { type?: unknown; object?: unknown } | null
+    if (!e || e.type === 'BOOKMARK' || e.type === 'ERROR') return true
+    const o = e.object as { kind?: unknown; rows?: unknown } | null | undefined
+    if (o?.kind === 'Table' && Array.isArray(o.rows)) {
+      const rows = o.rows as { object?: unknown }[]
+      const kept = rows.filter((r) => !this.#drop!(r?.object ?? r))
+      this.dropped += rows.length - kept.length
+      o.rows = kept
+      return kept.length > 0 || rows.length === 0
+    }
+    if (!this.#drop!(o)) return true
+    this.dropped++
+    return false
   }
 
   // ---- list: members around an items array streamed element by element ----
@@ -338,9 +394,17 @@ export class JsonMaskingTransform extends Transform {
 
   #endItem(last: Buffer): void {
     this.#item.add(last, this.#limit)
-    const masked = JSON.stringify(this.#mask(this.#item.take(), this.#itemType))
-    this.push(this.#items++ === 0 ? masked : `,${masked}`)
+    const text = this.#item.take()
     this.#at = At.AfterItem
+    const item = this.#drop ? this.#decode(text) : undefined
+    // Table rows carry their object (metadata at least) under `object`
+    const object = (item as { object?: unknown } | undefined)?.object ?? item
+    if (this.#drop?.(object)) {
+      this.dropped++
+      return
+    }
+    const masked = JSON.stringify(this.#mask(text, this.#itemType, item))
+    this.push(this.#items++ === 0 ? masked : `,${masked}`)
   }
 
   #finishList(): void {

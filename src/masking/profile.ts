@@ -7,7 +7,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { z } from 'zod'
 import type { maskingSchema } from '../config/schema.ts'
+import type { Identity } from '../authn/index.ts'
+import { parseRequestInfo } from '../kube/request-info.ts'
 import { ruleRef, type Decision } from '../policy/decision.ts'
+import type { PolicySet } from '../policy/engine.ts'
 import { detectorSet, type DetectorSet } from './detectors.ts'
 import { compileFieldRules, DEFAULT_SENSITIVE_NAMES, type ObjectMaskingRules } from './objects.ts'
 import type { Replacement } from './text.ts'
@@ -114,5 +117,51 @@ export class Masking {
         `masking.hmacKeyFile: ${file} holds ${key.length} bytes; expected ${MIN_HMAC_KEY_BYTES} or more`,
       )
     return (this.#hmacKey = key)
+  }
+}
+
+/** The Secret type helm keeps its releases in (one Secret per release revision). */
+export const HELM_RELEASE_TYPE = 'helm.sh/release.v1'
+
+/**
+ * helm reads its release Secrets back (list, upgrade, rollback, uninstall) and breaks on a
+ * masked one. A release Secret goes out unmasked to an identity whose policy lets it write
+ * that very Secret (update, in its namespace): a deployer who could overwrite the release
+ * anyway. Everyone else gets it masked, with a Warning that says why helm cannot read it.
+ * Every other Secret stays masked for everyone, helm's identity included.
+ */
+export function helmReleaseReader(
+  policies: PolicySet,
+  identity: Identity,
+  cluster: string,
+): { mayRead: (object: unknown) => boolean; isRelease: (object: unknown) => boolean } {
+  const cache = new Map<string, boolean>()
+  const isRelease = (object: unknown): boolean =>
+    (object as { type?: unknown } | null)?.type === HELM_RELEASE_TYPE
+  return {
+    isRelease,
+    mayRead(object) {
+      if (!isRelease(object)) return false
+      const meta = (object as { metadata?: { namespace?: unknown; name?: unknown } }).metadata
+      const ns = typeof meta?.namespace === 'string' ? meta.namespace : ''
+      const name = typeof meta?.name === 'string' ? meta.name : ''
+      if (!/^[a-z0-9.-]{1,253}$/.test(ns) || !/^[a-z0-9.-]{1,253}$/.test(name)) return false
+      const key = `${ns}/${name}`
+      let ok = cache.get(key)
+      if (ok === undefined) {
+        const info = parseRequestInfo('PUT', `/api/v1/namespaces/${ns}/secrets/${name}`)
+        ok =
+          info.ok &&
+          policies.evaluate({
+            cluster,
+            info: info.info,
+            identity,
+            // conditions on the written object cannot be known here: they fail, closed
+            object: () => ({ unavailable: 'no write is being made' }),
+          }).action === 'allow'
+        if (cache.size < 1000) cache.set(key, ok)
+      }
+      return ok
+    },
   }
 }

@@ -81,6 +81,11 @@ export class UnmaskableResponse extends Error {}
 export interface BodyMasker {
   readonly transform: Transform
   readonly masked: () => number
+  /** Objects left out (collections: filter). */
+  readonly dropped?: () => number
+  /** Objects sent unmasked by `keep`, and masked objects `notice` counted. */
+  readonly kept?: () => number
+  readonly noticed?: () => number
 }
 
 /**
@@ -93,6 +98,12 @@ export function bodyMaskerFor(
   status: number,
   headers: IncomingHttpHeaders,
   maxObjectBytes: number,
+  opts: {
+    drop?: (object: unknown) => boolean
+    mask?: boolean
+    keep?: (object: unknown) => boolean
+    notice?: (object: unknown) => boolean
+  } = {},
 ): BodyMasker {
   const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase()
   if (encoding !== 'identity')
@@ -106,8 +117,18 @@ export function bodyMaskerFor(
       rules: profile.objects,
       ...(plan.typeHint ? { typeHint: plan.typeHint } : {}),
       maxObjectBytes,
+      ...(opts.drop ? { drop: opts.drop } : {}),
+      ...(opts.mask === false ? { mask: false } : {}),
+      ...(opts.keep ? { keep: opts.keep } : {}),
+      ...(opts.notice ? { notice: opts.notice } : {}),
     })
-    return { transform: t, masked: () => t.masked }
+    return {
+      transform: t,
+      masked: () => t.masked,
+      dropped: () => t.dropped,
+      kept: () => t.kept,
+      noticed: () => t.noticed,
+    }
   }
   if (plan.body === 'text' || type.startsWith('text/') || isJson) {
     const t = new TextMaskingTransform(profile, plan.streaming)

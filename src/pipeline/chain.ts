@@ -8,6 +8,8 @@
 //  - upgrade after authenticate (its refusal names the caller) and before everything else: a
 //    request asking to switch protocols where Kubernetes has no upgrade is refused, so that no
 //    later stage treats the connection as a session (issue 18);
+//  - limit after upgrade: bounds are per identity, and a caller over its bound is
+//    refused before any body is read or anything is sent upstream;
 //  - readBody after authenticate (no body is read for unknown callers) and before authorize
 //    (conditions may read the object);
 //  - authorize before impersonate: nothing about the upstream credential is computed for a
@@ -27,6 +29,8 @@ import { createAuthenticateStage } from './stages/authenticate.ts'
 import { createAuthorizeStage } from './stages/authorize.ts'
 import { createForwardStage, type ForwardHooks } from './stages/forward.ts'
 import { createHoldStage } from './stages/hold.ts'
+import { createLimitStage } from './stages/limit.ts'
+import type { ConcurrencyGate } from './concurrency.ts'
 import type { ApprovalService } from '../approval/service.ts'
 import { createImpersonateStage } from './stages/impersonate.ts'
 import { createJournalStage, type JournalRecord } from './stages/journal.ts'
@@ -44,7 +48,11 @@ export function buildChain(deps: {
   /** Makes the request's record durable before forwarding (throws when it cannot). */
   journal: JournalRecord
   maxBodyBytes: number
+  /** A request body that sends nothing for this long is refused (408). */
+  bodyIdleMs: number
+  sendTimeoutMs: number
   auditBodyBytes: number
+  concurrency: ConcurrencyGate
   hooks: ForwardHooks
   /** Holds requests for approval (rules with action approve). */
   approvals?: ApprovalService | undefined
@@ -55,13 +63,15 @@ export function buildChain(deps: {
     createRequestInfoStage(),
     createAuthenticateStage(deps.authenticator),
     createUpgradeStage(),
-    createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes }),
+    createLimitStage(deps.concurrency),
+    createReadBodyStage({ maxBodyBytes: deps.maxBodyBytes, idleMs: deps.bodyIdleMs }),
     createAuthorizeStage(deps.policies),
     createHoldStage(deps.approvals),
     createImpersonateStage(),
     createJournalStage(deps.journal),
     createForwardStage({
       maxBodyBytes: deps.maxBodyBytes,
+      sendTimeoutMs: deps.sendTimeoutMs,
       auditBodyBytes: deps.auditBodyBytes,
       hooks: deps.hooks,
     }),

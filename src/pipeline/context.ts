@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Identity } from '../authn/index.ts'
+import type { RequestObject } from '../kube/body.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
 import type { Decision } from '../policy/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
@@ -24,6 +25,13 @@ export interface RequestContext {
   readonly timings: Record<string, number>
   /** `Warning` headers for the response (kubectl prints them), e.g. shadow-mode outcomes. */
   readonly warnings: string[]
+  /**
+   * Aborted as soon as the client goes away before its response is complete (a closed
+   * connection, an HTTP/2 RST_STREAM), at any stage: queued or in-flight upstream work stops.
+   */
+  readonly signal: AbortSignal
+  /** Run once when the request has ended, however it ended (release what a stage took). */
+  readonly cleanups: (() => void)[]
 
   /** route */
   cluster?: UpstreamCluster
@@ -35,8 +43,15 @@ export interface RequestContext {
   identity?: Identity
   /** readBody: the whole request body of writes (bounded by limits.maxRequestBodyBytes). */
   requestBody?: Buffer
+  /** readBody: that body decoded once (JSON or YAML, strictly), or why it is not decoded. */
+  requestObject?: RequestObject
   /** authorize */
   decision?: Decision
+  /**
+   * authorize: the body to forward instead of requestBody: the write pinned to the
+   * resourceVersion its decision read (src/kube/precondition.ts). requestBody stays as sent.
+   */
+  upstreamBody?: Buffer
   /** hold: the approval this request waited for or used. */
   approval?: ApprovalAuditLink
   /** impersonate: the headers (flat name/value list) to send upstream. */
@@ -47,8 +62,11 @@ export interface RequestContext {
   responseStatus?: number
   /** forward */
   requestBytes?: number
-  /** forward */
+  /** forward: bytes the API server sent (before masking). */
   responseBytes?: number
+  /** forward: bytes handed to the client, and whether the whole response was. */
+  sentBytes?: number
+  responseComplete?: boolean
   /** forward: the recorded session this upgrade became (exec, attach, port-forward). */
   sessionId?: string
   /** forward: the head of the response body, when the audit level asks for it. */

@@ -12,8 +12,14 @@ export interface RunnerDeps {
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
 
+/** The client went away: nothing to answer, but the record says so. */
+function clientClosed(stage: string): GatewayError {
+  return new GatewayError('GW_CLIENT_CLOSED', `the client went away during ${stage}`)
+}
+
 export function respondWithError(ctx: RequestContext, err: GatewayError): void {
   ctx.responseStatus = err.status
+  if (err.code === 'GW_CLIENT_CLOSED') return
   const status = toKubeStatus(err, ctx.id)
   if (ctx.res) {
     if (ctx.res.headersSent) {
@@ -53,14 +59,17 @@ export async function runStages(
   for (const stage of stages) {
     const t0 = performance.now()
     try {
+      if (ctx.signal.aborted) throw clientClosed(stage.name)
       await stage.run(ctx)
     } catch (e) {
       failure = isGatewayError(e)
         ? e
-        : new GatewayError('GW_INTERNAL', 'Gatehouse failed to process the request', {
-            cause: e,
-            detail: String(e),
-          })
+        : ctx.signal.aborted
+          ? clientClosed(stage.name)
+          : new GatewayError('GW_INTERNAL', 'Gatehouse failed to process the request', {
+              cause: e,
+              detail: String(e),
+            })
       deps.logger.info(
         {
           requestId: ctx.id,
@@ -76,5 +85,6 @@ export async function runStages(
       ctx.timings[stage.name] = performance.now() - t0
     }
   }
+  for (const cleanup of ctx.cleanups.splice(0)) cleanup()
   deps.onComplete?.(ctx, failure)
 }

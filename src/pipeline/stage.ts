@@ -7,6 +7,7 @@ export type StageName =
   | 'requestInfo'
   | 'authenticate'
   | 'upgrade'
+  | 'limit'
   | 'readBody'
   | 'authorize'
   | 'hold'

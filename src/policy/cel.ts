@@ -9,8 +9,10 @@ import { Environment } from '@marcbachmann/cel-js'
 export interface CelInput {
   request: Record<string, unknown>
   identity: Record<string, unknown>
-  /** The request body of writes, decoded (JSON or YAML); null otherwise. */
+  /** What a write would store (update, patch: the API server's dry run; create: the body). */
   object: unknown
+  /** What is stored now (update, patch, delete); null otherwise. */
+  oldObject: unknown
 }
 
 export type CompiledCondition = (
@@ -31,6 +33,7 @@ const environment = new Environment({
   .registerVariable('request', 'map')
   .registerVariable('identity', 'map')
   .registerVariable('object', 'dyn')
+  .registerVariable('oldObject', 'dyn')
 
 export class ConditionError extends Error {}
 
@@ -45,7 +48,7 @@ export function compileCondition(expression: string): CompiledCondition {
   const checked = program.check() as { valid: boolean; type?: string; error?: unknown }
   if (!checked.valid)
     throw new ConditionError(
-      `invalid CEL: ${firstLine(checked.error)} (variables: request, identity, object)`,
+      `invalid CEL: ${firstLine(checked.error)} (variables: request, identity, object, oldObject)`,
     )
   if (checked.type !== 'bool' && checked.type !== 'dyn')
     throw new ConditionError(`the condition must be a bool, this one is a ${checked.type}`)

@@ -24,6 +24,19 @@ export interface Obligations {
   mask?: MaskObligation
   /** action approve: who approves, quorum, expiry, wait mode, reuse. */
   approval?: ApprovalObligation
+  /**
+   * Objects taken out of a list or watch response: what deny or approve rules with
+   * `collections: filter` name, when the request returns them among others.
+   */
+  filter?: CollectionFilter[]
+}
+
+/** One rule's share of a filtered collection: items whose namespace and name it matches. */
+export interface CollectionFilter {
+  policy: string
+  rule: string
+  namespace?: (namespace: string) => boolean
+  name?: (name: string) => boolean
 }
 
 /** Which rule decided: a policy rule, or a built-in (`builtin:*`) such as the default deny. */
@@ -42,6 +55,8 @@ export interface Decision extends DecidingRule {
   shadow?: DecidingRule
   /** `when` conditions that failed to evaluate (policy/rule: error), for the log and audit. */
   conditionErrors?: string[]
+  /** Why the deciding deny or approve rule covers a request it does not spell out. */
+  coverage?: string
   /** How long evaluation took, in microseconds (for the audit record and the bench). */
   evaluationMicros?: number
 }

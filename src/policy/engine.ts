@@ -3,14 +3,29 @@
 // policies are evaluated alongside and can only add a warning, never change the outcome.
 import type { Identity } from '../authn/index.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
+import {
+  COVERED_VERBS,
+  isClusterScoped,
+  parentVerbOf,
+  subresourceVerbsFor,
+  type SelectorFacts,
+} from '../kube/scope.ts'
 import { compileCondition, ConditionError, type CelInput, type CompiledCondition } from './cel.ts'
-import { DEFAULT_AUDIT_LEVEL, type Action, type Decision, type DecidingRule } from './decision.ts'
+import {
+  DEFAULT_AUDIT_LEVEL,
+  type Action,
+  type CollectionFilter,
+  type Decision,
+  type DecidingRule,
+} from './decision.ts'
 import { compileGlob, compileGlobs, type Matcher } from './glob.ts'
+import { coverageReason, describeCoverage } from './coverage.ts'
 import type {
   ApprovalObligation,
   AuditLevel,
   ForwardingMapping,
   PolicyDocument,
+  PolicyRule,
   PolicySubject,
   MaskObligation,
   SessionObligations,
@@ -32,11 +47,28 @@ export interface PolicyRequest {
   cluster: string
   info: RequestInfo
   identity: Identity
+  /** What the write would store (see PolicySet.objectNeeds); null for reads. */
   object?: () => RequestObject
+  /** What is stored now, for update, patch and delete. */
+  oldObject?: () => RequestObject
+  /** A patch's body as sent (`request.patch`). */
+  patch?: unknown
   userAgent?: string
   dryRun?: boolean
   /** Set for pods/exec and pods/attach. */
   exec?: ExecRequest
+  /** What the request's fieldSelector pins down (metadata.name, metadata.namespace). */
+  selector?: SelectorFacts
+  /** The media type of a patch (`application/apply-patch+yaml`: server-side apply). */
+  patchType?: string
+}
+
+/** What PolicySet.objectNeeds reports. */
+export interface ObjectNeeds {
+  object: boolean
+  oldObject: boolean
+  /** Who the cluster would see: the forwarding of the policy that would let the request through. */
+  forwarding: ForwardingMapping | undefined
 }
 
 export interface CompiledPolicy {
@@ -48,6 +80,8 @@ export interface CompiledPolicy {
 }
 
 interface CompiledRule {
+  /** The rule as written (for explanations). */
+  readonly raw: PolicyRule
   readonly order: number
   readonly policy: CompiledPolicy
   readonly policyIndex: number
@@ -62,10 +96,20 @@ interface CompiledRule {
   readonly resource: Matcher
   readonly namespace: Matcher | undefined
   readonly name_: Matcher | undefined
+  /** The `names` globs as written (generateName can only produce some of them). */
+  readonly namePatterns: readonly string[] | undefined
+  /** The verbs as written ('*': every verb). */
+  readonly verbs: ReadonlySet<string> | '*'
+  /** deny and approve: every request verb that reads or changes what those verbs name. */
+  readonly coveredVerbs: ReadonlySet<string> | '*'
+  /** deny and approve: a list or watch that only partly covers the rule is filtered, not refused. */
+  readonly filterCollections: boolean
   readonly path: Matcher
   readonly when: CompiledCondition | undefined
-  /** The condition reads `object` (the request body). */
+  /** The condition reads `object` (what the write would store). */
   readonly usesObject: boolean
+  /** The condition reads `oldObject` (what is stored now). */
+  readonly usesOldObject: boolean
   /** exec/attach matching; rules with it never match other requests. */
   readonly exec: ((e: ExecRequest) => boolean) | undefined
   readonly session: SessionObligations | undefined
@@ -151,6 +195,8 @@ export class PolicySet {
   readonly policies: readonly CompiledPolicy[]
   readonly ruleCount: number
   readonly #index = new Map<string, CompiledRule[]>()
+  /** Some rule's condition reads object or oldObject (else objectNeeds has nothing to do). */
+  readonly #readsObjects: boolean
   /** Subject matching per identity object (authenticators cache identities per token). */
   readonly #subjectCache = new WeakMap<Identity, Uint8Array>()
 
@@ -193,6 +239,7 @@ export class PolicySet {
           r.namespaces !== undefined ||
           r.names !== undefined
         const rule: CompiledRule = {
+          raw: r,
           order: order++,
           policy,
           policyIndex,
@@ -206,16 +253,23 @@ export class PolicySet {
           resource: compileGlobs(r.resources),
           namespace: r.namespaces ? compileGlobs(r.namespaces) : undefined,
           name_: r.names ? compileGlobs(r.names) : undefined,
+          namePatterns: r.names,
+          verbs: r.verbs.includes('*') ? '*' : new Set(r.verbs),
+          coveredVerbs: r.verbs.includes('*')
+            ? '*'
+            : new Set(r.verbs.flatMap((v) => COVERED_VERBS[v] ?? [v])),
+          filterCollections: r.collections === 'filter',
           path: compileGlobs(r.nonResourceURLs),
           when,
           usesObject: r.when !== undefined && /\bobject\b/.test(r.when),
+          usesOldObject: r.when !== undefined && /\boldObject\b/.test(r.when),
           exec: r.exec ? compileExecMatch(r.exec) : undefined,
           session:
             r.session || doc.spec.session ? { ...doc.spec.session, ...r.session } : undefined,
           mask: r.mask || doc.spec.mask ? { ...doc.spec.mask, ...r.mask } : undefined,
           approval: r.approval,
         }
-        const verbs = r.verbs.includes('*') ? ['*'] : [...new Set(r.verbs)]
+        const verbs = indexVerbs(rule)
         const bases =
           rule.scope === 'nonResource'
             ? [NON_RESOURCE]
@@ -234,6 +288,9 @@ export class PolicySet {
       })
     }
     if (problems.length) throw new PolicyCompileError(problems)
+    this.#readsObjects = [...this.#index.values()].some((l) =>
+      l.some((r) => r.usesObject || r.usesOldObject),
+    )
     this.policies = policies
     this.ruleCount = order
   }
@@ -262,6 +319,46 @@ export class PolicySet {
     return m
   }
 
+  /**
+   * Which objects the decision on this request depends on, before they are fetched: whether a
+   * rule that applies to it reads `object` or `oldObject`, and the forwarding of the policy
+   * whose allow (or approve) would let it through (who the dry run runs as). Nothing is needed
+   * when no enforced allow or approve rule could let the request through.
+   */
+  /** What each deny and approve rule covers beyond its spelling (check-config prints it). */
+  coverage(): { policy: string; rule: string; action: Action; covers: string[] }[] {
+    const out: { policy: string; rule: string; action: Action; covers: string[] }[] = []
+    const seen = new Set<CompiledRule>()
+    for (const list of this.#index.values())
+      for (const r of list) {
+        if (seen.has(r)) continue
+        seen.add(r)
+        const covers = describeCoverage(r.raw)
+        if (covers.length)
+          out.push({ policy: r.policy.name, rule: r.name, action: r.action, covers })
+      }
+    return out.sort((a, b) => (a.policy + a.rule < b.policy + b.rule ? -1 : 1))
+  }
+
+  objectNeeds(req: PolicyRequest): ObjectNeeds | undefined {
+    const { info } = req
+    if (!this.#readsObjects || !info.isResourceRequest) return undefined
+    const resourceKey = info.subresource ? `${info.resource}/${info.subresource}` : info.resource
+    let object = false
+    let oldObject = false
+    let through: CompiledRule | undefined
+    for (const rule of this.#candidates(info.authzVerb, info.resource)) {
+      if (!this.#identityMatches(req.identity, rule.policyIndex)) continue
+      if (!rule.cluster(req.cluster)) continue
+      if (matchResource(rule, req, resourceKey) === Match.None) continue
+      object ||= rule.usesObject
+      oldObject ||= rule.usesOldObject
+      if (rule.action !== 'deny' && rule.policy.mode === 'enforce') through ??= rule
+    }
+    if (!through || !(object || oldObject)) return undefined
+    return { object, oldObject, forwarding: through.policy.forwarding }
+  }
+
   evaluate(req: PolicyRequest): Decision {
     const t0 = performance.now()
     const { info } = req
@@ -269,6 +366,7 @@ export class PolicySet {
     const resourceKey = info.subresource ? `${info.resource}/${info.subresource}` : info.resource
     let celInput: CelInput | undefined
     let object: RequestObject | undefined
+    let oldObject: RequestObject | undefined
     let firstDeny: CompiledRule | undefined
     let firstAllow: CompiledRule | undefined
     let enforcedDeny: CompiledRule | undefined
@@ -277,6 +375,8 @@ export class PolicySet {
     let firstApprove: CompiledRule | undefined
     let enforcedApprove: CompiledRule | undefined
     const conditionErrors: string[] = []
+    const filters: CompiledRule[] = []
+    let refusedApprove = false
 
     for (const rule of this.#candidates(info.authzVerb, base)) {
       // Rules are visited in order: the first deny of any mode is the all-inclusive one, and an
@@ -285,33 +385,59 @@ export class PolicySet {
       if (rule.action === 'allow' && enforcedAllow && firstAllow) continue
       if (!this.#identityMatches(req.identity, rule.policyIndex)) continue
       if (!rule.cluster(req.cluster)) continue
+      let partial = false
+      let failed = false
       if (info.isResourceRequest) {
-        if (rule.scope === 'nonResource') continue
-        if (!rule.apiGroup(info.apiGroup) || !rule.resource(resourceKey)) continue
-        if (rule.namespace && (info.namespace === '' || !rule.namespace(info.namespace))) continue
-        if (rule.name_ && (info.name === '' || !rule.name_(info.name))) continue
-        if (rule.exec && (!req.exec || !rule.exec(req.exec))) continue
+        const m = matchResource(rule, req, resourceKey)
+        if (m === Match.None) continue
+        partial = m === Match.Partial
       } else {
         if (rule.scope === 'resource') continue
+        if (rule.verbs !== '*' && !rule.verbs.has(info.authzVerb)) continue
         if (!rule.path(info.path)) continue
       }
       if (rule.when) {
         object ??= req.object ? req.object() : { value: null }
-        celInput ??= celInputFor(req, 'value' in object ? object.value : null)
+        oldObject ??= req.oldObject ? req.oldObject() : { value: null }
+        celInput ??= celInputFor(
+          req,
+          'value' in object ? object.value : null,
+          'value' in oldObject ? oldObject.value : null,
+        )
         const r =
           rule.usesObject && 'unavailable' in object
             ? {
                 ok: false as const,
                 error: `the request object is not available: ${object.unavailable}`,
               }
-            : rule.when(celInput)
+            : rule.usesOldObject && 'unavailable' in oldObject
+              ? {
+                  ok: false as const,
+                  error: `the stored object is not available: ${oldObject.unavailable}`,
+                }
+              : rule.when(celInput)
         if (!r.ok) {
           conditionErrors.push(`${rule.policy.name}/${rule.name}: ${r.error}`)
-          // Fail closed: a deny whose condition cannot be evaluated applies; an allow does not.
+          // Fail closed: a deny whose condition cannot be evaluated applies; an allow does not;
+          // an approve refuses (people would approve a request nobody could evaluate).
           if (rule.action === 'allow') continue
+          failed = true
         } else if (!r.value) continue
       }
       const enforced = rule.policy.mode === 'enforce'
+      if (failed && rule.action === 'approve') {
+        firstDeny ??= rule
+        if (enforced) {
+          enforcedDeny = rule
+          refusedApprove = true
+        }
+        continue
+      }
+      if (partial && rule.filterCollections) {
+        // the caller gets the collection without what this rule names
+        if (enforced) filters.push(rule)
+        continue
+      }
       if (rule.action === 'deny') {
         firstDeny ??= rule
         if (enforced) enforcedDeny = rule
@@ -329,6 +455,7 @@ export class PolicySet {
     const decision: Decision = effective
       ? {
           ...deciding(effective),
+          ...(refusedApprove && effective === enforcedDeny ? { action: 'deny' as const } : {}),
           ...(effective.action === 'deny' && effective.message
             ? { message: effective.message }
             : {}),
@@ -341,7 +468,12 @@ export class PolicySet {
               ? { session: effective.session }
               : {}),
             ...(effective.action !== 'deny' && effective.mask ? { mask: effective.mask } : {}),
-            ...(effective.approval ? { approval: effective.approval } : {}),
+            ...(effective.approval && effective !== enforcedDeny
+              ? { approval: effective.approval }
+              : {}),
+            ...(effective.action !== 'deny' && filters.length
+              ? { filter: filters.map(collectionFilter) }
+              : {}),
           },
         }
       : {
@@ -353,8 +485,138 @@ export class PolicySet {
     if (allInclusive && allInclusive.policy.mode === 'shadow' && shadowAction !== decision.action)
       decision.shadow = deciding(allInclusive)
     if (conditionErrors.length) decision.conditionErrors = conditionErrors
+    if (effective && effective.action !== 'allow' && info.isResourceRequest) {
+      const why = coverageReason(
+        { ...effective.raw, resourceMatchesSpelling: effective.resource(resourceKey) },
+        info,
+      )
+      if (why) decision.coverage = why
+    }
     decision.evaluationMicros = Math.round((performance.now() - t0) * 1000)
     return decision
+  }
+}
+
+function indexVerbs(rule: CompiledRule): string[] {
+  if (rule.verbs === '*') return ['*']
+  if (rule.action === 'allow' || rule.coveredVerbs === '*') return [...rule.verbs]
+  const out = new Set(rule.coveredVerbs)
+  // subresources that mean a parent verb: create pods/eviction is a delete of the pod
+  for (const v of rule.coveredVerbs) for (const s of subresourceVerbsFor(v)) out.add(s)
+  return [...out]
+}
+
+function has(set: ReadonlySet<string> | '*', v: string): boolean {
+  return set === '*' || set.has(v)
+}
+
+const Match = {
+  None: 0,
+  /** The rule applies to the request as a whole. */
+  Whole: 1,
+  /** A list or watch that returns what the rule names among other objects. */
+  Partial: 2,
+} as const
+type Match = (typeof Match)[keyof typeof Match]
+
+/**
+ * Whether a resource rule applies to a request. Allow rules match as written (an allow on
+ * namespace x never allows a list across all namespaces). Deny and approve rules cover every
+ * request that can read or change what they name: more verbs (COVERED_VERBS), the subresources
+ * that change the parent (scale, status, pods/eviction), collections across
+ * namespaces and collections without a name (list, watch, deletecollection).
+ */
+function matchResource(rule: CompiledRule, req: PolicyRequest, resourceKey: string): Match {
+  const { info } = req
+  if (rule.scope === 'nonResource') return Match.None
+  if (!rule.apiGroup(info.apiGroup)) return Match.None
+  if (rule.exec && (!req.exec || !rule.exec(req.exec))) return Match.None
+  const verb = info.authzVerb
+  const covering = rule.action !== 'allow'
+  if (rule.resource(resourceKey)) {
+    if (!covering) {
+      if (!has(rule.verbs, verb)) return Match.None
+    } else if (!has(rule.coveredVerbs, verb)) return Match.None
+    else if (verb === 'patch' && onlyCoveredByCreate(rule) && !isApply(req)) return Match.None
+  } else {
+    const parent = covering && info.subresource ? parentVerbOf(info.subresource, verb) : undefined
+    if (!parent || !rule.resource(info.resource) || !has(rule.coveredVerbs, parent))
+      return Match.None
+  }
+  let partial = false
+  if (rule.namespace) {
+    const isNamespace = info.apiGroup === '' && info.resource === 'namespaces'
+    const ns =
+      info.namespace ||
+      (isNamespace ? (req.selector?.name ?? (verb === 'create' ? createdName(req) : '')) : '')
+    if (ns !== '') {
+      if (!rule.namespace(ns)) return Match.None
+    } else if (!covering || isClusterScoped(info.apiGroup, info.resource)) return Match.None
+    else if (req.selector?.namespace !== undefined) {
+      if (!rule.namespace(req.selector.namespace)) return Match.None
+    } else partial = true
+  }
+  if (rule.name_) {
+    const name = info.name || (verb === 'deletecollection' ? (req.selector?.name ?? '') : '')
+    if (name !== '') {
+      if (!rule.name_(name)) return Match.None
+    } else if (!covering) return Match.None
+    else if (verb === 'create') {
+      if (!createMayName(rule, req)) return Match.None
+    } else partial = true
+  }
+  return partial && (verb === 'list' || verb === 'watch') ? Match.Partial : Match.Whole
+}
+
+/** metadata.name of a create's body ('' when unknown). */
+function createdName(req: PolicyRequest): string {
+  const o = req.object?.()
+  const name =
+    o && 'value' in o ? (o.value as { metadata?: { name?: unknown } } | null)?.metadata?.name : ''
+  return typeof name === 'string' ? name : ''
+}
+
+/** A rule naming create (not update or patch) covers a patch only when it can create. */
+function onlyCoveredByCreate(rule: CompiledRule): boolean {
+  return rule.verbs !== '*' && !rule.verbs.has('patch') && !rule.verbs.has('update')
+}
+
+function isApply(req: PolicyRequest): boolean {
+  return (req.patchType ?? '').startsWith('application/apply-patch')
+}
+
+/**
+ * Whether a create can make an object the rule names: its name is in the body (metadata.name),
+ * or generated from metadata.generateName plus 5 characters; unknown (protobuf): it can.
+ */
+function createMayName(rule: CompiledRule, req: PolicyRequest): boolean {
+  const o = req.object?.()
+  if (!o || !('value' in o)) return true
+  const meta = (o.value as { metadata?: { name?: unknown; generateName?: unknown } } | null)
+    ?.metadata
+  if (typeof meta?.name === 'string' && meta.name !== '') return rule.name_!(meta.name)
+  if (typeof meta?.generateName !== 'string') return true
+  const prefix = meta.generateName
+  return (rule.namePatterns ?? []).some((p) => {
+    const wild = p.search(/[*?]/)
+    if (wild < 0)
+      return (
+        p.startsWith(prefix) &&
+        p.length === prefix.length + 5 &&
+        /^[a-z0-9]*$/.test(p.slice(prefix.length))
+      )
+    // a glob may match when its literal start agrees with the prefix
+    const literal = p.slice(0, wild)
+    return literal.startsWith(prefix) || prefix.startsWith(literal)
+  })
+}
+
+function collectionFilter(rule: CompiledRule): CollectionFilter {
+  return {
+    policy: rule.policy.name,
+    rule: rule.name,
+    ...(rule.namespace ? { namespace: rule.namespace } : {}),
+    ...(rule.name_ ? { name: rule.name_ } : {}),
   }
 }
 
@@ -362,7 +624,7 @@ function deciding(rule: CompiledRule): DecidingRule {
   return { action: rule.action, policy: rule.policy.name, rule: rule.name }
 }
 
-function celInputFor(req: PolicyRequest, object: unknown): CelInput {
+function celInputFor(req: PolicyRequest, object: unknown, oldObject: unknown): CelInput {
   const { info, identity } = req
   return {
     request: {
@@ -379,6 +641,7 @@ function celInputFor(req: PolicyRequest, object: unknown): CelInput {
       path: info.path,
       userAgent: req.userAgent ?? '',
       dryRun: req.dryRun ?? false,
+      patch: req.patch ?? null,
       exec: {
         command: req.exec?.command ?? [],
         container: req.exec?.container ?? '',
@@ -395,5 +658,6 @@ function celInputFor(req: PolicyRequest, object: unknown): CelInput {
       claims: identity.claims,
     },
     object: object ?? null,
+    oldObject: oldObject ?? null,
   }
 }

@@ -4,6 +4,7 @@ export {
   DEFAULT_AUDIT_LEVEL,
   ruleRef,
   type Action,
+  type CollectionFilter,
   type Decision,
   type DecidingRule,
   type Obligations,
@@ -13,10 +14,12 @@ export {
   PolicySet,
   subjectsMatcher,
   type ExecRequest,
+  type ObjectNeeds,
   type PolicyRequest,
   type RequestObject,
 } from './engine.ts'
 export { compileGlob, compileGlobs } from './glob.ts'
+export { collectionDropper, filterSources } from './collection-filter.ts'
 export {
   listPolicyFiles,
   loadPolicies,

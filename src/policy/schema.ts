@@ -207,6 +207,12 @@ export const ruleSchema = z
       .array(z.string().regex(/^\//, 'expected a path starting with /'))
       .min(1)
       .optional(),
+    /**
+     * deny and approve rules with namespaces or names: a list or watch that returns what the
+     * rule names among other objects is refused (deny, the default) or answered without those
+     * objects, with a Warning (filter).
+     */
+    collections: z.enum(['deny', 'filter']).optional(),
     /** A CEL expression over request, identity and object; the rule applies only when it is true. */
     when: z.string().min(1).max(4096).optional(),
     /** How much of the request goes into Gatehouse's audit record. */
@@ -229,6 +235,20 @@ export const ruleSchema = z
           rule.action === 'approve'
             ? 'an approve rule needs approval: (approvers at least)'
             : 'approval: is only for rules with action approve',
+      })
+    if (rule.collections !== undefined && rule.action === 'allow')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['collections'],
+        message:
+          'collections: is for deny and approve rules (an allow rule never matches a list across namespaces)',
+      })
+    else if (rule.collections === 'filter' && !rule.namespaces && !rule.names)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['collections'],
+        message:
+          'collections: filter needs namespaces or names: they say which objects are taken out',
       })
     const resourceFields = ['apiGroups', 'resources', 'namespaces', 'names'] as const
     const used = resourceFields.filter((f) => rule[f] !== undefined)

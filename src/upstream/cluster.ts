@@ -11,7 +11,17 @@ export interface UpstreamCluster {
   readonly name: string
   readonly config: ClusterConfig
   readonly server: URL
+  /** Short requests. */
   readonly agent: Agent
+  /**
+   * Long-running requests (watches, logs, proxy): their own pool, so that however many are
+   * open they never take a connection a short request needs. Neither pool has a connection cap:
+   * Gatehouse's concurrency bounds (limits.concurrency) and the API server's own limits are
+   * the backstop, and a fixed cap made request 257 wait behind 256 watches.
+   */
+  readonly streams: Agent
+  /** Open upstream connections and queued requests, per pool (readyz, tests). */
+  poolStats(): { requests: PoolCounts; streams: PoolCounts }
   /** TLS options for raw upgrade connections (the same trust and client certificate as the agent). */
   readonly tls: ConnectionOptions
   readonly warnings: string[]
@@ -22,6 +32,24 @@ export interface UpstreamCluster {
   /** Gatehouse's own Authorization header, for its own calls (TokenReview, TokenRequest). */
   ownAuthorization(): string | undefined
   close(): Promise<void>
+}
+
+export interface PoolCounts {
+  connected: number
+  running: number
+  queued: number
+}
+
+function countsOf(agent: Agent): PoolCounts {
+  const out = { connected: 0, running: 0, queued: 0 }
+  // an Agent makes a Pool per origin (connections: null): PoolStats
+  for (const st of Object.values(agent.stats)) {
+    if (typeof st.connected !== 'number' || !('queued' in st)) continue
+    out.connected += st.connected
+    out.running += st.running
+    out.queued += st.queued
+  }
+  return out
 }
 
 interface MintedToken {
@@ -49,22 +77,25 @@ export function createUpstreamCluster(
     // SNI carries host names only (RFC 6066); for an IP the certificate's IP SAN is checked.
     ...(isIP(resolved.server.hostname) ? {} : { servername: resolved.server.hostname }),
   }
-  const agent = new Agent({
-    connect: {
-      ...(resolved.ca ? { ca: resolved.ca } : {}),
-      ...(resolved.clientCert
-        ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key }
-        : {}),
-      rejectUnauthorized: !resolved.insecureSkipTLSVerify,
-      ...(isIP(resolved.server.hostname) ? {} : { servername: resolved.server.hostname }),
-      timeout: config.upstreamTimeouts.connectMs,
-    },
-    // HTTP/1.1 upstream: upgrades require it, and undici's allowH2 default changes across majors.
-    allowH2: false,
-    keepAliveTimeout: 30_000,
-    connections: 256,
-    pipelining: 1,
-  })
+  const newAgent = (): Agent =>
+    new Agent({
+      connect: {
+        ...(resolved.ca ? { ca: resolved.ca } : {}),
+        ...(resolved.clientCert
+          ? { cert: resolved.clientCert.cert, key: resolved.clientCert.key }
+          : {}),
+        rejectUnauthorized: !resolved.insecureSkipTLSVerify,
+        ...(isIP(resolved.server.hostname) ? {} : { servername: resolved.server.hostname }),
+        timeout: config.upstreamTimeouts.connectMs,
+      },
+      // HTTP/1.1 upstream: upgrades require it, and undici's allowH2 default changes across majors.
+      allowH2: false,
+      keepAliveTimeout: 30_000,
+      connections: null,
+      pipelining: 1,
+    })
+  const agent = newAgent()
+  const streams = newAgent()
 
   const minted = new Map<string, MintedToken>()
   const minting = new Map<string, Promise<MintedToken>>()
@@ -114,6 +145,8 @@ export function createUpstreamCluster(
     config,
     server: resolved.server,
     agent,
+    streams,
+    poolStats: () => ({ requests: countsOf(agent), streams: countsOf(streams) }),
     tls,
     warnings,
     async serviceAccountAuthorization(sa) {
@@ -148,7 +181,7 @@ export function createUpstreamCluster(
       return token ? `Bearer ${token}` : undefined
     },
     async close() {
-      await agent.close()
+      await Promise.all([agent.close(), streams.close()])
     },
   }
 }

@@ -97,15 +97,28 @@ function upstreamBuffer(): PassThrough {
 /** The most of a filtered body held back before its head goes out (memory stays bounded). */
 const HOLD_BYTES = 4 * 1024 * 1024
 
+/**
+ * What all filtered responses of this process may hold back at once. Past it a response
+ * streams at once (its Warning then says "masked values" without a count): 300 slow or
+ * never-reading clients must not make Gatehouse hold 300 x HOLD_BYTES.
+ */
+const HOLD_BUDGET_BYTES = 256 * 1024 * 1024
+let heldBytesInProcess = 0
+
 export interface ForwardResult {
   status: number
   requestBytes: number
+  /** Bytes the API server sent (before any filter). */
   responseBytes: number
+  /** Bytes handed to the client. */
+  sentBytes: number
+  /** The whole response reached the client side (not cut by a reset, a close or a timeout). */
+  complete: boolean
   /** The first `captureBytes` of the response body, when asked for. */
   captured?: { contentType: string; head: Buffer; bytes: number }
 }
 
-export async function forwardRequest(opts: {
+export interface ForwardOptions {
   cluster: UpstreamCluster
   req: IncomingMessage
   res: ServerResponse
@@ -113,6 +126,12 @@ export async function forwardRequest(opts: {
   headers: string[]
   maxBodyBytes: number
   requestId: string
+  /** Aborted when the client goes away: queued or in-flight upstream work stops at once. */
+  signal: AbortSignal
+  /** A long-running request (watch, log, proxy): sent through the cluster's stream pool. */
+  longRunning: boolean
+  /** A client that takes nothing of the response for this long is cut off. */
+  sendTimeoutMs: number
   /** The request body, already read (readBody stage); otherwise the request streams through. */
   body?: Buffer
   /** `Warning` header values Gatehouse adds to the response. */
@@ -125,7 +144,11 @@ export async function forwardRequest(opts: {
   abortable?: { abort?: () => void }
   /** Given the upstream status and headers, a rewrite of the body (may throw to refuse). */
   filter?: (status: number, headers: IncomingHttpHeaders) => ResponseFilter | undefined
-}): Promise<ForwardResult> {
+}
+
+type UpstreamResponse = Awaited<ReturnType<typeof request>>
+
+export async function forwardRequest(opts: ForwardOptions): Promise<ForwardResult> {
   const { cluster, req, res } = opts
   const method = (req.method ?? 'GET').toUpperCase()
   const declared = Number(req.headers['content-length'] ?? '0')
@@ -135,11 +158,17 @@ export async function forwardRequest(opts: {
       `request body of ${declared} bytes exceeds the limit of ${opts.maxBodyBytes} bytes`,
     )
   }
+  const gone = (): ForwardResult => ({
+    status: 499,
+    requestBytes: 0,
+    responseBytes: 0,
+    sentBytes: 0,
+    complete: false,
+  })
+  // A stream reset while the request waited for authentication or a pool slot: send nothing.
+  if (opts.signal.aborted) return gone()
   const abort = new AbortController()
-  const onClientGone = (): void => {
-    if (!res.writableFinished) abort.abort()
-  }
-  res.once('close', onClientGone)
+  const signal = AbortSignal.any([opts.signal, abort.signal])
   const limit = new BodyLimit(opts.maxBodyBytes)
   const hasBody =
     !METHODS_WITHOUT_BODY.has(method) ||
@@ -151,23 +180,22 @@ export async function forwardRequest(opts: {
     bodyError = e
     abort.abort()
   })
-  let upstream: Awaited<ReturnType<typeof request>>
+  let upstream: UpstreamResponse
   try {
     // origin + path: the path goes upstream byte for byte (no URL re-parsing or normalising).
-    upstream = await cluster.agent.request({
+    upstream = await (opts.longRunning ? cluster.streams : cluster.agent).request({
       origin: cluster.server.origin,
       path: opts.path,
       method: method,
       headers: opts.headers,
       body,
-      signal: abort.signal,
+      signal,
       headersTimeout: cluster.config.upstreamTimeouts.headersMs,
       bodyTimeout: 0,
     })
   } catch (e) {
-    res.off('close', onClientGone)
     if (bodyError) throw bodyError
-    if (abort.signal.aborted) return { status: 499, requestBytes: limit.bytes, responseBytes: 0 }
+    if (signal.aborted) return { ...gone(), requestBytes: limit.bytes }
     throw upstreamError(cluster, e)
   }
   let filter: ResponseFilter | undefined
@@ -175,25 +203,23 @@ export async function forwardRequest(opts: {
     filter = opts.filter?.(upstream.statusCode, upstream.headers)
   } catch (e) {
     // refused before a byte went out: the client gets a Status
-    res.off('close', onClientGone)
     upstream.body.destroy()
     throw e
   }
+  const sink = new ClientSink(res, signal, opts.sendTimeoutMs)
+  // Whatever ends the response early (client gone, send timeout, a recording limit) stops
+  // reading upstream at once: the upstream connection is freed, nothing more is buffered.
+  const stopUpstream = (): void => {
+    upstream.body.destroy()
+  }
+  signal.addEventListener('abort', stopUpstream, { once: true })
+  // ... and so does a response ended from outside (shutdown ends watches)
+  res.once('close', stopUpstream)
   const headers = relayableResponseHeaders(upstream.headers)
   headers['audit-id'] ??= opts.requestId
   const warnings = [...(opts.warnings ?? [])]
   let responseBytes = 0
-  const capture = opts.captureBytes ?? 0
-  const head: Buffer[] = []
-  let headBytes = 0
-  /** The audit record keeps the head of what the client received. */
-  const captureChunk = (c: Buffer): void => {
-    if (headBytes < capture) {
-      const part = c.subarray(0, capture - headBytes)
-      head.push(part)
-      headBytes += part.length
-    }
-  }
+  const capture = new Capture(opts.captureBytes ?? 0)
   if (opts.abortable)
     opts.abortable.abort = () => {
       upstream.body.destroy()
@@ -203,39 +229,34 @@ export async function forwardRequest(opts: {
   upstream.body.on('data', (c: Buffer) => {
     onChunk?.(c)
     responseBytes += c.length
-    if (!filter) captureChunk(c)
   })
+  let complete = false
   try {
-    if (filter) await deliverFiltered(upstream, filter, res, headers, warnings, captureChunk)
-    else {
-      writeHead(res, upstream.statusCode, headers, warnings)
-      // Responses without a length may be streams (watches, log follows) whose first bytes can
-      // take minutes: send the headers now so clients see the stream start. Sized responses go
-      // out with their body in one write.
-      if (upstream.headers['content-length'] === undefined) res.flushHeaders()
-      await pipeline(upstream.body, upstreamBuffer(), res)
-    }
+    if (filter) await deliverFiltered(upstream, filter, sink, headers, warnings, capture)
+    else await deliverPlain(upstream, sink, headers, warnings, capture)
+    complete = true
   } catch (e) {
     // Refused before the head went out: the client gets a Status. Otherwise the client went
-    // away or upstream broke mid-stream: nothing more to send; make sure both close.
+    // away, stalled, or upstream broke mid-stream: nothing more to send; make sure both close.
     upstream.body.destroy()
-    if (e instanceof GatewayError && !res.headersSent) {
-      res.off('close', onClientGone)
-      throw e
-    }
-    res.destroy()
+    if (e instanceof GatewayError && !res.headersSent) throw e
+    sink.destroy()
   } finally {
-    res.off('close', onClientGone)
+    signal.removeEventListener('abort', stopUpstream)
+    res.off('close', stopUpstream)
+    sink.close()
   }
   return {
     status: upstream.statusCode,
     requestBytes: opts.body?.length ?? limit.bytes,
     responseBytes,
-    ...(capture
+    sentBytes: sink.sent,
+    complete,
+    ...(capture.max
       ? {
           captured: {
             contentType: String(upstream.headers['content-type'] ?? ''),
-            head: Buffer.concat(head),
+            head: capture.head(),
             bytes: responseBytes,
           },
         }
@@ -243,110 +264,220 @@ export async function forwardRequest(opts: {
   }
 }
 
-function writeHead(
-  res: ServerResponse,
-  status: number,
-  headers: Record<string, string | string[]>,
-  warnings: readonly string[],
-): void {
-  if (warnings.length) {
-    const existing = headers['warning']
-    const list =
-      existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
-    headers['warning'] = [...list, ...warnings.map(warningValue)]
+/** The head of what the client received, for the audit record. */
+class Capture {
+  readonly max: number
+  readonly #parts: Buffer[] = []
+  #bytes = 0
+  constructor(max: number) {
+    this.max = max
   }
-  res.writeHead(status, headers)
+  add(c: Buffer): void {
+    if (this.#bytes >= this.max) return
+    const part = c.subarray(0, this.max - this.#bytes)
+    this.#parts.push(part)
+    this.#bytes += part.length
+  }
+  head(): Buffer {
+    return Buffer.concat(this.#parts)
+  }
 }
 
 /**
- * Sends a filtered body: held back up to HOLD_BYTES so the head can carry the filter's warning
- * and an exact length, streamed after that with backpressure. A filter error before the head
- * went out is a 502 Status; after it, the response is cut (the client never gets unfiltered
- * bytes).
+ * The client side of a response, written with backpressure: a write that does not drain within
+ * the send timeout, or a client that goes away, rejects the pending wait at once (a wait on a
+ * `drain` that can no longer come would pin the response and its buffers forever).
+ */
+class ClientSink {
+  sent = 0
+  readonly #res: ServerResponse
+  readonly #signal: AbortSignal
+  readonly #timeoutMs: number
+  #closed = false
+
+  constructor(res: ServerResponse, signal: AbortSignal, timeoutMs: number) {
+    this.#res = res
+    this.#signal = signal
+    this.#timeoutMs = timeoutMs
+    res.once('close', this.#onClose)
+  }
+
+  readonly #onClose = (): void => {
+    this.#closed = true
+  }
+
+  writeHead(status: number, headers: Record<string, string | string[]>, flush: boolean): void {
+    this.#res.writeHead(status, headers)
+    // Responses without a length may be streams (watches, log follows) whose first bytes can
+    // take minutes: send the head now so clients see the stream start.
+    if (flush) this.#res.flushHeaders()
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.#check()
+    this.sent += chunk.length
+    if (this.#res.write(chunk)) return
+    await this.#drained()
+  }
+
+  /** Ends the response; resolves when it is flushed or the client is gone (never hangs). */
+  async end(): Promise<void> {
+    this.#check()
+    const res = this.#res
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        res.off('finish', done)
+        res.off('close', done)
+        this.#signal.removeEventListener('abort', done)
+        resolve()
+      }
+      res.once('finish', done)
+      res.once('close', done)
+      this.#signal.addEventListener('abort', done, { once: true })
+      res.end()
+    })
+  }
+
+  destroy(): void {
+    this.#res.destroy()
+  }
+
+  close(): void {
+    this.#res.off('close', this.#onClose)
+  }
+
+  #check(): void {
+    if (this.#signal.aborted || this.#closed) throw new Error('the client went away')
+    // ended from outside (shutdown ends watches)
+    if (this.#res.writableEnded) throw new Error('the response was ended by Gatehouse')
+  }
+
+  #drained(): Promise<void> {
+    const res = this.#res
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer)
+        res.off('drain', onDrain)
+        res.off('close', onClose)
+        this.#signal.removeEventListener('abort', onClose)
+        if (err) reject(err)
+        else resolve()
+      }
+      const onDrain = (): void => done()
+      const onClose = (): void => done(new Error('the client went away'))
+      const timer = setTimeout(() => {
+        done(new Error(`the client read nothing for ${this.#timeoutMs} ms (limits.sendTimeoutMs)`))
+      }, this.#timeoutMs)
+      res.once('drain', onDrain)
+      res.once('close', onClose)
+      this.#signal.addEventListener('abort', onClose, { once: true })
+    })
+  }
+}
+
+async function deliverPlain(
+  upstream: UpstreamResponse,
+  sink: ClientSink,
+  headers: Record<string, string | string[]>,
+  warnings: readonly string[],
+  capture: Capture,
+): Promise<void> {
+  sink.writeHead(
+    upstream.statusCode,
+    withWarnings(headers, warnings),
+    upstream.headers['content-length'] === undefined,
+  )
+  const buffered = upstreamBuffer()
+  pipeline(upstream.body, buffered).catch(() => {
+    // the iterator below sees the error
+  })
+  for await (const chunk of buffered as AsyncIterable<Buffer>) {
+    capture.add(chunk)
+    await sink.write(chunk)
+  }
+  await sink.end()
+}
+
+/**
+ * Sends a filtered body: held back up to HOLD_BYTES (within the process's hold budget) so the
+ * head can carry the filter's warning and an exact length, streamed after that with
+ * backpressure. A filter error before the head went out is a 502 Status; after it, the response
+ * is cut (the client never gets unfiltered bytes).
  */
 async function deliverFiltered(
-  upstream: { statusCode: number; body: NodeJS.ReadableStream & { destroy(): void } },
+  upstream: UpstreamResponse,
   filter: ResponseFilter,
-  res: ServerResponse,
+  sink: ClientSink,
   headers: Record<string, string | string[]>,
   warnings: string[],
-  captureChunk: (c: Buffer) => void,
+  capture: Capture,
 ): Promise<void> {
   delete headers['content-length']
-  // the response ended by Gatehouse (shutdown ends watches) or cut by the client: stop reading
-  res.once('close', () => upstream.body.destroy())
   const t = filter.transform
   pipeline(upstream.body, upstreamBuffer(), t).catch(() => {
     // the iterator below sees the error
   })
   const chunks = t[Symbol.asyncIterator]() as AsyncIterator<Buffer>
   const held: Buffer[] = []
-  let heldBytes = 0
+  let holding = 0
   let complete = false
   try {
-    while (!filter.streaming && heldBytes < HOLD_BYTES) {
-      const r = await chunks.next()
-      if (r.done) {
-        complete = true
-        break
+    try {
+      while (!filter.streaming && holding < HOLD_BYTES) {
+        const r = await chunks.next()
+        if (r.done) {
+          complete = true
+          break
+        }
+        held.push(r.value)
+        holding += r.value.length
+        heldBytesInProcess += r.value.length
+        if (heldBytesInProcess > HOLD_BUDGET_BYTES) break
       }
-      held.push(r.value)
-      heldBytes += r.value.length
+    } catch (e) {
+      throw new GatewayError(
+        'GW_RESPONSE_UNMASKABLE',
+        `Gatehouse could not mask the API server's response: ${(e as Error).message}`,
+        { cause: e },
+      )
     }
-  } catch (e) {
-    throw new GatewayError(
-      'GW_RESPONSE_UNMASKABLE',
-      `Gatehouse could not mask the API server's response: ${(e as Error).message}`,
-      { cause: e },
-    )
+    const warning = filter.warning(complete)
+    if (warning) warnings.push(warning)
+    if (complete) headers['content-length'] = String(holding)
+    sink.writeHead(upstream.statusCode, withWarnings(headers, warnings), filter.streaming)
+    // what is held counts against the budget until the client has taken it
+    for (let c = held.shift(); c; c = held.shift()) {
+      capture.add(c)
+      await sink.write(c)
+      holding -= c.length
+      heldBytesInProcess -= c.length
+    }
+  } finally {
+    heldBytesInProcess -= holding
+    held.length = 0
   }
-  const warning = filter.warning(complete)
-  if (warning) warnings.push(warning)
-  if (complete) headers['content-length'] = String(heldBytes)
-  writeHead(res, upstream.statusCode, headers, warnings)
-  if (filter.streaming) res.flushHeaders()
-  for (const c of held) {
-    captureChunk(c)
-    res.write(c)
+  if (!complete) {
+    for (;;) {
+      const r = await chunks.next()
+      if (r.done) break
+      capture.add(r.value)
+      await sink.write(r.value)
+    }
   }
-  if (complete) {
-    res.end()
-    return finishedOrClosed(res)
-  }
-  for (;;) {
-    const r = await chunks.next()
-    if (r.done) break
-    captureChunk(r.value)
-    if (!res.write(r.value)) await drainedOrClosed(res)
-    if (res.destroyed) throw new Error('the client went away')
-  }
-  res.end()
-  await finishedOrClosed(res)
+  await sink.end()
 }
 
-function drainedOrClosed(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.once('drain', done)
-    res.once('close', done)
-  })
-}
-
-async function finishedOrClosed(res: ServerResponse): Promise<void> {
-  if (res.writableFinished || res.destroyed) return
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      res.off('finish', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.once('finish', done)
-    res.once('close', done)
-  })
+function withWarnings(
+  headers: Record<string, string | string[]>,
+  warnings: readonly string[],
+): Record<string, string | string[]> {
+  if (warnings.length) {
+    const existing = headers['warning']
+    const list =
+      existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
+    headers['warning'] = [...list, ...warnings.map(warningValue)]
+  }
+  return headers
 }
 
 /** RFC 7234 warn-value with code 299 (kubectl prints the text as `Warning: ...`). */

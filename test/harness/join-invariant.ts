@@ -17,6 +17,39 @@ export const DIRECT_CLIENT_USER = `system:serviceaccount:${DIRECT_CLIENT_NAMESPA
 
 /** The approval dry-run of a held request carries its record id plus this suffix. */
 const DRY_RUN_SUFFIX = '-dry-run'
+/**
+ * Policy's pre-flights (src/upstream/dry-run.ts): before deciding on a write whose rule reads
+ * `object` or `oldObject`, Gatehouse sends it with dryRun=All and gets the object, as the
+ * principal it would forward as. They change nothing and join their request's record whatever
+ * it decided (the decision is made on them).
+ */
+const PREFLIGHT_SUFFIXES = { '-policy-dry-run': 'dry run', '-policy-get': 'get' } as const
+type Preflight = (typeof PREFLIGHT_SUFFIXES)[keyof typeof PREFLIGHT_SUFFIXES]
+
+function preflightOf(auditID: string): { id: string; kind: Preflight } | undefined {
+  for (const [suffix, kind] of Object.entries(PREFLIGHT_SUFFIXES))
+    if (auditID.endsWith(suffix)) return { id: auditID.slice(0, -suffix.length), kind }
+  return undefined
+}
+
+/** Why a policy pre-flight is not what its record's request could have sent, if it is not. */
+function preflightProblem(e: AuditEvent, r: JoinRecord, kind: Preflight): string | undefined {
+  if (e.user?.username === HARNESS_ADMIN_USER)
+    return `Gatehouse used the harness admin credential: its events could not be told from the harness's`
+  if (kind === 'dry run' && !/[?&]dryRun=All(&|$)/.test(e.requestURI))
+    return `its Gatehouse record ${r.id} made a policy dry run, the API server saw a request without dryRun=All`
+  if (kind === 'get' && e.verb !== 'get')
+    return `its Gatehouse record ${r.id} made a policy get, the API server saw ${e.verb}`
+  const p = r.principal
+  if (p && p.via !== 'impersonation')
+    return e.impersonatedUser || e.user?.username !== p.user
+      ? `its Gatehouse record ${r.id} forwards with ${p.user}'s token, its pre-flight went as ${e.user?.username ?? '?'}`
+      : undefined
+  const as = p?.user ?? r.identity
+  if (e.impersonatedUser?.username !== as)
+    return `its Gatehouse record ${r.id} would act as ${as ?? '?'}, its pre-flight went as ${e.impersonatedUser?.username ?? 'no impersonation'}`
+  return undefined
+}
 
 /** Calls Gatehouse makes as itself (no caller behind them): token checks and minting. */
 function isOwnCall(e: AuditEvent): boolean {
@@ -99,6 +132,18 @@ export function checkJoinInvariant(
   const violations = new Set<string>()
   const unjoined: AuditEvent[] = []
   for (const e of events) {
+    const pre = preflightOf(e.auditID)
+    if (pre) {
+      const r = byId.get(pre.id)
+      if (!r) {
+        unjoined.push(e)
+        continue
+      }
+      const problem = preflightProblem(e, r, pre.kind)
+      if (problem) violations.add(`${describe(e)}: ${problem}`)
+      else count(`gatehouse policy ${pre.kind}`)
+      continue
+    }
     const dryRun = e.auditID.endsWith(DRY_RUN_SUFFIX)
     const r = byId.get(dryRun ? e.auditID.slice(0, -DRY_RUN_SUFFIX.length) : e.auditID)
     if (!r) {

@@ -10,12 +10,17 @@ import {
   type Decision,
   type ExecRequest,
   type PolicySet,
+  filterSources,
 } from '../../policy/index.ts'
 import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
-import { decodeRequestObject } from './read-body.ts'
 import { execRequestFor } from '../../sessions/remote-command.ts'
+import { selectorFactsOf } from '../../kube/scope.ts'
+import { mediaTypeOf } from '../../kube/body.ts'
+import { localObjects, policyObjects } from './policy-objects.ts'
+import { withResourceVersion } from '../../kube/precondition.ts'
+import { decodeRequestObject } from './read-body.ts'
 
 /**
  * API discovery (GET /api, /apis, /apis/<group>[/<version>], /version, /openapi/...) is the same
@@ -67,18 +72,18 @@ function refusal(ctx: RequestContext, d: Decision, exec: ExecRequest | undefined
   }
   const failed = d.conditionErrors?.find((e) => e.startsWith(`${d.policy}/${d.rule}: `))
   const why = failed
-    ? `; its condition could not be evaluated (${failed.slice(`${d.policy}/${d.rule}: `.length)}), so the deny applies`
+    ? `; its condition could not be evaluated (${failed.slice(`${d.policy}/${d.rule}: `.length)}), so the rule refuses the request`
     : ''
   return new GatewayError(
     'GW_POLICY_DENIED',
-    `Gatehouse denied ${who} to ${what}${d.message ? `: ${d.message}` : ''} (${ruleRef(d)}${why})`,
+    `Gatehouse denied ${who} to ${what}${d.message ? `: ${d.message}` : ''} (${ruleRef(d)}${why}${d.coverage ? `; it covers this request: ${d.coverage}` : ''})`,
   )
 }
 
 export function createAuthorizeStage(policies: () => PolicySet): Stage {
   return {
     name: 'authorize',
-    run(ctx: RequestContext) {
+    async run(ctx: RequestContext) {
       const info = ctx.requestInfo!
       const raw = ctx.req.rawHeaders
       if (!isDiscovery(info)) {
@@ -94,14 +99,28 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
       }
       const query = ctx.upstreamPath?.split('?')[1] ?? ''
       const exec = execRequestFor(info, query)
-      let decision = policies().evaluate({
+      const set = policies()
+      const request = {
         cluster: ctx.cluster!.name,
         info,
         identity: ctx.identity!,
-        object: () => decodeRequestObject(ctx),
         userAgent: ctx.req.headers['user-agent'] ?? '',
         dryRun: /(^|&)dryRun=All(&|$)/.test(query),
+        selector: selectorFactsOf(query),
+        ...(info.verb === 'patch'
+          ? { patchType: mediaTypeOf(ctx.req.headers['content-type']) }
+          : {}),
         ...(exec ? { exec } : {}),
+      }
+      const local = localObjects(ctx)
+      // a rule that applies reads object or oldObject: ask the API server what they are
+      const needs = set.objectNeeds({ ...request, object: local.object })
+      const objects = needs ? await policyObjects(ctx, needs) : local
+      let decision = set.evaluate({
+        ...request,
+        object: objects.object,
+        oldObject: objects.oldObject,
+        patch: objects.patch,
       })
       if (decision.rule === 'builtin:default-deny' && isDiscovery(info)) {
         decision = {
@@ -110,12 +129,35 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
         }
       }
       ctx.decision = decision
+      if (decision.action !== 'deny' && objects.resourceVersion) {
+        const pinned = withResourceVersion(
+          decodeRequestObject(ctx),
+          info.verb,
+          mediaTypeOf(ctx.req.headers['content-type']),
+          objects.resourceVersion,
+        )
+        if (pinned) ctx.upstreamBody = pinned
+      }
       if (decision.shadow?.action === 'deny' && decision.action !== 'deny') {
         ctx.warnings.push(
           `Gatehouse: ${ruleRef(decision.shadow)} would deny this request; allowed only because the policy is in shadow mode`,
         )
       }
       if (decision.action === 'deny') throw refusal(ctx, decision, exec)
+      // A filtered collection is filtered in the response stream, which an upgraded connection
+      // (a WebSocket watch) does not pass through: refused rather than served whole.
+      if (ctx.upgrade && decision.obligations.filter?.length) {
+        ctx.decision = {
+          ...decision,
+          action: 'deny',
+          policy: decision.obligations.filter[0]!.policy,
+          rule: decision.obligations.filter[0]!.rule,
+        }
+        throw new GatewayError(
+          'GW_POLICY_DENIED',
+          `Gatehouse denied ${ctx.identity!.name} to ${describeRequest(info)} over an upgraded connection: ${filterSources(decision.obligations.filter)} leave objects out of this collection, which Gatehouse does only for plain (non-WebSocket) lists and watches`,
+        )
+      }
     },
   }
 }

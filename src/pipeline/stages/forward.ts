@@ -7,7 +7,8 @@ import { sessionKindOf, type SessionManager } from '../../sessions/manager.ts'
 import { unrecordedRelay } from '../../sessions/unrecorded.ts'
 import type { SessionSlots } from '../../sessions/identity-slots.ts'
 import { GatewayError } from '../../errors/index.ts'
-import { Masking } from '../../masking/profile.ts'
+import { helmReleaseReader, Masking } from '../../masking/profile.ts'
+import { collectionDropper, filterSources, type PolicySet } from '../../policy/index.ts'
 import {
   bodyMaskerFor,
   jsonAccept,
@@ -16,12 +17,15 @@ import {
 } from '../../masking/responses.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ResponseFilter } from '../../upstream/forward.ts'
+import { isLongRunning } from '../../kube/long-running.ts'
 
 export interface ForwardHooks {
   /** Records and governs exec, attach and port-forward sessions (absent: spliced unrecorded). */
   sessions?: SessionManager
   /** Masks what callers receive, unless their policy turns it off (absent: nothing masked). */
   masking?: Masking
+  /** The policy set in force: helm release Secrets go unmasked to identities that may write them. */
+  policies?: () => PolicySet
   /** Called when an upgraded connection starts; resolves when it ends (sessions are tracked for shutdown). */
   trackTunnel(ctx: RequestContext, closed: Promise<unknown>): void
   /** The bound on sessions one identity has open at once (sessions.maxPerIdentity). */
@@ -85,13 +89,19 @@ function captureBytes(ctx: RequestContext, max: number, masked: boolean): number
 function maskingFor(
   ctx: RequestContext,
   masking: Masking | undefined,
+  policies: (() => PolicySet) | undefined,
 ):
   | {
       headers: string[]
       filter: (status: number, h: IncomingHttpHeaders) => ResponseFilter | undefined
+      /** Some Secrets may go out unmasked (helm releases): the audit record keeps none of it. */
+      unmaskedSecrets: boolean
     }
   | undefined {
-  const profile = masking?.forDecision(ctx.decision)
+  const filters = ctx.decision?.obligations.filter
+  const profile =
+    masking?.forDecision(ctx.decision) ?? (filters && masking ? masking.forRecords : undefined)
+  const maskValues = masking?.forDecision(ctx.decision) !== undefined
   if (!masking || !profile) return undefined
   const target = ctx.upstreamPath ?? ''
   const q = target.indexOf('?')
@@ -109,14 +119,25 @@ function maskingFor(
   if (plan.body === 'json') headers.push('Accept', jsonAccept(accept))
   else if (accept !== undefined) headers.push('Accept', accept)
   const source = Masking.source(ctx.decision)
+  const info = ctx.requestInfo!
+  const helm =
+    maskValues && policies && info.apiGroup === '' && info.resource === 'secrets'
+      ? helmReleaseReader(policies(), ctx.identity!, ctx.cluster!.name)
+      : undefined
   return {
+    unmaskedSecrets: helm !== undefined,
     headers,
     filter: (status, h) => {
       // no body to mask
       if (ctx.req.method === 'HEAD' || status === 204 || status === 304) return undefined
       let masker
       try {
-        masker = bodyMaskerFor(plan, profile, status, h, masking.maxObjectBytes)
+        masker = bodyMaskerFor(plan, profile, status, h, masking.maxObjectBytes, {
+          // collections: filter: what deny rules name is left out of lists and watches
+          ...(filters ? { drop: collectionDropper(filters, ctx.requestInfo!.resource) } : {}),
+          mask: maskValues,
+          ...(helm ? { keep: helm.mayRead, notice: helm.isRelease } : {}),
+        })
       } catch (e) {
         if (e instanceof UnmaskableResponse)
           throw new GatewayError('GW_RESPONSE_UNMASKABLE', e.message, { cause: e })
@@ -127,14 +148,34 @@ function maskingFor(
         streaming: plan.streaming,
         warning(complete) {
           const n = masker.masked()
-          if (n === 0) return undefined
-          return complete
-            ? `Gatehouse masked ${n} value${n === 1 ? '' : 's'} (${source})`
-            : `Gatehouse masked values in this response (${source})`
+          const masked =
+            n === 0
+              ? undefined
+              : complete
+                ? `Gatehouse masked ${n} value${n === 1 ? '' : 's'} (${source})`
+                : `Gatehouse masked values in this response (${source})`
+          // lists left out are always said, even when none was found yet (watches)
+          const left = filters
+            ? `Gatehouse leaves out of this ${plan.shape === 'watch' ? 'watch' : 'list'} the objects ${filterSources(filters)} protect${complete ? ` (${masker.dropped?.() ?? 0} left out)` : ''}`
+            : undefined
+          const releases = masker.noticed?.() ?? 0
+          const helmNote = releases
+            ? `Gatehouse masked ${releases} helm release Secret${releases === 1 ? '' : 's'}: helm cannot read a masked release; only an identity whose policy lets it update Secrets in the release's namespace reads them unmasked`
+            : undefined
+          return [left, masked, helmNote].filter(Boolean).join('; ') || undefined
         },
       }
     },
   }
+}
+
+/** A body Gatehouse rewrote (a pinned write) has a length of its own: undici sets it. */
+function withoutLengthIf(body: Buffer | undefined, headers: string[]): string[] {
+  if (!body) return headers
+  const out: string[] = []
+  for (let i = 0; i < headers.length; i += 2)
+    if (headers[i]!.toLowerCase() !== 'content-length') out.push(headers[i]!, headers[i + 1]!)
+  return out
 }
 
 function isPodLog(ctx: RequestContext): boolean {
@@ -150,6 +191,7 @@ function isPodLog(ctx: RequestContext): boolean {
 
 export function createForwardStage(opts: {
   maxBodyBytes: number
+  sendTimeoutMs: number
   auditBodyBytes: number
   hooks: ForwardHooks
 }): Stage {
@@ -158,8 +200,16 @@ export function createForwardStage(opts: {
     async run(ctx: RequestContext) {
       const cluster = ctx.cluster!
       if (ctx.upgrade) return forwardUpgrade(ctx, opts.hooks)
+      const longRunning = isLongRunning(ctx.requestInfo!)
+      // a watch asked for by a client that already closed its sending side (half-close): nobody
+      // will read it, and it would never end (src/gateway.ts)
+      if (longRunning && ctx.req.httpVersionMajor === 1 && ctx.req.socket.readableEnded)
+        throw new GatewayError(
+          'GW_CLIENT_CLOSED',
+          'the client closed its side of the connection before its long-running request was sent',
+        )
       const sessions = opts.hooks.sessions
-      const masked = maskingFor(ctx, opts.hooks.masking)
+      const masked = maskingFor(ctx, opts.hooks.masking, opts.hooks.policies)
       const log = sessions && isPodLog(ctx) ? await sessions.beginLog(ctx) : undefined
       const abortable: { abort?: () => void } = {}
       log?.onTerminate(() => abortable.abort?.())
@@ -170,13 +220,22 @@ export function createForwardStage(opts: {
           req: ctx.req,
           res: ctx.res!,
           path: ctx.upstreamPath!,
-          headers: masked?.headers ?? ctx.upstreamHeaders!,
+          headers: withoutLengthIf(ctx.upstreamBody, masked?.headers ?? ctx.upstreamHeaders!),
           maxBodyBytes: opts.maxBodyBytes,
           requestId: ctx.id,
+          signal: ctx.signal,
+          longRunning,
+          sendTimeoutMs: opts.sendTimeoutMs,
           ...(masked ? { filter: masked.filter } : {}),
-          ...(ctx.requestBody ? { body: ctx.requestBody } : {}),
+          ...((ctx.upstreamBody ?? ctx.requestBody)
+            ? { body: ctx.upstreamBody ?? ctx.requestBody }
+            : {}),
           warnings: ctx.warnings,
-          captureBytes: captureBytes(ctx, opts.auditBodyBytes, masked !== undefined),
+          captureBytes: captureBytes(
+            ctx,
+            opts.auditBodyBytes,
+            masked !== undefined && !masked.unmaskedSecrets,
+          ),
           ...(log
             ? {
                 // only a 200 body is the pod's log; an error Status is not
@@ -197,6 +256,8 @@ export function createForwardStage(opts: {
       ctx.responseStatus = result.status
       ctx.requestBytes = result.requestBytes
       ctx.responseBytes = result.responseBytes
+      ctx.sentBytes = result.sentBytes
+      ctx.responseComplete = result.complete
       if (result.captured) ctx.responseBody = result.captured
     },
   }

@@ -448,26 +448,32 @@ describe('policies and audit through Gatehouse', () => {
           rule: 'at-most-10-replicas',
         })
         await expectOk(i.deployer, ['scale', 'deployment', name, '-n', 'ops', '--replicas=5'])
-        // kubectl create sends protobuf, which Gatehouse cannot read: the deny applies, and says why
-        const pb = await kubectl(
+        // kubectl create sends protobuf, which Gatehouse does not decode: the condition reads the
+        // object from the API server's dry run instead
+        await expectOk(i.deployer, [
+          'create',
+          'deployment',
+          `${name}-pb`,
+          '-n',
+          'ops',
+          '--image=example.invalid/c:1',
+          '--replicas=2',
+        ])
+        const pb20 = await kubectl(
           '1.32',
           [
             'create',
             'deployment',
-            `${name}-pb`,
+            `${name}-pb20`,
             '-n',
             'ops',
             '--image=example.invalid/c:1',
-            '--replicas=2',
+            '--replicas=20',
           ],
           { kubeconfig: i.deployer },
         )
-        assert.notEqual(pb.code, 0)
-        assert.match(
-          pb.stderr,
-          /condition could not be evaluated \(the request object is not available: the body is application\/vnd\.kubernetes\.protobuf/,
-          pb.stderr,
-        )
+        assert.notEqual(pb20.code, 0)
+        assert.match(pb20.stderr, /Gatehouse denied .*rule 'at-most-10-replicas'/, pb20.stderr)
       })
 
       test('scanner: inventories everything except Secrets', async () => {

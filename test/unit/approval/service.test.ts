@@ -70,6 +70,8 @@ function context(
     sourceAddress: '127.0.0.1',
     timings: {},
     warnings: [],
+    signal: new AbortController().signal,
+    cleanups: [],
     cluster: { name: 'prod' } as UpstreamCluster,
     upstreamPath: '/api/v1/namespaces/prod/configmaps',
     requestInfo: info.info,

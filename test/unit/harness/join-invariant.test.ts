@@ -69,7 +69,55 @@ test('classes that pass', () => {
   assert.equal(report.events, 8)
 })
 
+test("policy pre-flights join their request's record, whatever it decided", () => {
+  const report = checkJoinInvariant(
+    [
+      event({
+        auditID: 'p1-policy-dry-run',
+        verb: 'patch',
+        requestURI: '/apis/apps/v1/namespaces/a/statefulsets/db?dryRun=All',
+        impersonatedUser: impersonating,
+      }),
+      event({
+        auditID: 'p1-policy-get',
+        requestURI: '/apis/apps/v1/namespaces/a/statefulsets/db',
+        impersonatedUser: impersonating,
+      }),
+    ],
+    [record('p1', { decision: 'deny', principal: null })],
+    new Set(),
+  )
+  assert.deepEqual(report.violations, [])
+  assert.deepEqual(report.byClass, { 'gatehouse policy dry run': 1, 'gatehouse policy get': 1 })
+})
+
 const failures: [string, AuditEvent, JoinRecord[], RegExp][] = [
+  [
+    'a policy dry run that is no dry run',
+    event({
+      auditID: 'p2-policy-dry-run',
+      verb: 'patch',
+      requestURI: '/apis/apps/v1/namespaces/a/statefulsets/db',
+      impersonatedUser: impersonating,
+    }),
+    [record('p2', { decision: 'deny', principal: null })],
+    /made a policy dry run, the API server saw a request without dryRun=All/,
+  ],
+  [
+    'a policy get that writes',
+    event({ auditID: 'p3-policy-get', verb: 'delete', impersonatedUser: impersonating }),
+    [record('p3', { decision: 'deny', principal: null })],
+    /made a policy get, the API server saw delete/,
+  ],
+  [
+    'a policy pre-flight as someone else',
+    event({
+      auditID: 'p4-policy-get',
+      impersonatedUser: { username: 'system:serviceaccount:kube-system:admin' },
+    }),
+    [record('p4', { decision: 'deny', principal: null })],
+    /would act as github:octo-org\/app, its pre-flight went as system:serviceaccount:kube-system:admin/,
+  ],
   [
     'a smuggled request (anonymous, no record)',
     event({

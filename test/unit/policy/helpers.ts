@@ -1,6 +1,7 @@
 // Building blocks for policy unit tests: policies from YAML text, identities, requests.
 import type { Identity } from '../../../src/authn/index.ts'
 import { parseRequestInfo } from '../../../src/kube/request-info.ts'
+import { selectorFactsOf } from '../../../src/kube/scope.ts'
 import { parsePolicyText, PolicySet, type Decision } from '../../../src/policy/index.ts'
 
 export function policySet(yamlText: string): PolicySet {
@@ -25,7 +26,7 @@ export function decide(
   who: Identity,
   method: string,
   url: string,
-  opts: { cluster?: string; object?: unknown } = {},
+  opts: { cluster?: string; object?: unknown; patchType?: string } = {},
 ): Decision {
   const r = parseRequestInfo(method, url)
   if (!r.ok) throw new Error(`unclassifiable test request ${method} ${url}: ${r.reason}`)
@@ -33,6 +34,8 @@ export function decide(
     cluster: opts.cluster ?? 'prod',
     info: r.info,
     identity: who,
+    selector: selectorFactsOf(url.split('?')[1] ?? ''),
+    ...(opts.patchType ? { patchType: opts.patchType } : {}),
     ...(opts.object !== undefined ? { object: () => ({ value: opts.object }) } : {}),
   })
 }
