@@ -183,16 +183,7 @@ export function buildAuditRecord(
         }
       : null,
     principal: ctx.principal ?? null,
-    response: {
-      code: ctx.responseStatus ?? 0,
-      requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
-      responseBytes: ctx.responseBytes ?? 0,
-      ...(ctx.sentBytes !== undefined
-        ? { sentBytes: ctx.sentBytes, complete: ctx.responseComplete === true }
-        : error?.code === 'GW_CLIENT_CLOSED'
-          ? { sentBytes: 0, complete: false }
-          : {}),
-    },
+    response: responseOf(ctx, error),
   }
   if (error) record.error = { code: error.code, message: error.message }
   if (ctx.approval) record.approval = ctx.approval
@@ -210,6 +201,20 @@ export function buildAuditRecord(
   if (level === 'requestResponse' && ctx.responseBody)
     record.responseBody = responseBody(ctx.responseBody, opts.maxBodyBytes, rules)
   return record
+}
+
+/** What the cluster answered and how far the answer got to the client. */
+function responseOf(ctx: RequestContext, error: GatewayError | undefined): AuditRecord['response'] {
+  return {
+    code: ctx.responseStatus ?? 0,
+    requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
+    responseBytes: ctx.responseBytes ?? 0,
+    ...(ctx.sentBytes !== undefined
+      ? { sentBytes: ctx.sentBytes, complete: ctx.responseComplete === true }
+      : error?.code === 'GW_CLIENT_CLOSED'
+        ? { sentBytes: 0, complete: false }
+        : {}),
+  }
 }
 
 /** A response head as kept in a record; a Secret's is captured only from masked output. */
@@ -236,11 +241,7 @@ export function completeAuditRecord(
   const record: AuditRecord = {
     ...pre,
     durationMs: Math.round(((opts.now ?? Date.now()) - ctx.receivedAt) * 1000) / 1000,
-    response: {
-      code: ctx.responseStatus ?? 0,
-      requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
-      responseBytes: ctx.responseBytes ?? 0,
-    },
+    response: responseOf(ctx, error),
   }
   if (error) record.error = { code: error.code, message: error.message }
   if (ctx.approval) record.approval = ctx.approval

@@ -8,7 +8,7 @@ import type { RequestContext } from '../pipeline/context.ts'
 import type { ObjectMaskingRules } from '../masking/objects.ts'
 import { buildAuditRecord, completeAuditRecord } from './build.ts'
 import type { AuditRecord } from './record.ts'
-import { RefusalGovernor, type RefusalOptions } from './refusals.ts'
+import { boundRefusal, RefusalGovernor, type RefusalOptions } from './refusals.ts'
 import type { AuditWriter } from './writer.ts'
 
 export interface RequestRecorderOptions {
@@ -36,6 +36,9 @@ export interface RequestRecorder {
   /** Ends the refusal window and writes its summaries (shutdown). */
   close(): void
 }
+
+/** Verbs whose decision may ask the cluster for the object first (policy pre-flight). */
+const PREFLIGHT_VERBS = new Set(['create', 'update', 'patch', 'delete'])
 
 export function createRequestRecorder(opts: RequestRecorderOptions): RequestRecorder {
   const { writer, logger } = opts
@@ -125,6 +128,13 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
       const record = build(ctx, error, pre)
       if (pre || !error) {
         writer.write(record)
+        return
+      }
+      // A refused write whose policy read the stored object may have been sent to the cluster
+      // as a dry run first (src/upstream/dry-run.ts, Audit-ID <id>-policy-dry-run): its record
+      // is what that joins, so it is kept whole (bounded), never only counted.
+      if (ctx.decision && PREFLIGHT_VERBS.has(ctx.requestInfo?.verb ?? '')) {
+        writer.write(boundRefusal(record, opts.refusals.maxFieldChars))
         return
       }
       // Refused before forwarding: bounded, and past the thresholds only counted.
