@@ -33,6 +33,7 @@ import {
 } from './policy-audit.ts'
 import { runSessionBench } from './sessions.ts'
 import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
+import { detectorLinearity } from './detectors.ts'
 import { CONDITION_NAMESPACE, measureBodyDecode, measurePatches } from './writes.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
@@ -702,6 +703,12 @@ async function main(): Promise<void> {
       '',
     )
     lines.push('```', ...sessions.lines, '```', '')
+    lines.push(
+      'Masking detectors on adversarial text (least of 5 runs, in-process):',
+      '',
+      ...detectorLinearity(),
+      '',
+    )
     lines.push(
       'Masking (the same responses direct, through Gatehouse unmasked and masked):',
       '',

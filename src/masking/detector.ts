@@ -89,6 +89,13 @@ function sourceOf(p: PatternParts, part: 'all' | 'marker'): string {
 }
 
 const PATTERNS = new Map<DetectorName, RegExp>()
+/** Every expression a detector runs (its pattern, marker and prefix closures): checked for ReDoS. */
+const EXPRESSIONS = new Map<DetectorName, readonly RegExp[]>()
+
+/** The regular expressions a detector runs on text (none for private keys, found by a scan). */
+export function detectorExpressions(name: DetectorName): readonly RegExp[] {
+  return EXPRESSIONS.get(name) ?? []
+}
 
 /** A detector's pattern as one regular expression (none for private keys, found by a scan). */
 export function detectorPattern(name: DetectorName): RegExp | undefined {
@@ -122,6 +129,12 @@ export function regexDetector(
   const markerOnly = new RegExp(prefixSource(markerRe), flags + 'y')
   const marker = new RegExp(markerRe.source, flags + 'y')
   const at = new RegExp(re.source, flags + (parts.group ? 'yd' : 'y'))
+  EXPRESSIONS.set(name, [
+    re,
+    markerRe,
+    new RegExp(closure, flags),
+    new RegExp(markerOnly.source, flags),
+  ])
   // how far back from the end of a text a partial value can start
   const reach = Math.min(Math.max(maxLength, maxMatchLength(re)), 1 << 20) + 1
   const possible = (text: string, at: number): boolean =>

@@ -2,6 +2,7 @@
 // adversarial input: the work grows linearly with the input (no catastrophic backtracking), and
 // the prefix closures a stream masker holds text back by: every prefix of every value held.
 import assert from 'node:assert/strict'
+import { checkSync } from 'recheck'
 import { describe, test } from 'node:test'
 import {
   DEFAULT_DETECTORS,
@@ -160,42 +161,20 @@ describe('detectors', () => {
 })
 
 describe('no catastrophic backtracking', () => {
-  // Inputs built to make a backtracking engine try many ways to match: long runs of what a
-  // pattern accepts, broken at the end. Linear work: 10x the input costs about 10x the time
-  // (measured as a ratio, so a slow machine does not fail it; quadratic work would be ~100x).
-  const adversarial: Record<string, (n: number) => string> = {
-    digits: (n) => '4'.repeat(n) + 'x',
-    'digits and spaces': (n) => '4 '.repeat(n / 2) + '-',
-    dashes: (n) => '123-45-'.repeat(n / 7),
-    iban: (n) => 'DE89 ' + 'AAAA '.repeat(n / 5),
-    email: (n) => 'a'.repeat(n / 2) + '@' + 'b.'.repeat(n / 4),
-    jwt: (n) => 'eyJ' + 'a'.repeat(n / 2) + '.eyJ' + 'b'.repeat(n / 2),
-    'pem begins': (n) => '-----BEGIN PRIVATE KEY-----\n'.repeat(n / 28),
-    assignments: (n) => 'password='.repeat(n / 9),
-    slack: (n) => 'xoxb-'.repeat(n / 5),
-  }
-  const set = detectorSet(DETECTOR_NAMES)
-  const time = (s: string): number => {
-    const t0 = performance.now()
-    set.find(s)
-    // what a stream masker asks of the same text (only its tail can hold a value under way)
-    set.partials(s, 0)
-    return performance.now() - t0
-  }
-  for (const [name, make] of Object.entries(adversarial)) {
-    test(`${name}: linear in the input`, () => {
-      const small = make(20_000)
-      const large = make(200_000)
-      time(small) // warm up
-      // the least of several runs: what the work costs, not what a busy machine added to it
-      const least = (s: string): number => Math.min(...Array.from({ length: 5 }, () => time(s)))
-      const ts = Math.max(0.5, least(small))
-      const tl = least(large)
-      assert.ok(
-        tl < ts * 40,
-        `${name}: ${ts.toFixed(2)} ms for 20 KB, ${tl.toFixed(2)} ms for 200 KB`,
+  // Decided by analysis, not by a stopwatch (a timed test fails on a busy machine and passes a
+  // slow pattern on a fast one): recheck (makenowjust-labs/recheck) proves each pattern free of
+  // exponential and polynomial backtracking. The stream maskers' prefix closures run only on a
+  // stream's bounded tail (src/masking/detector.ts); `npm run bench` times adversarial inputs.
+  for (const name of DETECTOR_NAMES) {
+    const pattern = detectorPattern(name)
+    if (!pattern) continue // private keys are found by a linear scan, not a pattern
+    test(`${name}: linear backtracking (recheck)`, () => {
+      const verdict = checkSync(pattern.source, pattern.flags, { timeout: 60_000 })
+      assert.equal(
+        verdict.status,
+        'safe',
+        `${name}: ${verdict.status}${'complexity' in verdict ? ` (${JSON.stringify(verdict.complexity)})` : ''}`,
       )
-      assert.ok(tl < 2000, `${name}: ${tl.toFixed(0)} ms for 200 KB`)
     })
   }
 })
@@ -206,10 +185,10 @@ describe('prefix closures: what a stream holds back (src/masking/prefixes.ts)', 
       card: String.raw`(?<![\d-])(?:\d[ -]?){11,18}\d(?![\d])`,
       ssn: String.raw`(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])`,
       iban: String.raw`\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b`,
-      email: String.raw`\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b`,
+      email: String.raw`(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b`,
       'aws-access-key': String.raw`\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b`,
       'aws-secret-key': String.raw`\b(?:aws_?secret_?access_?key|secret_?access_?key|SecretAccessKey)["']?[ \t]{0,8}[:=][ \t]{0,8}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])`,
-      jwt: String.raw`\beyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{16,1024}`,
+      jwt: String.raw`(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{16,1024}`,
       'github-token': String.raw`\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b`,
       'gitlab-token': String.raw`\bglpat-[A-Za-z0-9_-]{20}\b`,
       'slack-token': String.raw`\b(?:xox[abposr]-[A-Za-z0-9-]{10,200}|https:\/\/hooks\.slack\.com\/services\/[A-Za-z0-9/]{20,120})`,
