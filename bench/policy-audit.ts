@@ -9,6 +9,7 @@ import { stringify } from 'yaml'
 import pg from 'pg'
 import type { Identity } from '../src/authn/index.ts'
 import {
+  AuditJournal,
   AuditWriter,
   openPostgresStore,
   openSqliteStore,
@@ -253,5 +254,60 @@ export async function measureAuditThroughput(
     await c.connect()
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
     await c.end()
+  }
+}
+
+export interface JournalCost {
+  appends: number
+  concurrency: number
+  appendsPerSec: number
+  /** Process CPU (all threads: the event loop and libuv's pool) per append. */
+  cpuMicrosPerAppend: number
+  p50Ms: number
+  p99Ms: number
+}
+
+/**
+ * The journal alone, in-process: `concurrency` requests at a time each append a record (and
+ * wait for it to be synced), as the journal stage does; CPU time is robust to a shared machine
+ * where wall-clock comparisons of two Gatehouse processes drift.
+ */
+export async function measureJournalCost(
+  dir: string,
+  appends = 20_000,
+  concurrency = 32,
+): Promise<JournalCost> {
+  const journal = AuditJournal.open({
+    dir: join(dir, 'bench-journal'),
+    fsync: true,
+    maxSegmentBytes: 16 * 1024 * 1024,
+  })
+  const prepared = Array.from({ length: appends }, (_, i) => benchRecord(i))
+  const latencies: number[] = []
+  let next = 0
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < appends) {
+        const r = prepared[next++]!
+        const start = performance.now()
+        await journal.append(r)
+        latencies.push(performance.now() - start)
+        journal.settle([r.id])
+      }
+    }),
+  )
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  await journal.close()
+  latencies.sort((a, b) => a - b)
+  return {
+    appends,
+    concurrency,
+    appendsPerSec: appends / seconds,
+    cpuMicrosPerAppend: (cpu.user + cpu.system) / appends,
+    p50Ms: latencies[Math.floor(appends * 0.5)]!,
+    p99Ms: latencies[Math.floor(appends * 0.99)]!,
   }
 }

@@ -25,7 +25,12 @@ import { startNginx } from './nginx.ts'
 import { summarizeProfile } from './profile.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
 import { runH2load, type H2Result } from './h2load.ts'
-import { measureAuditThroughput, measureDecisionCost, writeBenchPolicies } from './policy-audit.ts'
+import {
+  measureAuditThroughput,
+  measureDecisionCost,
+  measureJournalCost,
+  writeBenchPolicies,
+} from './policy-audit.ts'
 import { runSessionBench } from './sessions.ts'
 import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
 import { detectorLinearity } from './detectors.ts'
@@ -84,6 +89,8 @@ async function startBenchGatehouse(opts: {
   profileDir?: string
   /** The `sessions` section; absent: the defaults (every session recorded). */
   sessions?: Record<string, unknown>
+  /** The `audit` section; absent: the defaults (SQLite, journal on). */
+  audit?: Record<string, unknown>
 }): Promise<BenchGatehouse> {
   const port = await freePort()
   writeFileSync(
@@ -122,6 +129,7 @@ async function startBenchGatehouse(opts: {
       // the load scenarios open 2,000 watches with one identity
       limits: { concurrency: { perIdentityStreams: 5000, perIdentityRequests: 1000 } },
       ...(opts.sessions ? { sessions: opts.sessions } : {}),
+      ...(opts.audit ? { audit: opts.audit } : {}),
     }),
   )
   const proc = spawn(
@@ -369,6 +377,49 @@ async function main(): Promise<void> {
     await new Promise((r) => gatehouse?.once('exit', r))
     gatehouse = undefined
 
+    // What the durable audit journal costs (docs/audit.md): fresh Gatehouses alike in
+    // everything (none profiled) but audit.journal, measured the same way, on and off in turn
+    // twice (this machine is shared: alternating keeps drift out of the difference).
+    const journalRuns: {
+      label: string
+      wrk: WrkResult[]
+      fixed: Awaited<ReturnType<typeof fixedRate>>[]
+    }[] = [
+      { label: 'journal on, fsync (default)', wrk: [], fixed: [] },
+      { label: 'journal off (memory only)', wrk: [], fixed: [] },
+    ]
+    for (let round = 0; round < 2; round++) {
+      for (const [i, enabled] of [true, false].entries()) {
+        const key = `${enabled ? 'on' : 'off'}-${round}`
+        const g = await startBenchGatehouse({
+          ...gatehouseOptions,
+          dataDir: join(dir, `gatehouse-journal-${key}`),
+          configFile: join(dir, `gatehouse-journal-${key}.yaml`),
+          audit: { journal: { enabled } },
+        })
+        sessionGatehouses.push(g)
+        const url = g.url + scenarios[0]!.path
+        const w = await runWrk({
+          url,
+          token: ciToken,
+          connections: 32,
+          threads: 2,
+          seconds: SECONDS,
+        })
+        process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0'
+        const f = await fixedRate({ url, token: ciToken, rate, seconds: SECONDS, connections: 8 })
+        delete process.env['NODE_TLS_REJECT_UNAUTHORIZED']
+        await stopGatehouse(g)
+        const run = journalRuns[i]!
+        run.wrk.push(w)
+        run.fixed.push(f)
+        console.log(
+          `[bench] ${run.label} (round ${round + 1}): ${fmt(w.requestsPerSec)} req/s (p99 ${fmt(w.p99Ms, 2)} ms); at ${rate} req/s p50 ${fmt(f.p50Ms, 2)} ms / p99 ${fmt(f.p99Ms, 2)} ms`,
+        )
+      }
+    }
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+
     // Sessions: exec over WebSocket direct, through nginx, and through two fresh Gatehouse
     // processes alike in everything (neither profiled) but sessions.record.
     await ensureNamespace(admin, 'bench-sessions')
@@ -559,6 +610,10 @@ async function main(): Promise<void> {
       console.log(
         `[bench] audit writes into ${w.store}: ${fmt(w.recordsPerSec, 0)} records/s (${w.records} records)`,
       )
+    const journalCost = await measureJournalCost(dir)
+    console.log(
+      `[bench] audit journal: ${fmt(journalCost.appendsPerSec, 0)} appends/s at ${journalCost.concurrency} concurrent, ${fmt(journalCost.cpuMicrosPerAppend, 1)} µs CPU per append, wait p50 ${fmt(journalCost.p50Ms, 2)} ms / p99 ${fmt(journalCost.p99Ms, 2)} ms`,
+    )
 
     const ratio = (key: string): string =>
       fmt(results[key]!['gatehouse']!.requestsPerSec / results[key]!['nginx']!.requestsPerSec, 2)
@@ -607,6 +662,19 @@ async function main(): Promise<void> {
           .join('; '),
       '',
     ]
+    lines.push(
+      'Audit journal (every forwarded request durable before forwarding), small GET, fresh Gatehouses on and off in turn, mean of 2 rounds:',
+      '',
+      `| audit.journal | req/s (32 conns) | p99 ms (32 conns) | p50 / p99 ms at ${rate} req/s |`,
+      '|---|---|---|---|',
+      `The journal alone (in-process, ${journalCost.appends} appends, ${journalCost.concurrency} at a time, fdatasync on): ${fmt(journalCost.appendsPerSec, 0)} appends/s, ${fmt(journalCost.cpuMicrosPerAppend, 1)} µs of CPU per append (all threads), each request waits p50 ${fmt(journalCost.p50Ms, 2)} ms / p99 ${fmt(journalCost.p99Ms, 2)} ms for its record to be on disk.`,
+      '',
+      ...journalRuns.map(
+        (j) =>
+          `| ${j.label} | ${fmt(mean(j.wrk.map((w) => w.requestsPerSec)))} | ${fmt(mean(j.wrk.map((w) => w.p99Ms)), 2)} | ${fmt(mean(j.fixed.map((f) => f.p50Ms)), 2)} / ${fmt(mean(j.fixed.map((f) => f.p99Ms)), 2)} |`,
+      ),
+      '',
+    )
     const writeTargets: Record<string, number> = { sqlite: 20_000, postgres: 10_000 }
     lines.push(
       `Policy decision cost with ${decision.rules} rules loaded (in-process, 200,000 decisions over 512 request shapes): mean ${fmt(decision.meanMicros, 2)} µs, p99 of 100-decision blocks ${fmt(decision.p99Micros, 2)} µs per decision, ${fmt(decision.decisionsPerSec, 0)} decisions/s; compiled in ${fmt(decision.compileMs)} ms. The Gatehouse runs above had the same rules loaded and audited every request into SQLite.`,

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { buildAuditRecord, type AuditWriter } from './audit/index.ts'
+import { createRequestRecorder, type AuditWriter } from './audit/index.ts'
 import type { Authenticator } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
 import { GatewayError, rawStatusResponse, toKubeStatus } from './errors/index.ts'
@@ -67,15 +67,15 @@ function serveHealth(
   res: ServerResponse,
   state: {
     draining: boolean
-    auditAdmits: boolean
+    auditAccepting: boolean
     warnings: readonly string[]
     load: ReturnType<ConcurrencyGate['stats']>
   },
 ): void {
   const problem = state.draining
     ? 'shutting down'
-    : !state.auditAdmits
-      ? 'audit store unavailable: refusing requests'
+    : !state.auditAccepting
+      ? 'audit trail unavailable: refusing requests'
       : state.load.saturated
         ? `saturated: at the bound of ${state.load.saturated}`
         : undefined
@@ -169,6 +169,13 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   }
 
   const masking = deps.masking ?? new Masking(config.masking, config.dataDir)
+  const recorder = createRequestRecorder({
+    writer: deps.audit,
+    maxBodyBytes: config.audit.maxBodyBytes,
+    masking: () => masking.forRecords.objects,
+    refusals: config.audit.refusals,
+    logger: deps.logger,
+  })
   const concurrency = new ConcurrencyGate(config.limits.concurrency)
   const chain = buildChain({
     concurrency,
@@ -177,7 +184,8 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     clusters,
     authenticator: deps.authenticator,
     policies: () => deps.policies.current,
-    admits: () => deps.audit.admits(),
+    admit: (request) => recorder.admit(request),
+    journal: (ctx) => recorder.journal(ctx),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,
     approvals: deps.approvals,
@@ -220,23 +228,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   }
 
   const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
-    // Refusals for a full audit buffer are counted by the writer, not recorded one by one:
-    // recording them would grow the very buffer that is full.
-    if (error?.code !== 'GW_AUDIT_UNAVAILABLE') {
-      try {
-        deps.audit.write(
-          buildAuditRecord(ctx, error, {
-            maxBodyBytes: config.audit.maxBodyBytes,
-            masking: masking.forRecords.objects,
-          }),
-        )
-      } catch (e) {
-        deps.logger.error(
-          { requestId: ctx.id, error: String(e) },
-          'audit record could not be built',
-        )
-      }
-    }
+    recorder.complete(ctx, error)
     deps.onComplete?.(ctx, error)
   }
 
@@ -270,9 +262,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       if (req.url === HEALTHZ_PATH || req.url === READYZ_PATH)
         return serveHealth(req.url, res, {
           draining,
-          auditAdmits:
-            deps.audit.stats().buffered < config.audit.maxBufferedRecords ||
-            config.audit.onStoreFailure === 'dropRecords',
+          auditAccepting: deps.audit.accepting(),
           warnings: currentWarnings(),
           load: concurrency.stats(),
         })
@@ -297,8 +287,10 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
       if (socket.writable)
         socket.end(rawStatusResponse(toKubeStatus(error, id), { 'Audit-ID': id }))
       else socket.destroy()
-      const record = refusedConnectionRecord(id, socket, error)
-      if (error.code !== 'GW_AUDIT_UNAVAILABLE' && deps.audit.admits()) deps.audit.write(record)
+      // Bounded and, past the thresholds, counted like every refusal (a flood of malformed
+      // connections costs the store no more than one of bad requests).
+      if (error.code !== 'GW_AUDIT_UNAVAILABLE' && deps.audit.admits())
+        recorder.refusal(refusedConnectionRecord(id, socket, error))
     },
     shutdown(graceMs) {
       // idempotent: the listener's close and a caller may both ask
@@ -322,5 +314,6 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     await deps.sessions?.shutdown()
     for (const s of tunnels) s.destroy()
     await Promise.all([...clusters.values()].map((c) => c.close()))
+    recorder.close()
   }
 }

@@ -2,7 +2,7 @@
 // gateway, the TLS listener, and the admin listener when configured.
 import { join } from 'node:path'
 import { startAdminListener, type AdminListener } from './admin/server.ts'
-import { auditStoreFromConfig, AuditWriter, startRetention } from './audit/index.ts'
+import { AuditJournal, auditStoreFromConfig, AuditWriter, startRetention } from './audit/index.ts'
 import { createAuthenticatorFromConfig } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
 import { buildGateway, createClusters, type Gateway } from './gateway.ts'
@@ -50,15 +50,26 @@ export async function startServer(
       cause: e,
     })
   }
+  // Before any request: what a crashed run forwarded without recording its end is recovered.
+  const journal = config.audit.journal.enabled
+    ? AuditJournal.open({
+        dir: join(config.dataDir, 'audit-journal'),
+        fsync: config.audit.journal.fsync,
+        maxSegmentBytes: config.audit.journal.maxSegmentBytes,
+        logger,
+      })
+    : undefined
   const audit = new AuditWriter(store, {
     maxBufferedRecords: config.audit.maxBufferedRecords,
     batchSize: config.audit.batchSize,
     flushIntervalMs: config.audit.flushIntervalMs,
     onStoreFailure: config.audit.onStoreFailure,
     spoolDir: join(config.dataDir, 'audit-spool'),
+    ...(journal ? { journal } : {}),
     logger,
   })
   audit.recoverSpool()
+  audit.recoverJournal()
   const masking = new Masking(config.masking, config.dataDir)
   const sessions = new SessionManager({
     store,
@@ -102,6 +113,7 @@ export async function startServer(
   const authn = await createAuthenticatorFromConfig(config.authentication, {
     logger,
     tokenReviewer: clusterTokenReviewer(clusters),
+    defaultCluster: (config.clusters.find((c) => c.default) ?? config.clusters[0])?.name,
   })
   const gateway = buildGateway(config, {
     authenticator: authn.authenticator,

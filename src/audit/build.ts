@@ -105,7 +105,13 @@ const SECRET_OMITTED = {
 export function buildAuditRecord(
   ctx: RequestContext,
   error: GatewayError | undefined,
-  opts: { maxBodyBytes: number; now?: number; masking?: ObjectMaskingRules },
+  opts: {
+    maxBodyBytes: number
+    now?: number
+    masking?: ObjectMaskingRules
+    /** false: no bodies (the fallback when a record with them cannot be built). */
+    bodies?: boolean
+  },
 ): AuditRecord {
   const rules = opts.masking ?? (defaultRules ??= defaultObjectRules())
   const { req, identity, requestInfo: info, decision } = ctx
@@ -152,7 +158,19 @@ export function buildAuditRecord(
           namespace: info.namespace,
           name: info.name,
         }
-      : null,
+      : // Refused before it could be classified: what was asked is evidence all the same.
+        {
+          method: req.method ?? 'GET',
+          target: maskRequestTarget(ctx.upstreamPath ?? req.url ?? ''),
+          isResourceRequest: false,
+          verb: '',
+          apiGroup: '',
+          apiVersion: '',
+          resource: '',
+          subresource: '',
+          namespace: '',
+          name: '',
+        },
     decision: decision
       ? {
           action: decision.action,
@@ -165,19 +183,11 @@ export function buildAuditRecord(
         }
       : null,
     principal: ctx.principal ?? null,
-    response: {
-      code: ctx.responseStatus ?? 0,
-      requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
-      responseBytes: ctx.responseBytes ?? 0,
-      ...(ctx.sentBytes !== undefined
-        ? { sentBytes: ctx.sentBytes, complete: ctx.responseComplete === true }
-        : error?.code === 'GW_CLIENT_CLOSED'
-          ? { sentBytes: 0, complete: false }
-          : {}),
-    },
+    response: responseOf(ctx, error),
   }
   if (error) record.error = { code: error.code, message: error.message }
   if (ctx.approval) record.approval = ctx.approval
+  if (opts.bodies === false) return record
   if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
     record.requestBody = body(
       header('content-type') ?? '',
@@ -188,16 +198,58 @@ export function buildAuditRecord(
       isSecret(ctx),
     )
   }
-  if (level === 'requestResponse' && ctx.responseBody) {
-    // a Secret's response head is captured only from masked output (forward stage)
-    record.responseBody = body(
-      ctx.responseBody.contentType,
-      ctx.responseBody.head,
-      ctx.responseBody.bytes,
-      opts.maxBodyBytes,
-      rules,
-      false,
-    )
+  if (level === 'requestResponse' && ctx.responseBody)
+    record.responseBody = responseBody(ctx.responseBody, opts.maxBodyBytes, rules)
+  return record
+}
+
+/** What the cluster answered and how far the answer got to the client. */
+function responseOf(ctx: RequestContext, error: GatewayError | undefined): AuditRecord['response'] {
+  return {
+    code: ctx.responseStatus ?? 0,
+    requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
+    responseBytes: ctx.responseBytes ?? 0,
+    ...(ctx.sentBytes !== undefined
+      ? { sentBytes: ctx.sentBytes, complete: ctx.responseComplete === true }
+      : error?.code === 'GW_CLIENT_CLOSED'
+        ? { sentBytes: 0, complete: false }
+        : {}),
   }
+}
+
+/** A response head as kept in a record; a Secret's is captured only from masked output. */
+function responseBody(
+  r: NonNullable<RequestContext['responseBody']>,
+  max: number,
+  rules: ObjectMaskingRules,
+): AuditBody | { omitted: string } {
+  return body(r.contentType, r.head, r.bytes, max, rules, false)
+}
+
+/**
+ * The final record of a forwarded request from the record journaled before forwarding: who,
+ * what and the decision are those of `pre` (nothing after the journal stage changes them);
+ * the outcome (duration, response, error, response body) is added. Cheaper than building the
+ * whole record again on every request.
+ */
+export function completeAuditRecord(
+  pre: AuditRecord,
+  ctx: RequestContext,
+  error: GatewayError | undefined,
+  opts: { maxBodyBytes: number; now?: number; masking?: ObjectMaskingRules },
+): AuditRecord {
+  const record: AuditRecord = {
+    ...pre,
+    durationMs: Math.round(((opts.now ?? Date.now()) - ctx.receivedAt) * 1000) / 1000,
+    response: responseOf(ctx, error),
+  }
+  if (error) record.error = { code: error.code, message: error.message }
+  if (ctx.approval) record.approval = ctx.approval
+  if (pre.decision?.auditLevel === 'requestResponse' && ctx.responseBody)
+    record.responseBody = responseBody(
+      ctx.responseBody,
+      opts.maxBodyBytes,
+      opts.masking ?? (defaultRules ??= defaultObjectRules()),
+    )
   return record
 }

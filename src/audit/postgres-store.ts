@@ -3,6 +3,7 @@
 // lock so replicas starting together apply each version once.
 import pg from 'pg'
 import { MIGRATIONS, MIGRATIONS_TABLE, RECORD_COLUMNS, recordRow } from './migrations.ts'
+import { storableParams, storableText } from './storable.ts'
 import { auditQuerySchema, whereClause } from './query.ts'
 import type { AuditRecord } from './record.ts'
 import type { AuditStore } from './store.ts'
@@ -98,6 +99,11 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
   })
   // An idle connection dropped by the server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined)
+  // Every bound string made storable (U+0000, lone surrogates): see storable.ts.
+  const exec = <R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params: readonly unknown[] = [],
+  ): Promise<pg.QueryResult<R>> => pool.query<R>(sql, storableParams(params))
   const parse = (row: { record: string } | undefined): AuditRecord | undefined =>
     row ? (JSON.parse(row.record) as AuditRecord) : undefined
   const columns = RECORD_COLUMNS.join(', ')
@@ -139,7 +145,7 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
     async insert(records) {
       if (records.length === 0) return
       const rows = records.map(recordRow)
-      await pool.query(
+      await exec(
         `INSERT INTO audit_records (${columns})
          SELECT * FROM json_to_recordset($1::json) AS x(id text, time_ms bigint, identity text,
            cluster text, namespace text, verb text, resource text, decision text,
@@ -147,7 +153,14 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
          ON CONFLICT (id) DO NOTHING`,
         [
           JSON.stringify(
-            rows.map((r) => Object.fromEntries(RECORD_COLUMNS.map((c, i) => [c, r[i]]))),
+            rows.map((r) =>
+              Object.fromEntries(
+                RECORD_COLUMNS.map((c, i) => {
+                  const v = r[i]
+                  return [c, typeof v === 'string' ? storableText(v) : v]
+                }),
+              ),
+            ),
           ),
         ],
       )
@@ -155,14 +168,14 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
     async query(input) {
       const q = auditQuerySchema.parse(input)
       const { sql, params } = whereClause(q, (i) => `$${i + 1}`)
-      const { rows } = await pool.query<{ record: string }>(
+      const { rows } = await exec<{ record: string }>(
         `SELECT record FROM audit_records ${sql} ORDER BY time_ms DESC, id DESC LIMIT $${params.length + 1}`,
         [...params, q.limit],
       )
       return rows.map((r) => parse(r)!)
     },
     async get(id) {
-      const { rows } = await pool.query<{ record: string }>(
+      const { rows } = await exec<{ record: string }>(
         'SELECT record FROM audit_records WHERE id = $1',
         [id],
       )
@@ -170,47 +183,43 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
     },
     async count(input = {}) {
       const { sql, params } = whereClause(auditQuerySchema.parse(input), (i) => `$${i + 1}`)
-      const { rows } = await pool.query<{ n: string }>(
+      const { rows } = await exec<{ n: string }>(
         `SELECT COUNT(*) AS n FROM audit_records ${sql}`,
         params,
       )
       return Number(rows[0]!.n)
     },
     async deleteBefore(timeMs) {
-      const r = await pool.query('DELETE FROM audit_records WHERE time_ms < $1', [timeMs])
-      const s = await pool.query("DELETE FROM sessions WHERE start_ms < $1 AND state != 'live'", [
+      const r = await exec('DELETE FROM audit_records WHERE time_ms < $1', [timeMs])
+      const s = await exec("DELETE FROM sessions WHERE start_ms < $1 AND state != 'live'", [timeMs])
+      const a = await exec("DELETE FROM approvals WHERE created_ms < $1 AND state != 'pending'", [
         timeMs,
       ])
-      const a = await pool.query(
-        "DELETE FROM approvals WHERE created_ms < $1 AND state != 'pending'",
-        [timeMs],
-      )
       return (r.rowCount ?? 0) + (s.rowCount ?? 0) + (a.rowCount ?? 0)
     },
     async saveSession(session) {
-      await pool.query(
+      await exec(
         sessionUpsertSql((i) => `$${i + 1}`),
         sessionRow(session),
       )
     },
     async getSession(id) {
-      const { rows } = await pool.query<{ record: string }>(
-        'SELECT record FROM sessions WHERE id = $1',
-        [id],
-      )
+      const { rows } = await exec<{ record: string }>('SELECT record FROM sessions WHERE id = $1', [
+        id,
+      ])
       return rows[0] ? (JSON.parse(rows[0].record) as SessionRecord) : undefined
     },
     async querySessions(input) {
       const q = sessionQuerySchema.parse(input)
       const { sql, params } = sessionWhereClause(q, (i) => `$${i + 1}`)
-      const { rows } = await pool.query<{ record: string }>(
+      const { rows } = await exec<{ record: string }>(
         `SELECT record FROM sessions ${sql} ORDER BY start_ms DESC, id DESC LIMIT $${params.length + 1}`,
         [...params, q.limit],
       )
       return rows.map((r) => JSON.parse(r.record) as SessionRecord)
     },
     async broadcastSessionKill(id, by) {
-      await pool.query('SELECT pg_notify($1, $2)', [killChannel, JSON.stringify({ id, by })])
+      await exec('SELECT pg_notify($1, $2)', [killChannel, JSON.stringify({ id, by })])
     },
     onSessionKill(handler) {
       return listen(opts, killChannel, (payload) => {
@@ -219,12 +228,12 @@ export function openPostgresStore(opts: PostgresStoreOptions): AuditStore {
       })
     },
     ...approvalRepository({
-      all: async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[],
-      run: async (sql, params) => (await pool.query(sql, params)).rowCount ?? 0,
+      all: async <T>(sql: string, params: unknown[]) => (await exec(sql, params)).rows as T[],
+      run: async (sql, params) => (await exec(sql, params)).rowCount ?? 0,
       placeholder: (i) => `$${i + 1}`,
     }),
     async broadcastApprovalChange(id) {
-      await pool.query('SELECT pg_notify($1, $2)', [approvalChannel, id])
+      await exec('SELECT pg_notify($1, $2)', [approvalChannel, id])
     },
     onApprovalChange(handler) {
       return listen(opts, approvalChannel, handler)

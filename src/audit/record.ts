@@ -80,6 +80,21 @@ export interface AuditRecord {
    * itself is evidence.
    */
   refusedWhileUnavailable?: { requests: number; from: string; until: string }
+  /**
+   * Only on a summary of refusals (src/audit/refusals.ts): the refused requests from `source`
+   * (an address, an IPv6 /64, or `*` for sources past the tracking bound) in one window that
+   * were counted instead of recorded one by one, by error code and HTTP status, with a few of
+   * their targets.
+   */
+  refusalSummary?: {
+    source: string
+    refusals: number
+    byCode: Record<string, number>
+    byStatus: Record<string, number>
+    targets: string[]
+    from: string
+    until: string
+  }
   requestBody?: AuditBody | { omitted: string }
   responseBody?: AuditBody | { omitted: string }
   /**
@@ -87,6 +102,24 @@ export interface AuditRecord {
    * on a step record (requested, notified, approved, denied, expired, used), the step itself.
    */
   approval?: ApprovalAuditLink
+  /**
+   * Only on a record the store refused for its content (src/audit/quarantine.ts): the fields
+   * above are escaped to printable ASCII and bounded; `original` is the base64 of the first
+   * 64 KiB of the record as built, `originalSha256` the digest of all of it.
+   */
+  storage?: {
+    escaped: true
+    reason: string
+    originalBytes: number
+    originalSha256: string
+    original: string
+  }
+  /**
+   * Only on a record recovered from the journal at start: Gatehouse stopped (a crash, kill -9)
+   * after this request was forwarded and before it ended, so its outcome is unknown (the
+   * cluster may have executed it). `response.code` is 0.
+   */
+  recovered?: { reason: string; journal: string }
 }
 
 /** Claims worth keeping: CI provenance and standard identifiers (GitHub Actions, GitLab CI, Kubernetes). */

@@ -7,6 +7,7 @@ import { dirname } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { MIGRATIONS, MIGRATIONS_TABLE, recordRow } from './migrations.ts'
 import { auditQuerySchema, whereClause } from './query.ts'
+import { storableParams, storableText } from './storable.ts'
 import type { AuditRecord } from './record.ts'
 import type { AuditStore } from './store.ts'
 import {
@@ -44,7 +45,7 @@ function startWriter(path: string): {
     pending.delete(m.id)
     if (pending.size === 0) worker.unref()
     if (m.ok) p?.resolve(m.changes)
-    else p?.reject(new Error(m.error))
+    else p?.reject(Object.assign(new Error(m.error), m.code ? { code: m.code } : {}))
   })
   worker.on('error', (e) => failAll(new Error(`audit writer thread failed: ${e.message}`)))
   worker.on('exit', (code) => failAll(new Error(`audit writer thread exited (${code})`)))
@@ -108,27 +109,29 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
     },
     async insert(records) {
       if (opts.readonly) throw new Error(`${path} is open read-only`)
-      await write({ op: 'insert', rows: records.map(recordRow) })
+      await write({ op: 'insert', rows: records.map((r) => storableParams(recordRow(r))) })
     },
     query(input) {
       const q = auditQuerySchema.parse(input)
       const { sql, params } = whereClause(q, () => '?')
       const rows = db
         .prepare(`SELECT record FROM audit_records ${sql} ORDER BY time_ms DESC, id DESC LIMIT ?`)
-        .all(...params, q.limit) as { record: string }[]
+        .all(...storableParams(params), q.limit) as { record: string }[]
       return Promise.resolve(rows.map((r) => parse(r)!))
     },
     get(id) {
       return Promise.resolve(
         parse(
-          db.prepare('SELECT record FROM audit_records WHERE id = ?').get(id) as
+          db.prepare('SELECT record FROM audit_records WHERE id = ?').get(storableText(id)) as
             { record: string } | undefined,
         ),
       )
     },
     count(input = {}) {
       const { sql, params } = whereClause(auditQuerySchema.parse(input), () => '?')
-      const row = db.prepare(`SELECT COUNT(*) AS n FROM audit_records ${sql}`).get(...params) as {
+      const row = db
+        .prepare(`SELECT COUNT(*) AS n FROM audit_records ${sql}`)
+        .get(...storableParams(params)) as {
         n: number
       }
       return Promise.resolve(row.n)
@@ -138,10 +141,10 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
     },
     async saveSession(session) {
       if (opts.readonly) throw new Error(`${path} is open read-only`)
-      await write({ op: 'saveSession', row: sessionRow(session) })
+      await write({ op: 'saveSession', row: storableParams(sessionRow(session)) })
     },
     getSession(id) {
-      const row = db.prepare('SELECT record FROM sessions WHERE id = ?').get(id) as
+      const row = db.prepare('SELECT record FROM sessions WHERE id = ?').get(storableText(id)) as
         { record: string } | undefined
       return Promise.resolve(row ? (JSON.parse(row.record) as SessionRecord) : undefined)
     },
@@ -150,17 +153,17 @@ export function openSqliteStore(path: string, opts: { readonly?: boolean } = {})
       const { sql, params } = sessionWhereClause(q, () => '?')
       const rows = db
         .prepare(`SELECT record FROM sessions ${sql} ORDER BY start_ms DESC, id DESC LIMIT ?`)
-        .all(...params, q.limit) as { record: string }[]
+        .all(...storableParams(params), q.limit) as { record: string }[]
       return Promise.resolve(rows.map((r) => JSON.parse(r.record) as SessionRecord))
     },
     // Approvals are written on this connection, synchronously: they are rare, and their
     // compare-and-set must see its own result at once (the writer thread batches).
     ...approvalRepository({
       all: <T>(sql: string, params: unknown[]) =>
-        Promise.resolve(db.prepare(sql).all(...params) as T[]),
+        Promise.resolve(db.prepare(sql).all(...storableParams(params)) as T[]),
       run(sql, params) {
         if (opts.readonly) return Promise.reject(new Error(`${path} is open read-only`))
-        return Promise.resolve(db.prepare(sql).run(...params).changes)
+        return Promise.resolve(db.prepare(sql).run(...storableParams(params)).changes)
       },
       placeholder: () => '?',
     }),

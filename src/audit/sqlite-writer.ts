@@ -13,7 +13,8 @@ export type WriterRequest =
   | { id: number; op: 'saveSession'; row: unknown[] }
 
 export type WriterReply =
-  { id: number; ok: true; changes: number } | { id: number; ok: false; error: string }
+  | { id: number; ok: true; changes: number }
+  | { id: number; ok: false; error: string; code?: string }
 
 const port = parentPort
 if (port) {
@@ -48,7 +49,13 @@ if (port) {
               removeApprovals.run(m.timeMs, 'pending').changes
       reply = { id: m.id, ok: true, changes }
     } catch (e) {
-      reply = { id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }
+      const code = (e as { code?: unknown }).code
+      reply = {
+        id: m.id,
+        ok: false,
+        error: e instanceof Error ? e.message : String(e),
+        ...(typeof code === 'string' ? { code } : {}),
+      }
     }
     port.postMessage(reply)
   })

@@ -1,8 +1,11 @@
-// Gets records into the store without ever blocking a request: records queue in memory and are
-// written in batches by a background loop. When the store fails, batches are retried with
+// Gets records into the store without ever blocking a request: a forwarded request's record is
+// first made durable in the journal (journal.ts, before forwarding), its final record queues in
+// memory and is written in batches by a background loop. When the store fails, batches are retried with
 // backoff and nothing is dropped; once the queue reaches its bound, `admits()` turns false and the
 // gateway refuses new requests with 503 (fail closed, NIST SP 800-53 AU-5) until the store takes
 // writes again. The other policy, `dropRecords`, keeps serving and counts what it drops.
+// A batch the store refuses for one record's content is written record by record, and the
+// poisoned record stored escaped and flagged (quarantine.ts): content never blocks the queue.
 // On shutdown the queue is flushed; what the store will not take is spooled to a file in the
 // data directory and written on the next start.
 import {
@@ -16,7 +19,10 @@ import {
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Logger } from '../observability/logger.ts'
+import type { AuditJournal } from './journal.ts'
+import { quarantined } from './quarantine.ts'
 import type { AuditRecord } from './record.ts'
+import { isContentError } from './storable.ts'
 import type { AuditStore } from './store.ts'
 
 export type StoreFailurePolicy = 'refuseRequests' | 'dropRecords'
@@ -29,6 +35,8 @@ export interface AuditWriterOptions {
   onStoreFailure: StoreFailurePolicy
   /** Where unflushed records go on shutdown (and are read back from at start). */
   spoolDir?: string
+  /** Where forwarded requests' records are made durable first; absent: memory only. */
+  journal?: AuditJournal
   logger?: Logger
 }
 
@@ -38,6 +46,10 @@ export interface AuditWriterStats {
   dropped: number
   /** Requests refused because the buffer was full. */
   refused: number
+  /** Records the store refused for their content, stored escaped and flagged instead. */
+  quarantined: number
+  /** Journal lines whose final record is not in the store yet. */
+  journalPending: number
   storeHealthy: boolean
   lastError?: string
 }
@@ -57,6 +69,8 @@ export class AuditWriter {
     written: 0,
     dropped: 0,
     refused: 0,
+    quarantined: 0,
+    journalPending: 0,
     storeHealthy: true,
   }
 
@@ -69,10 +83,24 @@ export class AuditWriter {
     return this.#store
   }
 
-  /** False while the buffer is full under the refuseRequests policy: refuse new requests. */
-  admits(): boolean {
+  /**
+   * The one rule for "may Gatehouse take requests" (readyz and the admit stage both ask it):
+   * the journal can write, and under refuseRequests the buffer is below its bound.
+   */
+  accepting(): boolean {
+    if (this.#opts.journal && !this.#opts.journal.healthy) return false
     if (this.#opts.onStoreFailure === 'dropRecords') return true
-    const ok = this.#queue.length < this.#opts.maxBufferedRecords
+    return this.#queue.length < this.#opts.maxBufferedRecords
+  }
+
+  /** False for a moment after the journal failed to write (disk full or failing). */
+  journalHealthy(): boolean {
+    return this.#opts.journal?.healthy ?? true
+  }
+
+  /** accepting(), counting the refusals (summarised in one record when accepting again). */
+  admits(): boolean {
+    const ok = this.accepting()
     if (ok) {
       if (this.#refusing) this.#endRefusals()
       return true
@@ -86,7 +114,9 @@ export class AuditWriter {
       this.#refusing = { requests: 1, from: now, until: now }
       this.#opts.logger?.error(
         { buffered: this.#queue.length, store: this.#store.location },
-        'audit buffer full: refusing requests until the audit store takes writes (onStoreFailure: refuseRequests)',
+        !this.journalHealthy()
+          ? 'audit journal cannot write: refusing requests until it can'
+          : 'audit buffer full: refusing requests until the audit store takes writes (onStoreFailure: refuseRequests)',
       )
     }
     return false
@@ -117,6 +147,15 @@ export class AuditWriter {
     this.#schedule()
   }
 
+  /**
+   * Makes a forwarded request's record durable before it is forwarded: resolves once it is in
+   * the journal (on disk), rejects when it cannot be (then the request must be refused). Without
+   * a journal it resolves at once (audit.journal.enabled false: memory only).
+   */
+  begin(record: AuditRecord): Promise<void> {
+    return this.#opts.journal ? this.#opts.journal.append(record) : Promise.resolve()
+  }
+
   /** Never blocks, never throws. */
   write(record: AuditRecord): void {
     if (
@@ -124,6 +163,8 @@ export class AuditWriter {
       this.#opts.onStoreFailure === 'dropRecords'
     ) {
       this.#stats.dropped++
+      // Dropped by choice (dropRecords): its journal line goes too, or pending lines would grow.
+      this.#opts.journal?.settle([record.id])
       if (this.#stats.dropped === 1 || this.#stats.dropped % 1000 === 0)
         this.#opts.logger?.error(
           { dropped: this.#stats.dropped },
@@ -138,7 +179,11 @@ export class AuditWriter {
   }
 
   stats(): AuditWriterStats {
-    return { ...this.#stats, buffered: this.#queue.length }
+    return {
+      ...this.#stats,
+      buffered: this.#queue.length,
+      journalPending: this.#opts.journal?.pending ?? 0,
+    }
   }
 
   #schedule(): void {
@@ -158,7 +203,7 @@ export class AuditWriter {
     while (this.#queue.length) {
       const batch = this.#queue.slice(0, this.#opts.batchSize)
       try {
-        await this.#store.insert(batch)
+        await this.#insert(batch)
       } catch (e) {
         this.#failures++
         const message = (e as Error).message ?? String(e)
@@ -177,6 +222,7 @@ export class AuditWriter {
       }
       // The queue may have grown meanwhile; the batch is still its head.
       this.#queue.splice(0, batch.length)
+      this.#opts.journal?.settle(batch.map((r) => r.id))
       this.#stats.written += batch.length
       if (!this.#stats.storeHealthy) {
         this.#opts.logger?.warn({ store: this.#store.location }, 'audit store is writable again')
@@ -184,6 +230,41 @@ export class AuditWriter {
         delete this.#stats.lastError
       }
       this.#failures = 0
+    }
+  }
+
+  /**
+   * Inserts a batch; when the store refuses it for content, record by record, each refused
+   * record stored as its quarantined stand-in. Outages (anything else) throw: retried whole.
+   */
+  async #insert(batch: readonly AuditRecord[]): Promise<void> {
+    try {
+      await this.#store.insert(batch)
+      return
+    } catch (e) {
+      if (!isContentError(e)) throw e
+      if (batch.length > 1) {
+        for (const r of batch) await this.#insert([r])
+        return
+      }
+      const reason = (e as Error).message ?? String(e)
+      const stand = quarantined(batch[0]!, reason)
+      try {
+        await this.#store.insert([stand])
+        this.#stats.quarantined++
+        this.#opts.logger?.error(
+          { requestId: stand.id, store: this.#store.location, error: reason },
+          'audit store refused a record for its content: stored escaped and flagged (storage.escaped)',
+        )
+      } catch (e2) {
+        if (!isContentError(e2)) throw e2
+        // Not even the bounded ASCII stand-in is accepted: never block the queue on it.
+        this.#stats.dropped++
+        this.#opts.logger?.error(
+          { requestId: stand.id, error: (e2 as Error).message },
+          'audit store refused a record and its escaped stand-in: record dropped',
+        )
+      }
     }
   }
 
@@ -214,12 +295,14 @@ export class AuditWriter {
         mode: 0o600,
       })
       renameSync(`${file}.tmp`, file)
+      this.#opts.journal?.settle(this.#queue.map((r) => r.id))
       this.#opts.logger?.warn(
         { records: this.#queue.length, file },
         'audit store unavailable at shutdown: records spooled to disk, written at next start',
       )
       this.#queue = []
     }
+    await this.#opts.journal?.close()
     await this.#store.close().catch(() => undefined)
   }
 
@@ -238,7 +321,7 @@ export class AuditWriter {
       const path = join(dir, f)
       for (const line of readFileSync(path, 'utf8').split('\n')) {
         if (!line.trim()) continue
-        this.#queue.push(JSON.parse(line) as AuditRecord)
+        this.#queue.push(spooledRecord(line, f))
         n++
       }
       unlinkSync(path)
@@ -249,4 +332,52 @@ export class AuditWriter {
     }
     return n
   }
+
+  /**
+   * Queues the records the journal recovered (requests forwarded by a run that stopped before
+   * recording their end), after the spool: a request whose final record was spooled keeps it.
+   */
+  recoverJournal(): number {
+    const journal = this.#opts.journal
+    if (!journal) return 0
+    const queued = new Set(this.#queue.map((r) => r.id))
+    const spooled: string[] = []
+    let n = 0
+    for (const r of journal.recovered()) {
+      if (queued.has(r.id)) spooled.push(r.id)
+      else {
+        this.#queue.push(r)
+        n++
+      }
+    }
+    journal.settle(spooled)
+    if (n) this.#schedule()
+    return n
+  }
+}
+
+/**
+ * A spooled line as a record. A line that is not a record (a torn or edited file) becomes a
+ * quarantined stand-in carrying it, so it is kept as evidence and never blocks the start.
+ */
+function spooledRecord(line: string, file: string): AuditRecord {
+  try {
+    const r = JSON.parse(line) as AuditRecord
+    if (typeof r?.id === 'string' && typeof r.time === 'string' && r.response) return r
+  } catch {
+    // below
+  }
+  const placeholder: AuditRecord = {
+    id: `gatehouse-spool-unreadable-${randomUUID()}`,
+    time: new Date().toISOString(),
+    durationMs: 0,
+    cluster: null,
+    identity: null,
+    source: { address: '' },
+    request: null,
+    decision: null,
+    principal: null,
+    response: { code: 0, requestBytes: 0, responseBytes: 0 },
+  }
+  return quarantined(placeholder, `unreadable line in spool file ${file}`, Buffer.from(line))
 }

@@ -43,8 +43,32 @@ const oidcSchema = z.strictObject({
     })
     .default([...ASYMMETRIC_ALGORITHMS]),
   clockSkewSeconds: z.number().int().min(0).max(300).default(30),
-  /** After a JWKS fetch, no other for this long, however many unknown key ids arrive (rate limit). */
+  /**
+   * After a JWKS fetch attempt (failed or not), no other for this long, however many unknown
+   * key ids arrive (rate limit).
+   */
   jwksRefreshCooldownSeconds: z.number().min(0).max(300).default(5),
+  /** Tokens living longer than this (exp - iat; without iat, exp - now) are refused. */
+  maxTokenLifetimeSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(366 * 86400)
+    .default(86400),
+  /**
+   * kubernetes preset only: each token is confirmed by the issuing cluster's TokenReview, so a
+   * deleted ServiceAccount, pod or secret ends its tokens within cacheTtlSeconds. Default: the
+   * default cluster. false: signature and claims only (tokens outlive their objects).
+   */
+  revocationCheck: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        cluster: z.string().min(1).optional(),
+        cacheTtlSeconds: z.number().int().min(0).max(60).default(5),
+      }),
+    ])
+    .optional(),
   claimMappings: z
     .strictObject({
       username: claimMapping.optional(),

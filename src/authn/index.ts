@@ -22,14 +22,30 @@ export type { Authenticator, AuthnResult, Credentials, Identity } from './types.
 
 export async function createAuthenticatorFromConfig(
   config: AuthnConfig,
-  deps: { logger: Logger; baseDir?: string; tokenReviewer?: TokenReviewer },
+  deps: {
+    logger: Logger
+    baseDir?: string
+    tokenReviewer?: TokenReviewer
+    /** Whose TokenReview confirms kubernetes-preset tokens when revocationCheck names none. */
+    defaultCluster?: string | undefined
+  },
 ): Promise<{ authenticator: Authenticator; warnings: string[] }> {
   const warnings: string[] = []
   const baseDir = deps.baseDir ?? process.cwd()
   const oidcIssuers = config.authenticators.flatMap(({ oidc }) => (oidc ? [oidc.issuer] : []))
   const list: Authenticator[] = config.authenticators.map(
     ({ oidc, tokenReview, mtls, staticTokens }) => {
-      if (oidc) return createOidcAuthenticator(oidc, { baseDir })
+      if (oidc) {
+        if (oidc.preset === 'kubernetes' && oidc.revocationCheck === false)
+          warnings.push(
+            `authentication: revocationCheck is off for ${oidc.issuer}: tokens of deleted ServiceAccounts are accepted until they expire`,
+          )
+        return createOidcAuthenticator(oidc, {
+          baseDir,
+          ...(deps.tokenReviewer ? { tokenReviewer: deps.tokenReviewer } : {}),
+          ...(deps.defaultCluster ? { defaultCluster: deps.defaultCluster } : {}),
+        })
+      }
       if (tokenReview) {
         if (!deps.tokenReviewer)
           throw new Error('tokenReview authentication needs a cluster connection')

@@ -1,21 +1,27 @@
-// OIDC/JWT from one issuer: discovery and JWKS (cached, refetched on an unknown key id with a
-// cooldown), an allow-list of asymmetric algorithms, and strict iss/aud/exp/nbf/iat checks.
+// OIDC/JWT from one issuer: discovery and JWKS (bounded fetches, same-origin redirects only;
+// keys cached, refetched on an unknown key id with a cooldown that failures start too), an
+// allow-list of asymmetric algorithms, strict iss/aud/exp/nbf/iat checks and a maximum token
+// lifetime. With the kubernetes preset, each token is also confirmed by the issuing cluster's
+// TokenReview (revocation.ts): a deleted ServiceAccount, pod or secret ends its tokens.
 // A token is routed here only if its (unverified) `iss` names this issuer; everything that
 // decides who the caller is comes from the verified payload.
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
-  createRemoteJWKSet,
-  customFetch,
   decodeJwt,
   decodeProtectedHeader,
   errors,
   jwtVerify,
   type JWTPayload,
+  type JWTVerifyGetKey,
 } from 'jose'
 import { Agent, fetch as undiciFetch } from 'undici'
 import type { OidcConfig } from './config.ts'
+import { fetchIssuerJson, IssuerUnavailable } from './issuer-fetch.ts'
+import { createIssuerKeys } from './issuer-keys.ts'
 import { mapClaims, MappingError } from './presets.ts'
+import { createRevocationCheck, type RevocationCheck } from './revocation.ts'
+import type { TokenReviewer } from './token-review.ts'
 import {
   NOT_APPLICABLE,
   rejected,
@@ -30,7 +36,6 @@ const VERIFIED_CACHE_ENTRIES = 10_000
 
 /** How long a failed discovery is remembered before trying again. */
 const DISCOVERY_RETRY_MS = 5_000
-const FETCH_TIMEOUT_MS = 5_000
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
@@ -65,43 +70,43 @@ export function makeFetch(caFile: string | undefined, baseDir: string): Fetch {
     undiciFetch(url, { ...init, dispatcher: agent } as Parameters<typeof undiciFetch>[1])
 }
 
-export class IssuerUnavailable extends Error {}
+export { IssuerUnavailable }
 
 export function createOidcAuthenticator(
   config: OidcConfig,
-  opts: { baseDir?: string; now?: () => number } = {},
+  opts: {
+    baseDir?: string
+    now?: () => number
+    /** TokenReview for the kubernetes preset's revocation check. */
+    tokenReviewer?: TokenReviewer
+    /** The cluster whose TokenReview confirms kubernetes-preset tokens when none is named. */
+    defaultCluster?: string
+  } = {},
 ): Authenticator {
   const issuer = config.issuer
   const doFetch = makeFetch(config.caFile, opts.baseDir ?? process.cwd())
-  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined
-  let discovery: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined
+  let jwks: JWTVerifyGetKey | undefined
+  let discovery: Promise<JWTVerifyGetKey> | undefined
   let discoveryFailedAt = 0
+  const revocation: RevocationCheck | undefined = createRevocationCheck(config, opts)
+  /** How long a verified token is remembered: never longer than a revocation check is. */
+  const verifiedCacheMs = revocation ? revocation.cacheMs : VERIFIED_CACHE_MS
 
-  const keySet = (jwksUri: string): ReturnType<typeof createRemoteJWKSet> =>
-    createRemoteJWKSet(new URL(jwksUri), {
-      cooldownDuration: config.jwksRefreshCooldownSeconds * 1000,
-      cacheMaxAge: 10 * 60_000,
-      timeoutDuration: FETCH_TIMEOUT_MS,
-      [customFetch]: (url, init) => doFetch(url, init),
+  const keySet = (jwksUri: string): JWTVerifyGetKey =>
+    createIssuerKeys(jwksUri, doFetch, {
+      cooldownMs: config.jwksRefreshCooldownSeconds * 1000,
+      ...(opts.now ? { now: opts.now } : {}),
     })
 
-  const discover = async (): Promise<ReturnType<typeof createRemoteJWKSet>> => {
+  const discover = async (): Promise<JWTVerifyGetKey> => {
     if (config.jwksUri) return keySet(config.jwksUri)
     const url = `${normalise(issuer)}/.well-known/openid-configuration`
-    let doc: { issuer?: unknown; jwks_uri?: unknown }
-    try {
-      const res = await doFetch(url, {
-        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-        headers: { accept: 'application/json' },
-      })
-      if (res.status !== 200)
-        throw new IssuerUnavailable(`discovery ${url} answered HTTP ${res.status}`)
-      doc = (await res.json()) as typeof doc
-    } catch (err) {
-      throw err instanceof IssuerUnavailable
-        ? err
-        : new IssuerUnavailable(`discovery ${url} failed: ${(err as Error).message}`)
-    }
+    const doc = (await fetchIssuerJson(doFetch, url, 'discovery')) as {
+      issuer?: unknown
+      jwks_uri?: unknown
+    } | null
+    if (!doc || typeof doc !== 'object')
+      throw new IssuerUnavailable(`discovery ${url} is not a JSON object`)
     // The document must be the issuer's own (OpenID Connect Discovery 1.0, section 4.3).
     if (doc.issuer !== issuer)
       throw new IssuerUnavailable(
@@ -112,7 +117,7 @@ export function createOidcAuthenticator(
     return keySet(doc.jwks_uri)
   }
 
-  const getKeySet = async (): Promise<ReturnType<typeof createRemoteJWKSet>> => {
+  const getKeySet = async (): Promise<JWTVerifyGetKey> => {
     if (jwks) return jwks
     if (!discovery) {
       if (Date.now() - discoveryFailedAt < DISCOVERY_RETRY_MS)
@@ -149,7 +154,7 @@ export function createOidcAuthenticator(
       if (result.outcome === 'authenticated') {
         const exp = Number(result.identity.claims['exp']) * 1000
         if (verified.size >= VERIFIED_CACHE_ENTRIES) verified.delete(verified.keys().next().value!)
-        verified.set(key, { result, until: Math.min(now + VERIFIED_CACHE_MS, exp) })
+        verified.set(key, { result, until: Math.min(now + verifiedCacheMs, exp) })
       }
       return result
     },
@@ -190,9 +195,21 @@ export function createOidcAuthenticator(
         `token from ${issuer} was issued in the future (iat)`,
       )
     }
+    // A leaked long-lived token is a standing credential: bound iat..exp (or, without iat,
+    // what is left of it).
+    const lifetime = payload.exp! - (typeof payload.iat === 'number' ? payload.iat : now)
+    if (lifetime > config.maxTokenLifetimeSeconds)
+      return rejected(
+        'GW_AUTHN_INVALID_TOKEN',
+        `token from ${issuer} lives ${lifetime} s, more than maxTokenLifetimeSeconds (${config.maxTokenLifetimeSeconds})`,
+      )
     for (const [claim, value] of Object.entries(config.requiredClaims ?? {})) {
       if (String(payload[claim]) !== value)
         return rejected('GW_AUTHN_INVALID_TOKEN', `claim ${claim} is not ${value}`)
+    }
+    if (revocation) {
+      const refused = await revocation.confirm(token, payload)
+      if (refused) return refused
     }
     try {
       const mapped = mapClaims(payload, config)

@@ -163,6 +163,12 @@ export function mapClaims(claims: Claims, config: OidcConfig): MappedIdentity {
       extra: { ...mapped.extra, ...extra.extra },
     }
   }
+  // The cluster sees the name in an Impersonate-User header: visible ASCII only (a U+0000 or
+  // a line break in a claim must not become a 500 upstream, or a header injection).
+  if (!/^[\x20-\x7e]{1,1024}$/.test(mapped.name))
+    throw new MappingError(
+      'the identity name mapped from the token has characters a Kubernetes user name cannot carry (control or non-ASCII characters), or is longer than 1024',
+    )
   const sub = str(claims['sub'])
   mapped.extra[provenance('issuer')] = [String(claims['iss'])]
   if (sub) mapped.extra[provenance('subject')] = [sub]

@@ -132,8 +132,49 @@ export const auditStoreSchema = exactlyOneOf({
     ),
 })
 
+export const auditJournalSchema = z.strictObject({
+  /**
+   * true (default): a forwarded request's record is on disk (<dataDir>/audit-journal) before the
+   * request is forwarded. false: records live in memory until written, so a crash loses the
+   * last moments of them (docs/audit.md).
+   */
+  enabled: z.boolean().default(true),
+  /** Each group of appends on disk (O_DSYNC) before forwarding: survives a power loss too. */
+  fsync: z.boolean().default(true),
+  maxSegmentBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .default(16 * 1024 * 1024),
+})
+
+export const auditRefusalsSchema = z.strictObject({
+  /** The window over which refusals are counted per source address (an IPv6 /64). */
+  windowSeconds: z.number().int().min(1).max(3600).default(10),
+  /** Refusals from one source recorded one by one per window; the rest in one counted summary. */
+  recordsPerSource: z.number().int().min(0).default(20),
+  /** Refusals recorded one by one per window across all sources (the store's worst case). */
+  maxRecordsPerWindow: z.number().int().min(0).default(200),
+  /** Refusals per window after which a source gets 429 until the window ends; 0: no limit. */
+  limitPerSource: z.number().int().min(0).default(200),
+  /** A refusal's request target and header values are kept up to this many characters (then a hash). */
+  maxFieldChars: z.number().int().min(80).max(8192).default(512),
+})
+
 export const auditSchema = z.strictObject({
   store: auditStoreSchema.default({ sqlite: {} }),
+  journal: auditJournalSchema.default({
+    enabled: true,
+    fsync: true,
+    maxSegmentBytes: 16 * 1024 * 1024,
+  }),
+  refusals: auditRefusalsSchema.default({
+    windowSeconds: 10,
+    recordsPerSource: 20,
+    maxRecordsPerWindow: 200,
+    limitPerSource: 200,
+    maxFieldChars: 512,
+  }),
   /** Records held in memory while the store is slow or down; then onStoreFailure applies. */
   maxBufferedRecords: z.number().int().min(100).default(10_000),
   batchSize: z.number().int().min(1).max(5000).default(500),
@@ -361,6 +402,14 @@ export const gatewayConfigSchema = z
     policies: policiesSchema.default({ paths: [], watchIntervalMs: 2000 }),
     audit: auditSchema.default({
       store: { sqlite: {} },
+      journal: { enabled: true, fsync: true, maxSegmentBytes: 16 * 1024 * 1024 },
+      refusals: {
+        windowSeconds: 10,
+        recordsPerSource: 20,
+        maxRecordsPerWindow: 200,
+        limitPerSource: 200,
+        maxFieldChars: 512,
+      },
       maxBufferedRecords: 10_000,
       batchSize: 500,
       flushIntervalMs: 100,

@@ -34,6 +34,18 @@ export const errorCodes = {
   // Retry-After lets client-go (kubectl, helm, controllers) retry by itself through a short
   // audit-store outage instead of failing the command.
   GW_AUDIT_UNAVAILABLE: { status: 503, reason: 'ServiceUnavailable', retryAfterSeconds: 1 },
+  // A forwarded request's record must be on disk before the request goes upstream: when the
+  // journal cannot write (disk full or failing), the request is refused and may be retried.
+  GW_AUDIT_JOURNAL_UNAVAILABLE: {
+    status: 503,
+    reason: 'ServiceUnavailable',
+    retryAfterSeconds: 1,
+  },
+  // The request's audit record could not be built (it is refused before forwarding, never
+  // forwarded without a record).
+  GW_AUDIT_RECORD_FAILED: { status: 500, reason: 'InternalError' },
+  // One source sent more refused requests than audit.refusals.limitPerSource in a window.
+  GW_REFUSALS_RATE_LIMITED: { status: 429, reason: 'TooManyRequests' },
   GW_SESSION_UNSUPPORTED: { status: 502, reason: 'BadGateway' },
   // Sessions last; a retry soon after another one closes may succeed.
   GW_SESSION_LIMIT: { status: 429, reason: 'TooManyRequests', retryAfterSeconds: 10 },

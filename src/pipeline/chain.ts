@@ -1,5 +1,7 @@
 // The request pipeline, in execution order. Order matters:
-//  - admit first: while audit records cannot be kept, nothing else is done (fail closed);
+//  - admit first: while audit records cannot be kept, nothing else is done (fail closed), and a
+//    credential-less request from a source flooding refusals is turned away before it costs
+//    anything;
 //  - route before requestInfo: attributes are computed on the path the cluster will see;
 //  - requestInfo before authenticate: unclassifiable requests are refused without touching
 //    credentials, and every later stage (and the audit record) can rely on the attributes;
@@ -14,12 +16,15 @@
 //    request that will be refused;
 //  - hold after authorize (only `approve` decisions wait) and before impersonate: nothing is
 //    sent upstream for a request people have not approved;
+//  - journal after impersonate and right before forward: the record made durable names
+//    everything decided (identity, decision, principal), and nothing can refuse the request
+//    between its record being on disk and its forwarding;
 //  - forward last: the only stage that talks to the cluster.
 import type { Authenticator } from '../authn/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
 import type { PolicySet } from '../policy/index.ts'
 import type { Stage } from './stage.ts'
-import { createAdmitStage } from './stages/admit.ts'
+import { createAdmitStage, type Admit } from './stages/admit.ts'
 import { createAuthenticateStage } from './stages/authenticate.ts'
 import { createAuthorizeStage } from './stages/authorize.ts'
 import { createForwardStage, type ForwardHooks } from './stages/forward.ts'
@@ -28,6 +33,7 @@ import { createLimitStage } from './stages/limit.ts'
 import type { ConcurrencyGate } from './concurrency.ts'
 import type { ApprovalService } from '../approval/service.ts'
 import { createImpersonateStage } from './stages/impersonate.ts'
+import { createJournalStage, type JournalRecord } from './stages/journal.ts'
 import { createReadBodyStage } from './stages/read-body.ts'
 import { createRequestInfoStage } from './stages/request-info.ts'
 import { createRouteStage } from './stages/route.ts'
@@ -37,8 +43,10 @@ export function buildChain(deps: {
   clusters: ReadonlyMap<string, UpstreamCluster>
   authenticator: Authenticator
   policies: () => PolicySet
-  /** False while audit records cannot be kept: requests are refused. */
-  admits: () => boolean
+  /** Throws while audit records cannot be kept, or when the source floods refusals. */
+  admit: Admit
+  /** Makes the request's record durable before forwarding (throws when it cannot). */
+  journal: JournalRecord
   maxBodyBytes: number
   /** A request body that sends nothing for this long is refused (408). */
   bodyIdleMs: number
@@ -50,7 +58,7 @@ export function buildChain(deps: {
   approvals?: ApprovalService | undefined
 }): readonly Stage[] {
   return Object.freeze([
-    createAdmitStage(deps.admits),
+    createAdmitStage(deps.admit),
     createRouteStage(deps.clusters),
     createRequestInfoStage(),
     createAuthenticateStage(deps.authenticator),
@@ -60,6 +68,7 @@ export function buildChain(deps: {
     createAuthorizeStage(deps.policies),
     createHoldStage(deps.approvals),
     createImpersonateStage(),
+    createJournalStage(deps.journal),
     createForwardStage({
       maxBodyBytes: deps.maxBodyBytes,
       sendTimeoutMs: deps.sendTimeoutMs,

@@ -12,6 +12,7 @@ export type StageName =
   | 'authorize'
   | 'hold'
   | 'impersonate'
+  | 'journal'
   | 'forward'
 
 export interface Stage {

@@ -5,59 +5,15 @@
 // refusals themselves are summarised in one record per outage. Proven by counting.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { createServer, connect, type Server, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { Agent, request } from 'undici'
 import { kubectl } from '../../harness/index.ts'
 import { startGatehouse, type RunningGatehouse } from '../../harness/gatehouse.ts'
 import { authenticationConfig, useGatewayEnv } from './env.ts'
+import { pgRelay, PG_URL } from './pg-relay.ts'
 
-const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const PG_SCHEMA = `gh_e2e_outage_${process.pid}`
-
-/** A TCP relay to PostgreSQL that can refuse and reset connections, as a stopped server would. */
-async function pgRelay(): Promise<{
-  url: string
-  cut(): void
-  restore(): void
-  close(): Promise<void>
-}> {
-  const target = new URL(PG_URL)
-  const sockets = new Set<Socket>()
-  let down = false
-  const server: Server = createServer((client) => {
-    if (down) {
-      client.destroy()
-      return
-    }
-    const upstream = connect(Number(target.port || 5432), target.hostname)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
-      s.on('error', () => undefined)
-    }
-    client.pipe(upstream).pipe(client)
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as { port: number }).port
-  const url = new URL(PG_URL)
-  url.hostname = '127.0.0.1'
-  url.port = String(port)
-  return {
-    url: url.toString(),
-    cut() {
-      down = true
-      for (const s of sockets) s.destroy()
-    },
-    restore() {
-      down = false
-    },
-    close: () => new Promise((r) => server.close(() => r())),
-  }
-}
 
 interface Outcome {
   status: number

@@ -253,7 +253,14 @@ describe('OIDC authenticator', () => {
   })
 
   test('the kubernetes preset names a service account without becoming it', async () => {
-    const auth = createOidcAuthenticator(config({ preset: 'kubernetes', name: 'prod' }))
+    const auth = createOidcAuthenticator(config({ preset: 'kubernetes', name: 'prod' }), {
+      defaultCluster: 'prod',
+      tokenReviewer: () =>
+        Promise.resolve({
+          authenticated: true,
+          user: { username: 'system:serviceaccount:ci:deployer' },
+        }),
+    })
     const token = await issuer.mint({
       iss: issuer.url,
       aud: ['gatehouse'],
