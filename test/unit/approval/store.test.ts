@@ -60,6 +60,37 @@ for (const [kind, open] of stores) {
       assert.ok(await store.getApproval(`${kind}-1`), 'newer approvals stay')
     })
 
+    it('lists by state, approver set and requester, a page at a time with a count', async () => {
+      const sre = [{ group: 'sre' }]
+      const db = [{ group: 'db' }]
+      for (let i = 0; i < 7; i++)
+        await store.insertApproval(
+          pendingApproval({
+            id: `${kind}-page-${i}`,
+            createdAt: new Date(Date.UTC(2027, 0, 1, 0, 0, i)).toISOString(),
+            settings: { ...pendingApproval().settings, approvers: i < 5 ? sre : db },
+            requester: { ...pendingApproval().requester, name: `human:req\u0000${i % 2}` },
+          }),
+        )
+      const sets = await store.approverSets()
+      const dbKey = sets.find((x) => JSON.stringify(x.approvers) === JSON.stringify(db))!.key
+      const visibleTo = { approverSets: [dbKey] }
+      assert.equal(await store.countApprovals({ state: 'pending', visibleTo }), 2)
+      const page = await store.queryApprovals({ state: 'pending', visibleTo, limit: 1, offset: 1 })
+      assert.deepEqual(
+        page.map((a) => a.id),
+        [`${kind}-page-5`],
+      )
+      // a requester's own (its name holds U+0000: stored and matched exactly on both stores)
+      const mine = { approverSets: [], requester: 'human:req\u00001' }
+      const own = await store.queryApprovals({ visibleTo: mine, sinceMs: Date.UTC(2027, 0, 1) })
+      assert.deepEqual(
+        own.map((a) => a.id),
+        [`${kind}-page-5`, `${kind}-page-3`, `${kind}-page-1`],
+      )
+      assert.equal(await store.countApprovals({ visibleTo: { approverSets: [] } }), 0)
+    })
+
     it('updates by compare-and-set: of two writers of one version, one wins', async () => {
       const a = pendingApproval({ id: `${kind}-cas` })
       await store.insertApproval(a)
