@@ -3,14 +3,22 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { GatewayHandlers } from './http/server.ts'
 import { createRequestRecorder, type AuditWriter } from './audit/index.ts'
 import type { Authenticator } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
-import { GatewayError, rawStatusResponse, toKubeStatus } from './errors/index.ts'
+import type { GatewayError } from './errors/index.ts'
 import type { AuditRecord } from './audit/index.ts'
 import type { Logger } from './observability/logger.ts'
 import type { PolicySource } from './policy/index.ts'
-import { buildChain, respondWithError, runStages, type RequestContext } from './pipeline/index.ts'
+import {
+  buildChains,
+  respondWithError,
+  runChain,
+  sendRefusal,
+  type RequestContext,
+} from './pipeline/index.ts'
+import { requestFacts, responseFacts } from './pipeline/facts.ts'
 import { createUpstreamCluster, type UpstreamCluster } from './upstream/cluster.ts'
 import { Masking } from './masking/profile.ts'
 import type { SessionManager } from './sessions/manager.ts'
@@ -36,22 +44,12 @@ export interface GatewayDeps {
   onComplete?: (ctx: RequestContext, error: GatewayError | undefined) => void
 }
 
-export interface Gateway {
+/** The gateway: the listener's handlers (src/http/server.ts), plus what the server reports. */
+export interface Gateway extends GatewayHandlers {
   readonly clusters: ReadonlyMap<string, UpstreamCluster>
   readonly warnings: readonly string[]
   /** Static warnings plus the live ones (a rejected policy change, an audit store outage). */
   currentWarnings(): string[]
-  handleRequest(req: IncomingMessage, res: ServerResponse): void
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
-  /** Answers a request the listener refuses before the pipeline (oversized headers, Expect, CONNECT), with its record. */
-  refuseRequest(req: IncomingMessage, res: ServerResponse, error: GatewayError): void
-  /**
-   * Answers a connection whose request could not even be parsed (a malformed request line,
-   * headers over the limit on HTTP/1.1) with a raw Status, and records the refusal.
-   */
-  refuseConnection(socket: Duplex, error: GatewayError): void
-  /** Stop taking requests; let plain ones finish within graceMs; end watches and sessions. */
-  shutdown(graceMs: number): Promise<void>
 }
 
 /** Gatehouse's own probes; outside every Kubernetes path, so they never shadow the API. */
@@ -177,22 +175,21 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     logger: deps.logger,
   })
   const concurrency = new ConcurrencyGate(config.limits.concurrency)
-  const chain = buildChain({
+  const chains = buildChains({
     concurrency,
     bodyIdleMs: config.limits.requestBodyIdleMs,
     sendTimeoutMs: config.limits.sendTimeoutMs,
     clusters,
     authenticator: deps.authenticator,
     policies: () => deps.policies.current,
-    admit: (request) => recorder.admit(request),
-    journal: (ctx) => recorder.journal(ctx),
+    admission: { draining: () => draining, admit: (request) => recorder.admit(request) },
+    journal: (facts) => recorder.journal(facts),
     maxBodyBytes: config.limits.maxRequestBodyBytes,
     auditBodyBytes: config.audit.maxBodyBytes,
     approvals: deps.approvals,
-    hooks: {
-      ...(deps.sessions ? { sessions: deps.sessions } : {}),
-      masking,
-      policies: () => deps.policies.current,
+    sessions: deps.sessions,
+    masking,
+    tunnel: {
       sessionSlots: new SessionSlots(config.sessions.maxPerIdentity),
       trackTunnel(ctx, closed) {
         const socket = ctx.upgrade!.socket
@@ -228,7 +225,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   }
 
   const complete = (ctx: RequestContext, error: GatewayError | undefined): void => {
-    recorder.complete(ctx, error)
+    recorder.complete(requestFacts(ctx), responseFacts(ctx), error, ctx.journaled)
     deps.onComplete?.(ctx, error)
   }
 
@@ -238,18 +235,9 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
   }
 
   const run = (ctx: RequestContext): void => {
-    if (draining) {
-      refuse(
-        ctx,
-        new GatewayError(
-          'GW_SHUTTING_DOWN',
-          'Gatehouse is shutting down; retry against another replica',
-        ),
-      )
-      return
-    }
     inflight.add(ctx)
-    void runStages(chain, ctx, { logger: deps.logger, onComplete: complete }).finally(() =>
+    const chain = ctx.upgrade ? chains.upgrade : chains.plain
+    void runChain(chain, ctx, { logger: deps.logger, onComplete: complete }).finally(() =>
       inflight.delete(ctx),
     )
   }
@@ -284,9 +272,7 @@ export function buildGateway(config: GatewayConfig, deps: GatewayDeps): Gateway 
     },
     refuseConnection(socket, error) {
       const id = randomUUID()
-      if (socket.writable)
-        socket.end(rawStatusResponse(toKubeStatus(error, id), { 'Audit-ID': id }))
-      else socket.destroy()
+      sendRefusal({ socket }, id, error)
       // Bounded and, past the thresholds, counted like every refusal (a flood of malformed
       // connections costs the store no more than one of bad requests).
       if (error.code !== 'GW_AUDIT_UNAVAILABLE' && deps.audit.admits())

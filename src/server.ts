@@ -14,7 +14,6 @@ import { recordingStoreFromConfig } from './sessions/recording.ts'
 import { replicaName, SessionManager } from './sessions/manager.ts'
 import { Masking } from './masking/profile.ts'
 import { ApprovalService } from './approval/service.ts'
-import { dryRunOf } from './approval/dry-run.ts'
 import { approverPolicyOf } from './approval/decide.ts'
 import { createNotifier } from './approval/notify.ts'
 
@@ -97,7 +96,6 @@ export async function startServer(
     config: config.approvals,
     approveUrl: () => config.approvals.publicUrl ?? adminUrl.current,
     approvers: approverPolicyOf(config),
-    dryRun: dryRunOf,
   })
   if (config.approvals.notifications)
     approvals.onEvent(

@@ -1,12 +1,14 @@
 // What the request would do, for approvers: the same request sent with dryRun=All, as the
-// identity the cluster would see (the impersonate stage computes the headers on a copy of the
-// request context), for create, update, patch, delete and deletecollection. The API server
+// identity the cluster would see (the hold stage gives the headers the impersonate stage
+// computes for it), for create, update, patch, delete and deletecollection. The API server
 // answers with the object as it would become (defaults, admission), the objects a
 // deletecollection would delete, or the refusal it would give; it also decodes protobuf bodies
 // that Gatehouse cannot. Read whole up to the size approvers are shown (never cut: a larger
 // answer is reported as such), masked like bodies, without managedFields.
-import type { RequestContext } from '../pipeline/context.ts'
-import { createImpersonateStage } from '../pipeline/stages/impersonate.ts'
+import type { RequestInfo } from '../kube/request-info.ts'
+import type { UpstreamCluster } from '../upstream/cluster.ts'
+import { withDryRun } from '../upstream/dry-run.ts'
+import { withAccept } from '../upstream/headers.ts'
 import { maskKubernetesJson } from '../masking/objects.ts'
 import { maskText } from '../masking/text.ts'
 import { MAX_SHOWN_BYTES, type DryRunOutcome } from './shown.ts'
@@ -15,10 +17,17 @@ const DRY_RUN_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecol
 /** Connect subresources and proxies have no dry run: their POST reaches the kubelet or a pod. */
 const NO_DRY_RUN_SUBRESOURCES = new Set(['exec', 'attach', 'portforward', 'proxy'])
 
-const REPLACED_HEADERS = new Set(['accept', 'accept-encoding', 'content-length'])
-
-function withDryRun(path: string): string {
-  return path.includes('?') ? `${path}&dryRun=All` : `${path}?dryRun=All`
+/** The request as it would be forwarded, and the headers of the principal it is sent as. */
+export interface DryRunInput {
+  cluster: UpstreamCluster
+  info: RequestInfo
+  method: string
+  /** Path and query as forwarded. */
+  path: string
+  /** The body as forwarded (as sent, or pinned to the resourceVersion policy read). */
+  body: Buffer | undefined
+  /** The upstream headers for the principal (credential, Impersonate-*, Audit-ID). */
+  headers: readonly string[]
 }
 
 /**
@@ -57,8 +66,7 @@ export function maskedAnswer(text: string): { text: string; object?: unknown } {
   }
 }
 
-export function hasDryRun(ctx: RequestContext): boolean {
-  const info = ctx.requestInfo!
+export function hasDryRun(info: RequestInfo): boolean {
   return (
     info.isResourceRequest &&
     DRY_RUN_VERBS.has(info.verb) &&
@@ -77,33 +85,20 @@ async function readBounded(body: AsyncIterable<Buffer>): Promise<Buffer | { tooL
   return Buffer.concat(chunks)
 }
 
-export async function dryRunOf(ctx: RequestContext): Promise<DryRunOutcome | undefined> {
-  if (!hasDryRun(ctx)) return undefined
-  const method = ctx.req.method ?? 'GET'
-  // what will be forwarded: the body as sent, or pinned to the resourceVersion policy read
-  const body = dryRunBody(method, ctx.upstreamBody ?? ctx.requestBody)
+export async function dryRunOf(input: DryRunInput): Promise<DryRunOutcome | undefined> {
+  if (!hasDryRun(input.info)) return undefined
+  const { method, cluster } = input
+  const body = dryRunBody(method, input.body)
   if (body === undefined)
     return {
       error: 'no dry run: the DeleteOptions body is not a JSON object Gatehouse can mark dryRun',
     }
-  const copy: RequestContext = {
-    ...ctx,
-    id: `${ctx.id}-dry-run`,
-    timings: {},
-    warnings: [],
-  }
-  await createImpersonateStage().run(copy)
   // JSON back, whatever the client accepts (kubectl asks for protobuf): approvers read it
-  const headers: string[] = []
-  const sent = copy.upstreamHeaders!
   // (and the body's own length: a DeleteOptions body marked dryRun is longer)
-  for (let i = 0; i < sent.length; i += 2)
-    if (!REPLACED_HEADERS.has(sent[i]!.toLowerCase())) headers.push(sent[i]!, sent[i + 1]!)
-  headers.push('Accept', 'application/json')
-  const cluster = ctx.cluster!
+  const headers = withAccept(input.headers, () => 'application/json', ['content-length'])
   const res = await cluster.agent.request({
     origin: cluster.server.origin,
-    path: withDryRun(ctx.upstreamPath ?? '/'),
+    path: withDryRun(input.path),
     method,
     headers,
     body,

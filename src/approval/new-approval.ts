@@ -7,8 +7,8 @@ import { selectClaims } from '../audit/record.ts'
 import { describeRequest, proxySubpath } from '../kube/describe.ts'
 import type { GoQuery } from '../kube/query.ts'
 import { maskRequestTarget, maskText } from '../masking/text.ts'
-import type { RequestContext } from '../pipeline/context.ts'
-import { decodeRequestObject } from '../pipeline/stages/read-body.ts'
+import { requestObjectOf } from '../kube/body.ts'
+import { headerValue, type DecidedRequest } from '../request/facts.ts'
 import {
   bindingKey,
   boundRequest,
@@ -23,21 +23,21 @@ import { checkDryRunShowable, objectOf, showBody, type DryRunOutcome } from './s
 const JUSTIFICATION_HEADER = 'x-gatehouse-justification'
 const JUSTIFICATION_CLAIMS = ['justification', 'reason']
 
-export function bindingInputOf(ctx: RequestContext): BindingInput {
+export function bindingInputOf(facts: DecidedRequest): BindingInput {
   return {
-    identity: ctx.identity!,
-    cluster: ctx.cluster!.name,
-    method: ctx.req.method ?? 'GET',
-    info: ctx.requestInfo!,
-    target: ctx.upstreamPath ?? ctx.req.url ?? '/',
-    contentType: String(ctx.req.headers['content-type'] ?? ''),
-    body: ctx.requestBody,
+    identity: facts.identity,
+    cluster: facts.cluster,
+    method: facts.method,
+    info: facts.info,
+    target: facts.target,
+    contentType: String(facts.headers['content-type'] ?? ''),
+    body: facts.body,
   }
 }
 
-function justificationOf(ctx: RequestContext): string | undefined {
-  const h = ctx.req.headers[JUSTIFICATION_HEADER]
-  const claims = ctx.identity!.claims
+function justificationOf(facts: DecidedRequest): string | undefined {
+  const h = headerValue(facts, JUSTIFICATION_HEADER)
+  const claims = facts.identity.claims
   const claim = JUSTIFICATION_CLAIMS.map((c) => claims[c]).find((v) => typeof v === 'string')
   const v = typeof h === 'string' ? h : claim
   return v?.trim() ? v.trim().slice(0, 2000) : undefined
@@ -68,8 +68,8 @@ function isDryRun(query: GoQuery, verb: string, body: unknown): boolean {
 }
 
 /** A create names its object in the body (or, for protobuf, in what the dry run decoded). */
-function objectNameOf(ctx: RequestContext, object: unknown): string | undefined {
-  const info = ctx.requestInfo!
+function objectNameOf(facts: DecidedRequest, object: unknown): string | undefined {
+  const info = facts.info
   if (info.authzVerb !== 'create' || info.name || info.subresource) return undefined
   const name = (object as { metadata?: { name?: unknown } } | null)?.metadata?.name
   return typeof name === 'string' ? name.slice(0, 253) : undefined
@@ -77,35 +77,37 @@ function objectNameOf(ctx: RequestContext, object: unknown): string | undefined 
 
 export interface NewApprovalDeps {
   now: number
-  dryRun?: ((ctx: RequestContext) => Promise<DryRunOutcome | undefined>) | undefined
+  /** The API server's dry run of the request (approvers see its answer). */
+  dryRun?: (() => Promise<DryRunOutcome | undefined>) | undefined
 }
 
 export async function newApproval(
-  ctx: RequestContext,
+  facts: DecidedRequest,
   deps: NewApprovalDeps,
 ): Promise<ApprovalRecord> {
-  const d = ctx.decision!
-  const s = d.obligations.approval!
-  const info = ctx.requestInfo!
-  const who = ctx.identity!
-  const input = bindingInputOf(ctx)
+  const d = facts.decision
+  const s = d.obligations.approval
+  if (!s) throw new Error('newApproval of a request whose decision is not approve')
+  const { info, identity: who } = facts
+  const input = bindingInputOf(facts)
   const bound = boundRequest(input)
   const dry = deps.dryRun
-    ? await deps.dryRun(ctx).catch((e: unknown): DryRunOutcome => ({ error: String(e) }))
+    ? await deps.dryRun().catch((e: unknown): DryRunOutcome => ({ error: String(e) }))
     : undefined
   checkDryRunShowable(dry)
-  const shown = showBody(ctx.requestBody, input.contentType, decodeRequestObject(ctx), dry)
+  const object0 = facts.object ?? requestObjectOf(facts.body, input.contentType)
+  const shown = showBody(facts.body, input.contentType, object0, dry)
   const object = objectOf(dry, shown.object)
   const query = maskedQuery(queryOf(input.target))
-  const objectName = objectNameOf(ctx, object)
+  const objectName = objectNameOf(facts, object)
   const proxyPath = proxySubpath(info)
   const dryRun = isDryRun(query, info.verb, shown.object)
-  const justification = justificationOf(ctx)
+  const justification = justificationOf(facts)
   return {
     id: randomUUID(),
     state: 'pending',
     binding: bindingKey(bound),
-    requestId: ctx.id,
+    requestId: facts.id,
     createdAt: new Date(deps.now).toISOString(),
     expiresAt: new Date(deps.now + s.expiresIn * 1000).toISOString(),
     cluster: input.cluster,

@@ -8,13 +8,12 @@ import type { Identity } from '../authn/index.ts'
 import type { ApprovalsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { RequestContext } from '../pipeline/context.ts'
+import type { HeldRequest } from './request.ts'
 import { escapeInvisible, quote } from '../kube/describe.ts'
 import { subjectsMatcher } from '../policy/engine.ts'
 import { bindingKey, boundRequest } from './binding.ts'
 import { bindingInputOf, newApproval } from './new-approval.ts'
 import type { ApprovalQuery, ApprovalRecord } from './record.ts'
-import type { DryRunOutcome } from './shown.ts'
 import { stepRecord, type ApprovalEvent } from './steps.ts'
 import {
   decideOn,
@@ -36,8 +35,6 @@ export interface ApprovalServiceOptions {
   approveUrl?: () => string | undefined
   /** Who may decide, beyond each rule's approvers (machine identities, approver logins). */
   approvers?: ApproverPolicy
-  /** The API server's dry run of a new approval's request (approvers see its answer). */
-  dryRun?: (ctx: RequestContext) => Promise<DryRunOutcome | undefined>
   now?: () => number
 }
 
@@ -56,31 +53,14 @@ const MAX_LIMIT_RETRY_SECONDS = 30
 /** Why a hold ended without the approval: the client left, or Gatehouse is stopping. */
 class HoldInterrupted extends Error {}
 
-/**
- * Rejects when the client of a held request is gone: its connection closed, its stream reset
- * (ctx.signal), or its sending side ended. Connections are half-open (a plain request may be
- * answered after the client's FIN), but a held request must not spend an approval on a client
- * that may not be there to see it: the approval stays pending, and the retry finds it.
- */
-function clientGone(ctx: RequestContext): { promise: Promise<never>; stop(): void } {
-  // HTTP/2: the stream's own close and reset are in ctx.signal; its socket is a proxy of the
-  // stream, whose 'end' is only the end of the request body
-  const socket =
-    ctx.upgrade?.socket ?? (ctx.req.httpVersionMajor === 1 ? ctx.req.socket : undefined)
+/** Rejects once the held request's client is gone (HeldRequest.gone). */
+function clientGone(held: HeldRequest): { promise: Promise<never>; stop(): void } {
   let stop = (): void => undefined
   const promise = new Promise<never>((_, reject) => {
     const onGone = (): void => reject(new HoldInterrupted('the client went away'))
-    if (ctx.signal?.aborted || socket?.destroyed || socket?.readableEnded) return onGone()
-    ctx.signal?.addEventListener('abort', onGone, { once: true })
-    ctx.res?.once('close', onGone)
-    socket?.once('end', onGone)
-    socket?.once('close', onGone)
-    stop = () => {
-      ctx.signal?.removeEventListener('abort', onGone)
-      ctx.res?.off('close', onGone)
-      socket?.off('end', onGone)
-      socket?.off('close', onGone)
-    }
+    if (held.gone.aborted) return onGone()
+    held.gone.addEventListener('abort', onGone, { once: true })
+    stop = () => held.gone.removeEventListener('abort', onGone)
   })
   promise.catch(() => undefined)
   return { promise, stop: () => stop() }
@@ -187,24 +167,26 @@ export class ApprovalService {
    * The hold stage: returns when the request may pass (an approval of this exact request was
    * used), or throws the Status the client gets (pending with its id, denied, expired).
    */
-  async hold(ctx: RequestContext): Promise<void> {
-    const settings = ctx.decision!.obligations.approval!
-    const binding = bindingKey(boundRequest(bindingInputOf(ctx)))
+  async hold(held: HeldRequest): Promise<void> {
+    const { request } = held
+    const settings = request.decision.obligations.approval
+    if (!settings) throw new GatewayError('GW_INTERNAL', 'a held request without approval settings')
+    const binding = bindingKey(boundRequest(bindingInputOf(request)))
     for (let attempt = 0; attempt < 20; attempt++) {
       const found = await this.#o.store.queryApprovals({ binding, limit: 50 })
       let pending: ApprovalRecord | undefined
       for (const a of found) {
-        if (a.requester.name !== ctx.identity!.name) continue
-        if (a.state === 'approved' && (await this.#use(a, ctx))) return
+        if (a.requester.name !== request.identity.name) continue
+        if (a.state === 'approved' && (await this.#use(a, held))) return
         if (a.state === 'pending' && this.#now() < Date.parse(a.expiresAt)) pending ??= a
-        this.#refuseFallback(a, ctx)
+        this.#refuseFallback(a, request.method)
       }
-      const a = pending ?? (await this.#create(ctx, binding))
-      if (settings.wait === 'retry' || this.#closing) throw this.#pendingError(a, ctx)
-      ctx.approval = { id: a.id, event: 'requested', requestId: a.requestId }
-      const outcome = await this.#waitFor(a.id, ctx)
+      const a = pending ?? (await this.#create(held, binding))
+      if (settings.wait === 'retry' || this.#closing) throw this.#pendingError(a, held)
+      held.link({ id: a.id, event: 'requested', requestId: a.requestId })
+      const outcome = await this.#waitFor(a.id, held)
       if (outcome === 'again') continue
-      if (outcome.state === 'approved' && (await this.#use(outcome, ctx))) return
+      if (outcome.state === 'approved' && (await this.#use(outcome, held))) return
       if (outcome.state === 'denied') throw this.#deniedError(outcome)
       if (outcome.state === 'expired') throw this.#expiredError(outcome)
       // approved but the use went to another identical request: ask again
@@ -217,9 +199,9 @@ export class ApprovalService {
    * upgrade (GET) is refused: the same operation, so it gets the same answer, not a new
    * approval to wait for, when it comes within FALLBACK_MS of the denial or expiry.
    */
-  #refuseFallback(a: ApprovalRecord, ctx: RequestContext): void {
+  #refuseFallback(a: ApprovalRecord, method: string): void {
     if (a.state !== 'denied' && a.state !== 'expired') return
-    if (a.bound?.method !== 'CONNECT' || a.request.method === ctx.req.method) return
+    if (a.bound?.method !== 'CONNECT' || a.request.method === method) return
     const ended =
       a.state === 'denied' ? Date.parse(a.decisions.at(-1)?.at ?? '') : Date.parse(a.expiresAt)
     if (!(this.#now() - ended < FALLBACK_MS)) return
@@ -262,10 +244,10 @@ export class ApprovalService {
   }
 
   /** A new pending approval; one at a time per identity, within its pending limit. */
-  async #create(ctx: RequestContext, binding: string): Promise<ApprovalRecord> {
-    const who = ctx.identity!.name
+  async #create(held: HeldRequest, binding: string): Promise<ApprovalRecord> {
+    const who = held.request.identity.name
     const before = this.#creating.get(who) ?? Promise.resolve()
-    const mine = before.then(() => this.#createNow(ctx, binding))
+    const mine = before.then(() => this.#createNow(held, binding))
     const settled = mine.catch(() => undefined)
     this.#creating.set(who, settled)
     try {
@@ -275,10 +257,10 @@ export class ApprovalService {
     }
   }
 
-  async #createNow(ctx: RequestContext, binding: string): Promise<ApprovalRecord> {
-    const who = ctx.identity!
+  async #createNow(held: HeldRequest, binding: string): Promise<ApprovalRecord> {
+    const who = held.request.identity
     await this.#checkPendingLimit(who)
-    const a = await newApproval(ctx, { now: this.#now(), dryRun: this.#o.dryRun })
+    const a = await newApproval(held.request, { now: this.#now(), dryRun: held.dryRun })
     if (a.binding !== binding) throw new Error('the binding changed while the approval was made')
     await this.#o.store.insertApproval(a)
     this.#step(a, 'requested', { actor: who })
@@ -313,23 +295,22 @@ export class ApprovalService {
   }
 
   /** Spends one use of an approved approval on this request; false when none is left. */
-  async #use(a: ApprovalRecord, ctx: RequestContext): Promise<boolean> {
+  async #use(a: ApprovalRecord, held: HeldRequest): Promise<boolean> {
+    const requestId = held.request.id
     for (let cur: ApprovalRecord | undefined = a; cur; cur = await this.get(a.id)) {
       if (cur.state !== 'approved') return false
       const now = this.#now()
       const expired = now >= Date.parse(cur.usableUntil ?? cur.expiresAt)
       const next: ApprovalRecord = {
         ...cur,
-        uses: expired
-          ? cur.uses
-          : [...cur.uses, { requestId: ctx.id, at: new Date(now).toISOString() }],
+        uses: expired ? cur.uses : [...cur.uses, { requestId, at: new Date(now).toISOString() }],
         version: cur.version + 1,
       }
       if (expired || next.uses.length >= cur.settings.reuseUses) next.state = 'used'
       if (!(await this.#o.store.updateApproval(next))) continue
       if (expired) return false
-      ctx.approval = { id: a.id, event: 'used', requestId: a.requestId }
-      this.#step(next, 'used', { requestId: ctx.id })
+      held.link({ id: a.id, event: 'used', requestId: a.requestId })
+      this.#step(next, 'used', { requestId })
       if (next.state === 'used') await this.#changed(next)
       return true
     }
@@ -350,10 +331,10 @@ export class ApprovalService {
   }
 
   /** Waits for a change of approval `id`: its new record, or 'again' (look for another). */
-  async #waitFor(id: string, ctx: RequestContext): Promise<ApprovalRecord | 'again'> {
-    const gone = clientGone(ctx)
+  async #waitFor(id: string, held: HeldRequest): Promise<ApprovalRecord | 'again'> {
+    const gone = clientGone(held)
     try {
-      return await this.#waitLoop(id, ctx, gone.promise)
+      return await this.#waitLoop(id, held, gone.promise)
     } finally {
       gone.stop()
     }
@@ -361,7 +342,7 @@ export class ApprovalService {
 
   async #waitLoop(
     id: string,
-    ctx: RequestContext,
+    held: HeldRequest,
     gone: Promise<never>,
   ): Promise<ApprovalRecord | 'again'> {
     for (;;) {
@@ -372,7 +353,7 @@ export class ApprovalService {
         await this.#expire(a)
         continue
       }
-      if (this.#closing) throw this.#pendingError(a, ctx)
+      if (this.#closing) throw this.#pendingError(a, held)
       const wait = Math.max(
         10,
         Math.min(this.#o.config.pollIntervalMs, Date.parse(a.expiresAt) - this.#now()),
@@ -388,7 +369,7 @@ export class ApprovalService {
       } catch (e) {
         if (!(e instanceof HoldInterrupted)) throw e
         this.#o.logger.info(
-          { approval: id, requestId: ctx.id },
+          { approval: id, requestId: held.request.id },
           'held request ended by the client; the approval stays pending for a retry',
         )
         throw new GatewayError(
@@ -469,8 +450,8 @@ export class ApprovalService {
     return base ? `${base.replace(/\/$/, '')}/approvals/${id}` : `gatehouse approvals approve ${id}`
   }
 
-  #pendingError(a: ApprovalRecord, ctx: RequestContext): GatewayError {
-    ctx.approval = { id: a.id, event: 'requested', requestId: a.requestId }
+  #pendingError(a: ApprovalRecord, held: HeldRequest): GatewayError {
+    held.link({ id: a.id, event: 'requested', requestId: a.requestId })
     const quorum = a.settings.quorum > 1 ? ` (${a.settings.quorum} approvers needed)` : ''
     return new GatewayError(
       'GW_APPROVAL_PENDING',

@@ -6,19 +6,8 @@ import { selectClaims } from '../audit/record.ts'
 import type { Identity } from '../authn/index.ts'
 import type { ApprovalRecord } from './record.ts'
 
-export type ApprovalEvent = 'requested' | 'notified' | 'approved' | 'denied' | 'expired' | 'used'
-
-export interface ApprovalAuditLink {
-  id: string
-  event: ApprovalEvent
-  /** The request that asked for the approval (its audit record id). */
-  requestId: string
-  by?: string
-  comment?: string
-  breakGlass?: boolean
-  /** notified: where to (webhook host, slack), or why not. */
-  detail?: string
-}
+import type { ApprovalAuditLink } from '../request/facts.ts'
+export type { ApprovalAuditLink, ApprovalEvent } from '../request/facts.ts'
 
 function identityOf(who: Identity): NonNullable<AuditRecord['identity']> {
   return {

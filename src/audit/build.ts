@@ -1,10 +1,11 @@
-// RequestContext (after the request ended) → AuditRecord. Bodies are kept only as far as the
+// Request facts and how the answer went (src/request/facts.ts) → AuditRecord. Bodies are kept only as far as the
 // decision's audit level asks, never beyond audit.maxBodyBytes, and always masked: JSON bodies
 // structurally (a Secret's values, secret-looking env values...) and with the text detectors,
 // other bodies with the text detectors byte for byte. A Secret's body that cannot be decoded
 // (protobuf, YAML, truncated) is recorded as metadata only: fail closed.
 import type { GatewayError } from '../errors/index.ts'
-import type { RequestContext } from '../pipeline/context.ts'
+import { isSecretRequest } from '../kube/predicates.ts'
+import { headerValue, type RequestFacts, type ResponseFacts } from '../request/facts.ts'
 import type { AuditBody, AuditRecord } from './record.ts'
 import { selectClaims } from './record.ts'
 import { maskRequestTarget, maskText } from '../masking/text.ts'
@@ -87,23 +88,42 @@ function decodedJson(
   return { text: JSON.stringify(r.value), masked: r.masked }
 }
 
-function isSecret(ctx: RequestContext): boolean {
-  const info = ctx.requestInfo
-  return (
-    info !== undefined &&
-    info.isResourceRequest &&
-    info.apiGroup === '' &&
-    info.resource === 'secrets'
-  )
-}
-
 const SECRET_OMITTED = {
   omitted:
     'Secret bodies that Gatehouse cannot decode to mask (protobuf, YAML, truncated) are recorded as metadata only',
 }
 
+/** Who made the request, as records say it (claims only as far as the audit level keeps them). */
+export function auditIdentity(facts: RequestFacts): AuditRecord['identity'] {
+  const { identity, decision } = facts
+  if (!identity) return null
+  return {
+    name: identity.name,
+    groups: identity.groups,
+    method: identity.method,
+    ...(identity.issuer ? { issuer: identity.issuer } : {}),
+    ...(identity.subject ? { subject: identity.subject } : {}),
+    claims: decision?.obligations.audit === 'none' ? {} : selectClaims(identity.claims),
+  }
+}
+
+/** Where the request came from: the address, and what kubectl says of itself. */
+export function auditSource(facts: RequestFacts): AuditRecord['source'] {
+  const source: AuditRecord['source'] = { address: facts.sourceAddress }
+  if (facts.decision?.obligations.audit === 'none') return source
+  const header = (name: string): string | undefined => headerValue(facts, name)?.slice(0, 1024)
+  const ua = header('user-agent')
+  const cmd = header('kubectl-command')
+  const session = header('kubectl-session')
+  if (ua) source.userAgent = ua
+  if (cmd) source.kubectlCommand = cmd
+  if (session) source.kubectlSession = session
+  return source
+}
+
 export function buildAuditRecord(
-  ctx: RequestContext,
+  facts: RequestFacts,
+  response: ResponseFacts | undefined,
   error: GatewayError | undefined,
   opts: {
     maxBodyBytes: number
@@ -114,41 +134,20 @@ export function buildAuditRecord(
   },
 ): AuditRecord {
   const rules = opts.masking ?? (defaultRules ??= defaultObjectRules())
-  const { req, identity, requestInfo: info, decision } = ctx
+  const { info, decision } = facts
   const level = decision?.obligations.audit ?? 'metadata'
-  const header = (name: string): string | undefined => {
-    const v = req.headers[name]
-    return typeof v === 'string' ? v.slice(0, 1024) : undefined
-  }
-  const source: AuditRecord['source'] = { address: ctx.sourceAddress }
-  if (level !== 'none') {
-    const ua = header('user-agent')
-    const cmd = header('kubectl-command')
-    const session = header('kubectl-session')
-    if (ua) source.userAgent = ua
-    if (cmd) source.kubectlCommand = cmd
-    if (session) source.kubectlSession = session
-  }
+  const header = (name: string): string | undefined => headerValue(facts, name)?.slice(0, 1024)
   const record: AuditRecord = {
-    id: ctx.id,
-    time: new Date(ctx.receivedAt).toISOString(),
-    durationMs: Math.round(((opts.now ?? Date.now()) - ctx.receivedAt) * 1000) / 1000,
-    cluster: ctx.cluster?.name ?? null,
-    identity: identity
-      ? {
-          name: identity.name,
-          groups: identity.groups,
-          method: identity.method,
-          ...(identity.issuer ? { issuer: identity.issuer } : {}),
-          ...(identity.subject ? { subject: identity.subject } : {}),
-          claims: level === 'none' ? {} : selectClaims(identity.claims),
-        }
-      : null,
-    source,
+    id: facts.id,
+    time: new Date(facts.receivedAt).toISOString(),
+    durationMs: Math.round(((opts.now ?? Date.now()) - facts.receivedAt) * 1000) / 1000,
+    cluster: facts.cluster ?? null,
+    identity: auditIdentity(facts),
+    source: auditSource(facts),
     request: info
       ? {
-          method: req.method ?? 'GET',
-          target: maskRequestTarget(ctx.upstreamPath ?? req.url ?? ''),
+          method: facts.method,
+          target: maskRequestTarget(facts.target),
           isResourceRequest: info.isResourceRequest,
           verb: info.authzVerb,
           apiGroup: info.apiGroup,
@@ -160,8 +159,8 @@ export function buildAuditRecord(
         }
       : // Refused before it could be classified: what was asked is evidence all the same.
         {
-          method: req.method ?? 'GET',
-          target: maskRequestTarget(ctx.upstreamPath ?? req.url ?? ''),
+          method: facts.method,
+          target: maskRequestTarget(facts.target),
           isResourceRequest: false,
           verb: '',
           apiGroup: '',
@@ -182,35 +181,39 @@ export function buildAuditRecord(
           auditLevel: level,
         }
       : null,
-    principal: ctx.principal ?? null,
-    response: responseOf(ctx, error),
+    principal: facts.principal ?? null,
+    response: responseOf(facts, response, error),
   }
   if (error) record.error = { code: error.code, message: error.message }
-  if (ctx.approval) record.approval = ctx.approval
+  if (facts.approval) record.approval = facts.approval
   if (opts.bodies === false) return record
-  if ((level === 'request' || level === 'requestResponse') && ctx.requestBody?.length) {
+  if ((level === 'request' || level === 'requestResponse') && facts.body?.length) {
     record.requestBody = body(
       header('content-type') ?? '',
-      ctx.requestBody,
-      ctx.requestBody.length,
+      facts.body,
+      facts.body.length,
       opts.maxBodyBytes,
       rules,
-      isSecret(ctx),
+      isSecretRequest(facts.info),
     )
   }
-  if (level === 'requestResponse' && ctx.responseBody)
-    record.responseBody = responseBody(ctx.responseBody, opts.maxBodyBytes, rules)
+  if (level === 'requestResponse' && response?.body)
+    record.responseBody = responseBody(response.body, opts.maxBodyBytes, rules)
   return record
 }
 
 /** What the cluster answered and how far the answer got to the client. */
-function responseOf(ctx: RequestContext, error: GatewayError | undefined): AuditRecord['response'] {
+function responseOf(
+  facts: RequestFacts,
+  response: ResponseFacts | undefined,
+  error: GatewayError | undefined,
+): AuditRecord['response'] {
   return {
-    code: ctx.responseStatus ?? 0,
-    requestBytes: ctx.requestBytes ?? ctx.requestBody?.length ?? 0,
-    responseBytes: ctx.responseBytes ?? 0,
-    ...(ctx.sentBytes !== undefined
-      ? { sentBytes: ctx.sentBytes, complete: ctx.responseComplete === true }
+    code: response?.status ?? 0,
+    requestBytes: response?.requestBytes ?? facts.body?.length ?? 0,
+    responseBytes: response?.responseBytes ?? 0,
+    ...(response?.sentBytes !== undefined
+      ? { sentBytes: response.sentBytes, complete: response.complete === true }
       : error?.code === 'GW_CLIENT_CLOSED'
         ? { sentBytes: 0, complete: false }
         : {}),
@@ -219,7 +222,7 @@ function responseOf(ctx: RequestContext, error: GatewayError | undefined): Audit
 
 /** A response head as kept in a record; a Secret's is captured only from masked output. */
 function responseBody(
-  r: NonNullable<RequestContext['responseBody']>,
+  r: NonNullable<ResponseFacts['body']>,
   max: number,
   rules: ObjectMaskingRules,
 ): AuditBody | { omitted: string } {
@@ -234,20 +237,21 @@ function responseBody(
  */
 export function completeAuditRecord(
   pre: AuditRecord,
-  ctx: RequestContext,
+  facts: RequestFacts,
+  response: ResponseFacts | undefined,
   error: GatewayError | undefined,
   opts: { maxBodyBytes: number; now?: number; masking?: ObjectMaskingRules },
 ): AuditRecord {
   const record: AuditRecord = {
     ...pre,
-    durationMs: Math.round(((opts.now ?? Date.now()) - ctx.receivedAt) * 1000) / 1000,
-    response: responseOf(ctx, error),
+    durationMs: Math.round(((opts.now ?? Date.now()) - facts.receivedAt) * 1000) / 1000,
+    response: responseOf(facts, response, error),
   }
   if (error) record.error = { code: error.code, message: error.message }
-  if (ctx.approval) record.approval = ctx.approval
-  if (pre.decision?.auditLevel === 'requestResponse' && ctx.responseBody)
+  if (facts.approval) record.approval = facts.approval
+  if (pre.decision?.auditLevel === 'requestResponse' && response?.body)
     record.responseBody = responseBody(
-      ctx.responseBody,
+      response.body,
       opts.maxBodyBytes,
       opts.masking ?? (defaultRules ??= defaultObjectRules()),
     )

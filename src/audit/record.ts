@@ -2,7 +2,7 @@
 // cluster answered. Built once the request has ended, however it ended (refusals included:
 // failed authentication attempts are evidence too).
 import type { AuditLevel } from '../policy/index.ts'
-import type { ApprovalAuditLink } from '../approval/steps.ts'
+import type { ApprovalAuditLink, Principal } from '../request/facts.ts'
 
 export interface AuditBody {
   contentType: string
@@ -60,7 +60,7 @@ export interface AuditRecord {
     auditLevel: AuditLevel
   } | null
   /** Who the cluster saw: an impersonated user/groups or a minted ServiceAccount. */
-  principal: { user: string; groups: string[]; via: 'impersonation' | 'serviceAccountToken' } | null
+  principal: Principal | null
   response: {
     code: number
     requestBytes: number

@@ -4,7 +4,7 @@
 // (bodies, claims) cannot be built, a smaller one without them is.
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { RequestContext } from '../pipeline/context.ts'
+import type { RequestFacts, ResponseFacts } from '../request/facts.ts'
 import type { ObjectMaskingRules } from '../masking/objects.ts'
 import { buildAuditRecord, completeAuditRecord } from './build.ts'
 import type { AuditRecord } from './record.ts'
@@ -27,10 +27,21 @@ export interface RequestRecorder {
    * NAT or proxy) keep working, and a refused identity is counted under its own name.
    */
   admit(request: { sourceAddress: string; hasCredentials: boolean }): void
-  /** The journal stage: the record on disk before forwarding, or a GatewayError. */
-  journal(ctx: RequestContext): Promise<void>
-  /** The request ended (however): its final record, or a refusal counted into a summary. */
-  complete(ctx: RequestContext, error: GatewayError | undefined): void
+  /**
+   * The journal stage: the record on disk before forwarding (returned: the final record is
+   * completed from it), or a GatewayError.
+   */
+  journal(facts: RequestFacts): Promise<AuditRecord>
+  /**
+   * The request ended (however): its final record (completed from the journaled one, if it was
+   * journaled), or a refusal counted into a summary.
+   */
+  complete(
+    facts: RequestFacts,
+    response: ResponseFacts | undefined,
+    error: GatewayError | undefined,
+    journaled: AuditRecord | undefined,
+  ): void
   /** A refusal recorded outside the pipeline (a refused connection): bounded or counted. */
   refusal(record: AuditRecord): void
   /** Ends the refusal window and writes its summaries (shutdown). */
@@ -43,8 +54,6 @@ const PREFLIGHT_VERBS = new Set(['create', 'update', 'patch', 'delete'])
 export function createRequestRecorder(opts: RequestRecorderOptions): RequestRecorder {
   const { writer, logger } = opts
   const governor = new RefusalGovernor(opts.refusals, opts.now)
-  /** The journaled record of each forwarded request (its body is not masked twice). */
-  const journaled = new WeakMap<RequestContext, AuditRecord>()
   const writeSummaries = (): void => {
     for (const s of governor.takeSummaries()) writer.write(s)
   }
@@ -52,20 +61,23 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
   timer.unref()
 
   const build = (
-    ctx: RequestContext,
+    facts: RequestFacts,
+    response: ResponseFacts | undefined,
     error: GatewayError | undefined,
     pre: AuditRecord | undefined,
   ): AuditRecord => {
     const base = { maxBodyBytes: opts.maxBodyBytes, masking: opts.masking() }
     try {
       // A record that cannot be serialised is isolated by the writer (quarantine.ts).
-      return pre ? completeAuditRecord(pre, ctx, error, base) : buildAuditRecord(ctx, error, base)
+      return pre
+        ? completeAuditRecord(pre, facts, response, error, base)
+        : buildAuditRecord(facts, response, error, base)
     } catch (e) {
       logger.error(
-        { requestId: ctx.id, error: String(e) },
+        { requestId: facts.id, error: String(e) },
         'audit record could not be built in full: recorded without bodies and claims',
       )
-      const r = buildAuditRecord(ctx, error, { ...base, bodies: false })
+      const r = buildAuditRecord(facts, response, error, { ...base, bodies: false })
       if (r.identity) r.identity.claims = {}
       r.requestBody = { omitted: `the record could not be built with its body: ${String(e)}` }
       return r
@@ -89,10 +101,10 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
           { retryAfterSeconds },
         )
     },
-    async journal(ctx) {
+    async journal(facts) {
       let record: AuditRecord
       try {
-        record = buildAuditRecord(ctx, undefined, {
+        record = buildAuditRecord(facts, undefined, undefined, {
           maxBodyBytes: opts.maxBodyBytes,
           masking: opts.masking(),
         })
@@ -118,14 +130,13 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
           { cause: e, detail: String(e) },
         )
       }
-      journaled.set(ctx, record)
+      return record
     },
-    complete(ctx, error) {
+    complete(facts, response, error, pre) {
       // Refusals for a full audit buffer are counted by the writer, not recorded one by one:
       // recording them would grow the very buffer that is full.
       if (error?.code === 'GW_AUDIT_UNAVAILABLE') return
-      const pre = journaled.get(ctx)
-      const record = build(ctx, error, pre)
+      const record = build(facts, response, error, pre)
       if (pre || !error) {
         writer.write(record)
         return
@@ -133,7 +144,7 @@ export function createRequestRecorder(opts: RequestRecorderOptions): RequestReco
       // A refused write whose policy read the stored object may have been sent to the cluster
       // as a dry run first (src/upstream/dry-run.ts, Audit-ID <id>-policy-dry-run): its record
       // is what that joins, so it is kept whole (bounded), never only counted.
-      if (ctx.decision && PREFLIGHT_VERBS.has(ctx.requestInfo?.verb ?? '')) {
+      if (facts.decision && PREFLIGHT_VERBS.has(facts.info?.verb ?? '')) {
         writer.write(boundRefusal(record, opts.refusals.maxFieldChars))
         return
       }

@@ -1,6 +1,6 @@
 // The `authentication` section of gatehouse.yaml.
 import { z } from 'zod'
-import { exactlyOneOf } from '../config/one-of.ts'
+import { exactlyOneOf } from '../schema/one-of.ts'
 import { PROVENANCE_KEYS, PROVENANCE_PREFIX } from './provenance.ts'
 
 /** Asymmetric algorithms only: `none` and HMAC (which a public key could forge) are never accepted. */

@@ -1,4 +1,5 @@
 // Reads gatehouse.yaml, validates it and reports every problem at once as FILE: PATH: what is expected.
+import { formatPath } from '../schema/path.ts'
 import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { parseAllDocuments } from 'yaml'
@@ -18,11 +19,6 @@ export class ConfigError extends Error {
 }
 
 /** `clusters[0].credential.tokenFile` from a zod issue path. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = ''
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`
-  return out || '(top level)'
-}
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_union')
@@ -98,3 +94,5 @@ export function loadConfig(file: string): GatewayConfig {
   }
   return deepFreeze(parseConfig(resolvePaths(candidates[0], dirname(resolve(file))), file))
 }
+
+export { formatPath } from '../schema/path.ts'

@@ -2,11 +2,10 @@
 // rejected, units in names. Secrets are never inline: they come from files or environment variables.
 import { z } from 'zod'
 import { authnConfigSchema } from '../authn/index.ts'
-import { DEFAULT_DETECTORS, DETECTOR_NAMES, type DetectorName } from '../masking/detectors.ts'
+import { maskingSchema } from '../masking/config.ts'
+import { filePath } from '../schema/fields.ts'
 import { subjectSchema } from '../policy/schema.ts'
-import { exactlyOneOf } from './one-of.ts'
-
-const filePath = z.string().min(1, 'expected a file path')
+import { exactlyOneOf } from '../schema/one-of.ts'
 
 /** How Gatehouse authenticates itself to a cluster. Exactly one source. */
 export const upstreamCredentialSchema = exactlyOneOf({
@@ -39,14 +38,14 @@ export const clusterSchema = z.strictObject({
       serviceAccount: z.strictObject({ namespace: z.string(), name: z.string() }).optional(),
       tokenExpirationSeconds: z.number().int().min(600).max(86400).default(3600),
     })
-    .default({ mode: 'impersonate', tokenExpirationSeconds: 3600 }),
+    .prefault({}),
   upstreamTimeouts: z
     .strictObject({
       connectMs: z.number().int().positive().default(10_000),
       /** Time to the response headers of ordinary requests (watches and log follows answer at once). */
       headersMs: z.number().int().positive().default(60_000),
     })
-    .default({ connectMs: 10_000, headersMs: 60_000 }),
+    .prefault({}),
 })
 
 export const listenerSchema = z.strictObject({
@@ -162,19 +161,9 @@ export const auditRefusalsSchema = z.strictObject({
 })
 
 export const auditSchema = z.strictObject({
-  store: auditStoreSchema.default({ sqlite: {} }),
-  journal: auditJournalSchema.default({
-    enabled: true,
-    fsync: true,
-    maxSegmentBytes: 16 * 1024 * 1024,
-  }),
-  refusals: auditRefusalsSchema.default({
-    windowSeconds: 10,
-    recordsPerSource: 20,
-    maxRecordsPerWindow: 200,
-    limitPerSource: 200,
-    maxFieldChars: 512,
-  }),
+  store: auditStoreSchema.prefault({ sqlite: {} }),
+  journal: auditJournalSchema.prefault({}),
+  refusals: auditRefusalsSchema.prefault({}),
   /** Records held in memory while the store is slow or down; then onStoreFailure applies. */
   maxBufferedRecords: z.number().int().min(100).default(10_000),
   batchSize: z.number().int().min(1).max(5000).default(500),
@@ -203,7 +192,7 @@ export const sessionsSchema = z.strictObject({
     .strictObject({
       local: z.strictObject({ dir: z.string().min(1).optional() }),
     })
-    .default({ local: {} }),
+    .prefault({ local: {} }),
   /** Defaults for every session; a policy rule's `session` fields override them. */
   maxRecordingBytes: z
     .number()
@@ -228,68 +217,6 @@ export const sessionsSchema = z.strictObject({
     .min(0)
     .max(1024 * 1024)
     .default(0),
-})
-
-/** A field to mask in objects of one kind (custom resources included): `spec.password`, `spec.users[*].token`, `data.*`. */
-const fieldPath = z
-  .string()
-  .regex(
-    /^([A-Za-z0-9_$-]+|\*)(\[\*\])?(\.([A-Za-z0-9_$-]+|\*)(\[\*\])?)*$/,
-    'expected a field path such as spec.password, spec.users[*].token or data.*',
-  )
-
-export const maskingSchema = z.strictObject({
-  /** Detectors run on every string value and text stream (default: all but email). */
-  detectors: z
-    .array(
-      z.enum(DETECTOR_NAMES as [DetectorName, ...DetectorName[]], {
-        error: (issue) =>
-          `unknown detector ${JSON.stringify(issue.input)}; expected one of ${DETECTOR_NAMES.join(', ')}`,
-      }),
-    )
-    .default([...DEFAULT_DETECTORS]),
-  /**
-   * Env var names and ConfigMap keys whose values are masked whatever they hold: regular
-   * expressions, matched case-insensitively anywhere in the name (default: PASSWORD, SECRET,
-   * TOKEN, API_KEY, PRIVATE_KEY, CREDENTIAL...).
-   */
-  sensitiveNames: z
-    .array(
-      z.string().refine((p) => {
-        try {
-          new RegExp(p, 'i')
-          return true
-        } catch {
-          return false
-        }
-      }, 'expected a regular expression'),
-    )
-    .min(1)
-    .optional(),
-  /** Default replacement; a policy's `mask.replacement` overrides it. */
-  replacement: z.enum(['placeholder', 'partial', 'hmac']).default('placeholder'),
-  /**
-   * Key of `hmac` replacements (32 bytes or more). Replicas that must agree on hashes share it;
-   * absent: <dataDir>/masking-hmac.key, created on first use.
-   */
-  hmacKeyFile: filePath.optional(),
-  /** Fields masked in objects of these kinds, whatever they hold. */
-  fields: z
-    .array(
-      z.strictObject({
-        /** The API group ("" for the core group). */
-        apiGroup: z.string(),
-        kind: z.string().min(1),
-        paths: z.array(fieldPath).min(1),
-      }),
-    )
-    .default([]),
-  /** The largest single object (or list page outside its items) decoded to mask it; larger: 502. */
-  maxObjectBytes: z
-    .number()
-    .int()
-    .min(64 * 1024)
-    .default(64 * 1024 * 1024),
 })
 
 export const adminSchema = z.strictObject({
@@ -385,58 +312,23 @@ export const approvalsSchema = z.strictObject({
     .optional(),
 })
 
+export { maskingSchema } from '../masking/config.ts'
+
 export const gatewayConfigSchema = z
   .strictObject({
     apiVersion: z.literal('gatehouse.dev/v1alpha1'),
     kind: z.literal('GatewayConfig'),
     dataDir: z.string().default('.gatehouse'),
-    listen: listenerSchema.default({
-      address: '127.0.0.1',
-      port: 8443,
-      hostnames: [],
-      http2: true,
-    }),
+    listen: listenerSchema.prefault({}),
     authentication: authnConfigSchema,
     clusters: z.array(clusterSchema).min(1, 'expected at least one cluster'),
     limits: limitsSchema.prefault({}),
-    policies: policiesSchema.default({ paths: [], watchIntervalMs: 2000 }),
-    audit: auditSchema.default({
-      store: { sqlite: {} },
-      journal: { enabled: true, fsync: true, maxSegmentBytes: 16 * 1024 * 1024 },
-      refusals: {
-        windowSeconds: 10,
-        recordsPerSource: 20,
-        maxRecordsPerWindow: 200,
-        limitPerSource: 200,
-        maxFieldChars: 512,
-      },
-      maxBufferedRecords: 10_000,
-      batchSize: 500,
-      flushIntervalMs: 100,
-      onStoreFailure: 'refuseRequests',
-      retentionDays: 90,
-      maxBodyBytes: 64 * 1024,
-    }),
-    sessions: sessionsSchema.default({
-      record: true,
-      recordings: { local: {} },
-      maxRecordingBytes: 1024 * 1024 * 1024,
-      onRecordingLimit: 'terminate',
-      maskRecordings: true,
-      recordStdin: 'always',
-      maxPerIdentity: 64,
-      maxDurationSeconds: 0,
-      idleTimeoutSeconds: 0,
-      portForwardCaptureBytes: 0,
-    }),
-    masking: maskingSchema.default({
-      detectors: [...DEFAULT_DETECTORS],
-      replacement: 'placeholder',
-      fields: [],
-      maxObjectBytes: 64 * 1024 * 1024,
-    }),
+    policies: policiesSchema.prefault({}),
+    audit: auditSchema.prefault({}),
+    sessions: sessionsSchema.prefault({}),
+    masking: maskingSchema.prefault({}),
     admin: adminSchema.optional(),
-    approvals: approvalsSchema.default({ pollIntervalMs: 2000, maxPendingPerIdentity: 20 }),
+    approvals: approvalsSchema.prefault({}),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   })
   .superRefine((config, ctx) => {

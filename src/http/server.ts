@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { GatewayConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
-import type { Gateway } from '../gateway.ts'
+import type { Duplex } from 'node:stream'
 import { ensureLocalServingMaterial } from './local-ca.ts'
 
 export interface Listener {
@@ -20,7 +20,22 @@ export interface Listener {
   close(): Promise<void>
 }
 
-export async function listen(config: GatewayConfig, gateway: Gateway): Promise<Listener> {
+/** What the listener hands requests to (src/gateway.ts implements it). */
+export interface GatewayHandlers {
+  handleRequest(req: IncomingMessage, res: ServerResponse): void
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Answers a request the listener refuses before the pipeline (oversized headers, Expect, CONNECT), with its record. */
+  refuseRequest(req: IncomingMessage, res: ServerResponse, error: GatewayError): void
+  /**
+   * Answers a connection whose request could not even be parsed (a malformed request line,
+   * headers over the limit on HTTP/1.1) with a raw Status, and records the refusal.
+   */
+  refuseConnection(socket: Duplex, error: GatewayError): void
+  /** Stop taking requests; let plain ones finish within graceMs; end watches and sessions. */
+  shutdown(graceMs: number): Promise<void>
+}
+
+export async function listen(config: GatewayConfig, gateway: GatewayHandlers): Promise<Listener> {
   const tls = config.listen.tls
   const material = tls
     ? {

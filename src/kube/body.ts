@@ -347,3 +347,14 @@ function decodeYaml(text: string): unknown {
   checkValues(value)
   return value
 }
+
+/** The request object of a body: decoded (strictly), or why it is not; no body is `null`. */
+export function requestObjectOf(
+  body: Buffer | undefined,
+  contentType: string | undefined,
+): RequestObject {
+  if (!body?.length) return { value: null, format: 'json' }
+  const d = decodeBody(body, contentType)
+  if (d.ok) return { value: d.value, format: d.format }
+  return { unavailable: 'undecoded' in d ? d.undecoded : d.refused }
+}

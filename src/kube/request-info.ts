@@ -5,6 +5,8 @@
 // refused, never guessed: a policy that sees a different resource than the cluster is a bypass.
 // The differential e2e test compares this module with the API server's audit log.
 
+import { parseGoQuery, unescapeStrict, type GoQuery } from './query.ts'
+
 export interface RequestInfo {
   isResourceRequest: boolean
   /** The decoded path, as the API server sees it (no query). */
@@ -25,6 +27,11 @@ export interface RequestInfo {
   subresource: string
   name: string
   parts: string[]
+  /**
+   * The query as the API server reads it (Go's url.ParseQuery, strictly: src/kube/query.ts),
+   * parsed once here; every later reader takes its parameters from this.
+   */
+  query: URLSearchParams
 }
 
 export type RequestInfoResult = { ok: true; info: RequestInfo } | { ok: false; reason: string }
@@ -47,46 +54,8 @@ const MAX_TARGET_BYTES = 8192
 
 const refuse = (reason: string): RequestInfoResult => ({ ok: false, reason })
 
-/** Go's url.PathUnescape, strictly: any malformed escape is an error (Go answers 400). */
-function unescapeStrict(s: string): string | undefined {
-  if (!s.includes('%')) return s
-  if (/%(?![0-9A-Fa-f]{2})/.test(s)) return undefined
-  const bytes = Buffer.from(
-    s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
-    'latin1',
-  )
-  const text = bytes.toString('utf8')
-  // Reject invalid UTF-8: Go keeps the raw bytes, JavaScript would substitute U+FFFD.
-  if (!Buffer.from(text, 'utf8').equals(bytes)) return undefined
-  return text
-}
-
-/** Go's url.ParseQuery over the raw query (with Go >= 1.17's refusal of ';'). */
-function parseQuery(raw: string): Map<string, string[]> | string {
-  const out = new Map<string, string[]>()
-  if (raw === '') return out
-  if (raw.includes(';')) return "the query contains ';', which Go's URL parser silently drops"
-  for (const pair of raw.split('&')) {
-    if (pair === '') continue
-    const eq = pair.indexOf('=')
-    const rawKey = eq < 0 ? pair : pair.slice(0, eq)
-    const rawValue = eq < 0 ? '' : pair.slice(eq + 1)
-    const key = unescapeStrict(rawKey.replace(/\+/g, ' '))
-    const value = unescapeStrict(rawValue.replace(/\+/g, ' '))
-    if (key === undefined || value === undefined)
-      return `the query parameter '${rawKey.slice(0, 40)}' has malformed percent-encoding`
-    const list = out.get(key) ?? []
-    list.push(value)
-    out.set(key, list)
-  }
-  return out
-}
-
 /** The first value, as Go's Values.Get and the parameter codec use; several are refused. */
-function single(
-  query: Map<string, string[]>,
-  key: string,
-): string | undefined | { conflict: true } {
+function single(query: GoQuery, key: string): string | undefined | { conflict: true } {
   const values = query.get(key)
   if (!values) return undefined
   if (values.length > 1 && new Set(values).size > 1) return { conflict: true }
@@ -126,7 +95,7 @@ function nameFromFieldSelector(selector: string): { name: string } | { refuse: s
 }
 
 /** ListOptions fields whose decoding can fail, which makes the API server drop the fieldSelector. */
-function listOptionsProblem(query: Map<string, string[]>): string | undefined {
+function listOptionsProblem(query: GoQuery): string | undefined {
   for (const key of ['limit', 'timeoutSeconds']) {
     const v = query.get(key)?.[0]
     if (v !== undefined && !/^[+-]?\d{1,18}$/.test(v))
@@ -154,8 +123,10 @@ export function parseRequestInfo(method: string, rawUrl: string): RequestInfoRes
   if (rawUrl.includes('\\')) return refuse('the request target contains a backslash')
   const q = rawUrl.indexOf('?')
   const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q)
-  const query = parseQuery(q < 0 ? '' : rawUrl.slice(q + 1))
-  if (typeof query === 'string') return refuse(query)
+  const parsed = parseGoQuery(q < 0 ? '' : rawUrl.slice(q + 1))
+  if ('error' in parsed) return refuse(parsed.error)
+  const query = parsed.query
+  const params = queryParams(query)
 
   const rawSegments = rawPath.split('/').slice(1)
   if (rawSegments.length > 1 && rawSegments.at(-1) === '') rawSegments.pop() // one trailing slash is trimmed upstream too
@@ -204,6 +175,7 @@ export function parseRequestInfo(method: string, rawUrl: string): RequestInfoRes
         subresource: '',
         name: '',
         parts: [],
+        query: params,
       },
     }
   }
@@ -281,6 +253,14 @@ export function parseRequestInfo(method: string, rawUrl: string): RequestInfoRes
       subresource,
       name,
       parts: rest,
+      query: params,
     },
   }
+}
+
+/** The Go-parsed parameters as URLSearchParams (values in the order sent). */
+export function queryParams(query: GoQuery): URLSearchParams {
+  const out = new URLSearchParams()
+  for (const [key, values] of query) for (const v of values) out.append(key, v)
+  return out
 }

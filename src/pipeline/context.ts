@@ -4,10 +4,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Identity } from '../authn/index.ts'
 import type { RequestObject } from '../kube/body.ts'
+import type { AuditRecord } from '../audit/record.ts'
 import type { RequestInfo } from '../kube/request-info.ts'
 import type { Decision } from '../policy/index.ts'
 import type { UpstreamCluster } from '../upstream/cluster.ts'
-import type { ApprovalAuditLink } from '../approval/steps.ts'
+import type { ApprovalAuditLink, Principal } from '../request/facts.ts'
+
+import { GatewayError } from '../errors/index.ts'
 
 export type { Decision } from '../policy/index.ts'
 
@@ -57,7 +60,9 @@ export interface RequestContext {
   /** impersonate: the headers (flat name/value list) to send upstream. */
   upstreamHeaders?: string[]
   /** impersonate: who the cluster will see. */
-  principal?: { user: string; groups: string[]; via: 'impersonation' | 'serviceAccountToken' }
+  principal?: Principal
+  /** journal: the record made durable before forwarding (the final record completes it). */
+  journaled?: AuditRecord
   /** forward */
   responseStatus?: number
   /** forward */
@@ -71,4 +76,13 @@ export interface RequestContext {
   sessionId?: string
   /** forward: the head of the response body, when the audit level asks for it. */
   responseBody?: { contentType: string; head: Buffer; bytes: number }
+}
+
+/**
+ * A field an earlier stage sets, read by a later one: the chain's order guarantees it (chain.ts),
+ * and a violation is an internal error (500 Status), never a crash or a guess.
+ */
+export function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new GatewayError('GW_INTERNAL', `a stage ran without ${what}`)
+  return value
 }

@@ -1,4 +1,5 @@
 export type { Decision, RequestContext } from './context.ts'
-export { respondWithError, runStages, type RunnerDeps } from './runner.ts'
-export type { Stage, StageName } from './stage.ts'
-export { buildChain } from './chain.ts'
+export { respondWithError, runChain, type RunnerDeps } from './runner.ts'
+export type { Chain, Stage, StageName, Terminal } from './stage.ts'
+export { buildChains, type Chains } from './chain.ts'
+export { sendRefusal } from './refusal.ts'

@@ -1,10 +1,13 @@
-// Runs the stages in order, times each one, and turns any failure into a Kubernetes Status:
-// stages never write error responses themselves.
-import { GatewayError, isGatewayError, rawStatusResponse, toKubeStatus } from '../errors/index.ts'
+// Runs a chain: its stages in order, each timed, then its terminal stage with the request's
+// response filters (made here from the chain's list, ended here however the response ended).
+// Any failure becomes a Kubernetes Status (src/pipeline/refusal.ts): stages never write error
+// responses themselves.
+import { GatewayError, isGatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
-import { warningValue } from '../upstream/forward.ts'
 import type { RequestContext } from './context.ts'
-import type { Stage } from './stage.ts'
+import { sendRefusal } from './refusal.ts'
+import { ResponseFilters, type ResponseOutcome } from './response.ts'
+import type { Chain } from './stage.ts'
 
 export interface RunnerDeps {
   logger: Logger
@@ -17,55 +20,48 @@ function clientClosed(stage: string): GatewayError {
   return new GatewayError('GW_CLIENT_CLOSED', `the client went away during ${stage}`)
 }
 
+/** Answers the request with the Status of `err` (or cuts a response already under way). */
 export function respondWithError(ctx: RequestContext, err: GatewayError): void {
   ctx.responseStatus = err.status
-  if (err.code === 'GW_CLIENT_CLOSED') return
-  const status = toKubeStatus(err, ctx.id)
-  if (ctx.res) {
-    if (ctx.res.headersSent) {
-      ctx.res.destroy()
-      return
-    }
-    const body = JSON.stringify(status)
-    const headers: Record<string, string | string[] | number> = {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'audit-id': ctx.id,
-      ...(ctx.warnings.length ? { warning: ctx.warnings.map(warningValue) } : {}),
-      ...(err.status === 401 ? { 'www-authenticate': 'Bearer realm="gatehouse"' } : {}),
-      ...(err.retryAfterSeconds ? { 'retry-after': err.retryAfterSeconds } : {}),
-    }
-    ctx.res.writeHead(err.status, headers)
-    ctx.res.end(body)
-  } else if (ctx.upgrade) {
-    const { socket } = ctx.upgrade
-    if (socket.writable)
-      socket.end(
-        rawStatusResponse(status, {
-          'Audit-ID': ctx.id,
-          ...(err.retryAfterSeconds ? { 'Retry-After': String(err.retryAfterSeconds) } : {}),
-        }),
-      )
-    else socket.destroy()
-  }
+  const target = ctx.res
+    ? { res: ctx.res }
+    : ctx.upgrade
+      ? { socket: ctx.upgrade.socket }
+      : undefined
+  if (target) sendRefusal(target, ctx.id, err, ctx.warnings)
 }
 
-export async function runStages(
-  stages: readonly Stage[],
-  ctx: RequestContext,
-  deps: RunnerDeps,
-): Promise<void> {
+async function runTerminal(chain: Chain, ctx: RequestContext): Promise<void> {
+  const response = await ResponseFilters.create(chain.filters, ctx)
+  let outcome: ResponseOutcome | undefined
+  try {
+    await chain.terminal.run(ctx, response)
+    if (ctx.responseStatus !== undefined)
+      outcome = { status: ctx.responseStatus, responseBytes: ctx.responseBytes ?? 0 }
+  } catch (e) {
+    // the filters end with the failure (a log record says the request failed), then it is told
+    await response.end(undefined).catch(() => undefined)
+    throw e
+  }
+  await response.end(outcome)
+}
+
+export async function runChain(chain: Chain, ctx: RequestContext, deps: RunnerDeps): Promise<void> {
   let failure: GatewayError | undefined
-  for (const stage of stages) {
+  const steps = [
+    ...chain.stages.map((s) => ({ name: s.name, run: () => s.run(ctx) })),
+    { name: chain.terminal.name, run: () => runTerminal(chain, ctx) },
+  ]
+  for (const step of steps) {
     const t0 = performance.now()
     try {
-      if (ctx.signal.aborted) throw clientClosed(stage.name)
-      await stage.run(ctx)
+      if (ctx.signal.aborted) throw clientClosed(step.name)
+      await step.run()
     } catch (e) {
       failure = isGatewayError(e)
         ? e
         : ctx.signal.aborted
-          ? clientClosed(stage.name)
+          ? clientClosed(step.name)
           : new GatewayError('GW_INTERNAL', 'Gatehouse failed to process the request', {
               cause: e,
               detail: String(e),
@@ -73,7 +69,7 @@ export async function runStages(
       deps.logger.info(
         {
           requestId: ctx.id,
-          stage: stage.name,
+          stage: step.name,
           code: failure.code,
           detail: failure.detail ?? failure.message,
         },
@@ -82,7 +78,7 @@ export async function runStages(
       respondWithError(ctx, failure)
       break
     } finally {
-      ctx.timings[stage.name] = performance.now() - t0
+      ctx.timings[step.name] = performance.now() - t0
     }
   }
   for (const cleanup of ctx.cleanups.splice(0)) cleanup()

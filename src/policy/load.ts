@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { formatPath } from '../config/load.ts'
+import { formatPath } from '../schema/path.ts'
 import { policySchema, type PolicyDocument } from './schema.ts'
 
 export class PolicyLoadError extends Error {

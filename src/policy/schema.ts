@@ -2,7 +2,7 @@
 // obligations). Kubernetes-style, strict (unknown fields are errors: a misspelt `namespace:` in a
 // deny rule would otherwise silently widen it), and validated before anything is compiled.
 import { z } from 'zod'
-import { exactlyOneOf } from '../config/one-of.ts'
+import { exactlyOneOf } from '../schema/one-of.ts'
 
 export const POLICY_API_VERSION = 'gatehouse.dev/v1alpha1'
 

@@ -15,7 +15,7 @@
 import { StreamMaskers, type Clock } from '../masking/stream-set.ts'
 import { encodeFrame, FLAG_FIN } from '../spdy/index.ts'
 import type { TextMasking } from './masked-streams.ts'
-import { Channel, type Dialect } from './remote-command.ts'
+import { Channel, type Dialect } from '../kube/remote-command.ts'
 import type { SpdyStreamTypes } from './tap.ts'
 import { encodeServerFrame, Opcode } from './websocket-frames.ts'
 

@@ -2,7 +2,7 @@
 // text stream. The forward stage feeds it chunks as it relays them and ends it with the status.
 import type { AuditStore } from '../audit/index.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { SessionLimits } from './manager.ts'
+import type { SessionLimits } from './limits.ts'
 import { AsciicastWriter, type RecordingStore } from './recording.ts'
 import type { SessionRecord } from './record.ts'
 import { MaskedStreams } from './masked-streams.ts'

@@ -5,83 +5,27 @@
 // crashed run left behind as incomplete.
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
-import type { Duplex } from 'node:stream'
-import { buildAuditRecord, type AuditStore } from '../audit/index.ts'
+import { auditIdentity, auditSource } from '../audit/build.ts'
+import type { AuditStore } from '../audit/index.ts'
 import type { SessionsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
-import type { RequestContext } from '../pipeline/context.ts'
-import type { SessionObligations } from '../policy/index.ts'
+import type { DecidedRequest } from '../request/facts.ts'
 import { RecordedLog, type LogSession } from './log-session.ts'
 import { recordingKey, type RecordingStore } from './recording.ts'
 import type { SessionRecord } from './record.ts'
-import { dialectOf, execParameters, type SessionKind } from './remote-command.ts'
-import type { RelayEnd } from './relay.ts'
+import { dialectOf, execParameters, type SessionKind } from '../kube/remote-command.ts'
 import { StreamSession } from './stream-session.ts'
 import { maskText } from '../masking/text.ts'
 import type { Masking } from '../masking/profile.ts'
-import type { TextMasking } from './masked-streams.ts'
 
 export type { LogSession } from './log-session.ts'
-
-/** The limits and recording settings of one session: the config defaults, then the policy's. */
-export interface SessionLimits {
-  maxDurationSeconds: number
-  idleTimeoutSeconds: number
-  maxRecordingBytes: number
-  onRecordingLimit: 'terminate' | 'stopRecording'
-  recordStdin: 'always' | 'nonInteractive' | 'never'
-  portForwardCaptureBytes: number
-  /** Mask secrets and regulated values in recordings (gatehouse.yaml sessions.maskRecordings). */
-  maskRecordings: boolean
-  /** How recordings are masked (gatehouse.yaml masking:); the default detectors without it. */
-  recordMasking?: TextMasking | undefined
-}
-
-export function sessionLimits(
-  defaults: SessionsConfig,
-  policy: SessionObligations | undefined,
-  recordMasking?: TextMasking,
-): SessionLimits {
-  return {
-    recordMasking,
-    maxDurationSeconds: policy?.maxDuration ?? defaults.maxDurationSeconds,
-    idleTimeoutSeconds: policy?.idleTimeout ?? defaults.idleTimeoutSeconds,
-    maxRecordingBytes: policy?.maxRecordingBytes ?? defaults.maxRecordingBytes,
-    onRecordingLimit: policy?.onRecordingLimit ?? defaults.onRecordingLimit,
-    recordStdin: policy?.recordStdin ?? defaults.recordStdin,
-    portForwardCaptureBytes: policy?.portForwardCaptureBytes ?? defaults.portForwardCaptureBytes,
-    maskRecordings: defaults.maskRecordings,
-  }
-}
-
-/** The session kind of a request, or undefined when it is not one. */
-export function sessionKindOf(ctx: RequestContext): SessionKind | undefined {
-  const info = ctx.requestInfo
-  if (!ctx.upgrade || !info?.isResourceRequest || info.apiGroup !== '' || info.resource !== 'pods')
-    return undefined
-  if (
-    info.subresource === 'exec' ||
-    info.subresource === 'attach' ||
-    info.subresource === 'portforward'
-  )
-    return info.subresource
-  return undefined
-}
+import { sessionLimits, type LiveSession, type SessionLimits } from './limits.ts'
+export { sessionLimits, type LiveSession, type SessionLimits } from './limits.ts'
 
 /** A replica's name in session records: which process to ask about a live session. */
 export function replicaName(dataDir: string): string {
   return `${hostname()}:${resolve(dataDir)}`
-}
-
-export interface LiveSession {
-  readonly record: SessionRecord
-  /**
-   * Relays the upgraded connection; resolves once the session ended and its record is saved.
-   * `first`: the upstream's bytes after its 101; `clientFirst`: the client's after its request.
-   */
-  relay(client: Duplex, upstream: Duplex, first: Buffer, clientFirst: Buffer): Promise<RelayEnd>
-  terminate(message: string, reason: string): void
 }
 
 /** What the manager keeps of a live session: enough to list it, end it, and wait for it. */
@@ -195,16 +139,20 @@ export class SessionManager {
    * Called when the API server answered an upgrade: saves the session record (throws a
    * GatewayError when it cannot be saved, and nothing is relayed) and returns the session.
    */
-  async begin(ctx: RequestContext, kind: SessionKind, responseHead: string): Promise<LiveSession> {
+  async begin(
+    facts: DecidedRequest,
+    kind: SessionKind,
+    responseHead: string,
+  ): Promise<LiveSession> {
     const dialect = dialectOf(responseHead)
     if ('unknown' in dialect)
       throw new GatewayError(
         'GW_SESSION_UNSUPPORTED',
         `Gatehouse cannot record this session: ${dialect.unknown}`,
       )
-    const limits = this.#limits(ctx)
-    const exec = execParameters(new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? ''))
-    const record = this.#newRecord(ctx, kind, {
+    const limits = this.#limits(facts)
+    const exec = execParameters(facts.info.query)
+    const record = this.#newRecord(facts, kind, {
       container: exec.container,
       // the command line is kept masked like the recording (arguments can carry secrets)
       command:
@@ -222,12 +170,12 @@ export class SessionManager {
     await this.#saveFirst(record)
     // what the client receives of exec and attach (never port-forward's raw TCP)
     const clientMasking =
-      kind === 'portforward' ? undefined : this.#masking?.forDecision(ctx.decision)
+      kind === 'portforward' ? undefined : this.#masking?.forDecision(facts.decision)
     const session = new StreamSession({
       record,
       limits,
       dialect,
-      query: new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? ''),
+      query: facts.info.query,
       ...(clientMasking ? { clientMasking } : {}),
       store: this.#store,
       recordings: this.#recordings,
@@ -250,10 +198,10 @@ export class SessionManager {
   }
 
   /** Starts recording a pod's log stream; saved before the request goes upstream (fail closed). */
-  async beginLog(ctx: RequestContext): Promise<LogSession> {
-    const query = new URLSearchParams(ctx.upstreamPath?.split('?')[1] ?? '')
-    const limits = this.#limits(ctx)
-    const record = this.#newRecord(ctx, 'log', {
+  async beginLog(facts: DecidedRequest): Promise<LogSession> {
+    const query = facts.info.query
+    const limits = this.#limits(facts)
+    const record = this.#newRecord(facts, 'log', {
       container: query.get('container') ?? '',
       command: [],
       tty: false,
@@ -278,48 +226,42 @@ export class SessionManager {
     return log
   }
 
-  #limits(ctx: RequestContext): SessionLimits {
+  #limits(facts: DecidedRequest): SessionLimits {
     return sessionLimits(
       this.#defaults,
-      ctx.decision?.obligations.session,
+      facts.decision.obligations.session,
       this.#masking?.forRecords,
     )
   }
 
   /** A new session record, state live, from the request and what the caller says of it. */
   #newRecord(
-    ctx: RequestContext,
+    facts: DecidedRequest,
     kind: SessionRecord['kind'],
     what: Pick<SessionRecord, 'container' | 'command' | 'tty' | 'stdin' | 'protocol'> & {
       stdinRecorded: boolean
     },
   ): SessionRecord {
-    const audit = buildAuditRecord(ctx, undefined, { maxBodyBytes: 0 })
     const startedAt = new Date()
-    const info = ctx.requestInfo!
+    const { info, decision } = facts
     const { stdinRecorded, ...fields } = what
     return {
-      id: ctx.id,
+      id: facts.id,
       kind,
       state: 'live',
       startedAt: startedAt.toISOString(),
       replica: this.replica,
-      cluster: ctx.cluster!.name,
-      identity: audit.identity,
-      principal: audit.principal,
-      source: audit.source,
+      cluster: facts.cluster,
+      identity: auditIdentity(facts),
+      principal: facts.principal ?? null,
+      source: auditSource(facts),
       namespace: info.namespace,
       pod: info.name,
       ...fields,
-      decision: ctx.decision
-        ? {
-            ...(ctx.decision.policy ? { policy: ctx.decision.policy } : {}),
-            rule: ctx.decision.rule,
-          }
-        : null,
+      decision: { ...(decision.policy ? { policy: decision.policy } : {}), rule: decision.rule },
       bytes: { clientToUpstream: 0, upstreamToClient: 0 },
       recording: {
-        key: recordingKey(ctx.id, startedAt),
+        key: recordingKey(facts.id, startedAt),
         format: 'asciicast-v2+gzip',
         bytes: 0,
         stdinRecorded,

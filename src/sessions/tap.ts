@@ -27,7 +27,7 @@ import {
   terminationStatus,
   type Dialect,
   type SessionKind,
-} from './remote-command.ts'
+} from '../kube/remote-command.ts'
 import {
   Opcode,
   WebSocketFrameReader,

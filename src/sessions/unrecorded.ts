@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import { GatewayError } from '../errors/index.ts'
 import { createClientRewriter } from './client-masking.ts'
 import type { TextMasking } from './masked-streams.ts'
-import { dialectOf, type SessionKind } from './remote-command.ts'
+import { dialectOf, type SessionKind } from '../kube/remote-command.ts'
 import { relaySession } from './relay.ts'
 import { createTap, type SessionObserver } from './tap.ts'
 

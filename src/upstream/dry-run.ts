@@ -11,6 +11,7 @@
 // server's audit log joins them to the request they were made for.
 import type { RequestObject } from '../kube/body.ts'
 import type { UpstreamCluster } from './cluster.ts'
+import { withAccept } from './headers.ts'
 
 const TIMEOUT_MS = 10_000
 /** Objects larger than this are not read for conditions (the API server caps objects near 1.5 MB). */
@@ -38,22 +39,16 @@ export interface PreflightRequest {
   subresource: string
 }
 
-function withDryRun(path: string): string {
+/** The same path and query with `dryRun=All` added. */
+export function withDryRun(path: string): string {
   return path.includes('?') ? `${path}&dryRun=All` : `${path}?dryRun=All`
 }
 
 /** Headers for a pre-flight: JSON asked for, uncompressed, with its own Audit-ID. */
 function preflightHeaders(src: readonly string[], auditId: string, withBody: boolean): string[] {
-  const out: string[] = []
-  for (let i = 0; i < src.length; i += 2) {
-    const name = src[i]!.toLowerCase()
-    // Expect belongs to the client's hop (undici refuses it); Accept and Audit-ID are ours
-    if (['accept', 'accept-encoding', 'audit-id', 'expect'].includes(name)) continue
-    if (!withBody && (name === 'content-type' || name === 'content-length')) continue
-    out.push(src[i]!, src[i + 1]!)
-  }
-  out.push('Accept', 'application/json', 'Audit-ID', auditId)
-  return out
+  // Expect belongs to the client's hop (undici refuses it); Accept and Audit-ID are ours
+  const drop = ['audit-id', 'expect', ...(withBody ? [] : ['content-type', 'content-length'])]
+  return [...withAccept(src, () => 'application/json', drop), 'Audit-ID', auditId]
 }
 
 async function call(

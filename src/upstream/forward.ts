@@ -1,36 +1,15 @@
-// The terminal stage for ordinary requests: stream the request to the API server and the
-// response back, with backpressure, no body or idle timeout (watches and log follows live as
-// long as the client keeps them), and upstream work aborted when the client goes away.
+// Forwarding of ordinary requests: the request (its body already read by the readBody stage)
+// to the API server and the response back, with backpressure, no body or idle timeout
+// (watches and log follows live as long as the client keeps them), and upstream work aborted
+// when the client goes away. What the response side does to the answer (masking, recording,
+// the audit head, warnings) comes in as ResponseHooks (the pipeline's response filters).
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import { PassThrough, Transform, type TransformCallback } from 'node:stream'
+import { PassThrough, type Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { request, errors as undiciErrors } from 'undici'
 import { GatewayError } from '../errors/index.ts'
 import type { UpstreamCluster } from './cluster.ts'
-import { relayableResponseHeaders } from './headers.ts'
-
-const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/** Counts request bytes and fails the stream once the limit is passed. */
-class BodyLimit extends Transform {
-  bytes = 0
-  readonly #limit: number
-  constructor(limit: number) {
-    super()
-    this.#limit = limit
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length
-    if (this.bytes > this.#limit)
-      cb(
-        new GatewayError(
-          'GW_REQUEST_BODY_TOO_LARGE',
-          `request body exceeds the limit of ${this.#limit} bytes`,
-        ),
-      )
-    else cb(null, chunk)
-  }
-}
+import { relayableResponseHeaders, warningValue } from './headers.ts'
 
 export function upstreamError(cluster: UpstreamCluster, e: unknown): GatewayError {
   if (e instanceof GatewayError) return e
@@ -68,16 +47,35 @@ export function upstreamError(cluster: UpstreamCluster, e: unknown): GatewayErro
   )
 }
 
+/** What the API server answered, before any byte of it reached the client. */
+export interface ResponseHead {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+}
+
 /**
  * A rewrite of the response body (masking). Gatehouse holds the head back until the body is
  * done or HOLD_BYTES of it are ready, so the head can say what was changed; streams (watches,
  * log follows) get their head at once.
  */
-export interface ResponseFilter {
+export interface BodyRewrite {
   transform: Transform
+  /** A stream (watch, log follow): the head goes out at once, nothing is held back. */
   streaming: boolean
-  /** `Warning` text for the head; `complete`: the whole body went through the filter. */
-  warning(complete: boolean): string | undefined
+}
+
+/** What the response side does with the answer (src/pipeline/response.ts implements it). */
+export interface ResponseHooks {
+  /** The upstream request headers to send instead of these. */
+  requestHeaders(headers: readonly string[]): readonly string[]
+  /** The body rewrite of this response, if any (throws to refuse it before the head goes out). */
+  onHead(head: ResponseHead): BodyRewrite | undefined
+  onUpstreamData(chunk: Buffer): void
+  onClientData(chunk: Buffer): void
+  /** `Warning` texts; `complete`: the whole body went through before the head went out. */
+  warnings(complete: boolean): readonly string[]
+  /** How to cut the response short, once it started (a recording limit). */
+  onAbort(abort: () => void): void
 }
 
 /**
@@ -114,8 +112,6 @@ export interface ForwardResult {
   sentBytes: number
   /** The whole response reached the client side (not cut by a reset, a close or a timeout). */
   complete: boolean
-  /** The first `captureBytes` of the response body, when asked for. */
-  captured?: { contentType: string; head: Buffer; bytes: number }
 }
 
 export interface ForwardOptions {
@@ -123,8 +119,7 @@ export interface ForwardOptions {
   req: IncomingMessage
   res: ServerResponse
   path: string
-  headers: string[]
-  maxBodyBytes: number
+  headers: readonly string[]
   requestId: string
   /** Aborted when the client goes away: queued or in-flight upstream work stops at once. */
   signal: AbortSignal
@@ -132,18 +127,9 @@ export interface ForwardOptions {
   longRunning: boolean
   /** A client that takes nothing of the response for this long is cut off. */
   sendTimeoutMs: number
-  /** The request body, already read (readBody stage); otherwise the request streams through. */
-  body?: Buffer
-  /** `Warning` header values Gatehouse adds to the response. */
-  warnings?: readonly string[]
-  /** Keep up to this many bytes of the response body (for the audit record). */
-  captureBytes?: number
-  /** Given the status, may return a reader of every body chunk, in order (log recording). */
-  bodyTap?: (status: number) => ((chunk: Buffer) => void) | undefined
-  /** Set once the response started: aborts it (a recording limit), the client sees it end. */
-  abortable?: { abort?: () => void }
-  /** Given the upstream status and headers, a rewrite of the body (may throw to refuse). */
-  filter?: (status: number, headers: IncomingHttpHeaders) => ResponseFilter | undefined
+  /** The request body, read whole by the readBody stage; null: the request has none. */
+  body: Buffer | null
+  response: ResponseHooks
 }
 
 type UpstreamResponse = Awaited<ReturnType<typeof request>>
@@ -151,13 +137,7 @@ type UpstreamResponse = Awaited<ReturnType<typeof request>>
 export async function forwardRequest(opts: ForwardOptions): Promise<ForwardResult> {
   const { cluster, req, res } = opts
   const method = (req.method ?? 'GET').toUpperCase()
-  const declared = Number(req.headers['content-length'] ?? '0')
-  if (declared > opts.maxBodyBytes) {
-    throw new GatewayError(
-      'GW_REQUEST_BODY_TOO_LARGE',
-      `request body of ${declared} bytes exceeds the limit of ${opts.maxBodyBytes} bytes`,
-    )
-  }
+  const hooks = opts.response
   const gone = (): ForwardResult => ({
     status: 499,
     requestBytes: 0,
@@ -167,19 +147,8 @@ export async function forwardRequest(opts: ForwardOptions): Promise<ForwardResul
   })
   // A stream reset while the request waited for authentication or a pool slot: send nothing.
   if (opts.signal.aborted) return gone()
-  const abort = new AbortController()
-  const signal = AbortSignal.any([opts.signal, abort.signal])
-  const limit = new BodyLimit(opts.maxBodyBytes)
-  const hasBody =
-    !METHODS_WITHOUT_BODY.has(method) ||
-    req.headers['content-length'] !== undefined ||
-    req.headers['transfer-encoding'] !== undefined
-  let bodyError: Error | undefined
-  const body = opts.body ?? (hasBody ? req.pipe(limit) : null)
-  limit.on('error', (e: Error) => {
-    bodyError = e
-    abort.abort()
-  })
+  const signal = opts.signal
+  const requestBytes = opts.body?.length ?? 0
   let upstream: UpstreamResponse
   try {
     // origin + path: the path goes upstream byte for byte (no URL re-parsing or normalising).
@@ -187,20 +156,19 @@ export async function forwardRequest(opts: ForwardOptions): Promise<ForwardResul
       origin: cluster.server.origin,
       path: opts.path,
       method: method,
-      headers: opts.headers,
-      body,
+      headers: [...hooks.requestHeaders(opts.headers)],
+      body: opts.body,
       signal,
       headersTimeout: cluster.config.upstreamTimeouts.headersMs,
       bodyTimeout: 0,
     })
   } catch (e) {
-    if (bodyError) throw bodyError
-    if (signal.aborted) return { ...gone(), requestBytes: limit.bytes }
+    if (signal.aborted) return { ...gone(), requestBytes }
     throw upstreamError(cluster, e)
   }
-  let filter: ResponseFilter | undefined
+  let rewrite: BodyRewrite | undefined
   try {
-    filter = opts.filter?.(upstream.statusCode, upstream.headers)
+    rewrite = hooks.onHead({ status: upstream.statusCode, headers: upstream.headers })
   } catch (e) {
     // refused before a byte went out: the client gets a Status
     upstream.body.destroy()
@@ -217,23 +185,19 @@ export async function forwardRequest(opts: ForwardOptions): Promise<ForwardResul
   res.once('close', stopUpstream)
   const headers = relayableResponseHeaders(upstream.headers)
   headers['audit-id'] ??= opts.requestId
-  const warnings = [...(opts.warnings ?? [])]
   let responseBytes = 0
-  const capture = new Capture(opts.captureBytes ?? 0)
-  if (opts.abortable)
-    opts.abortable.abort = () => {
-      upstream.body.destroy()
-      res.destroy()
-    }
-  const onChunk = opts.bodyTap?.(upstream.statusCode)
+  hooks.onAbort(() => {
+    upstream.body.destroy()
+    res.destroy()
+  })
   upstream.body.on('data', (c: Buffer) => {
-    onChunk?.(c)
+    hooks.onUpstreamData(c)
     responseBytes += c.length
   })
   let complete = false
   try {
-    if (filter) await deliverFiltered(upstream, filter, sink, headers, warnings, capture)
-    else await deliverPlain(upstream, sink, headers, warnings, capture)
+    if (rewrite) await deliverRewritten(upstream, rewrite, sink, headers, hooks)
+    else await deliverPlain(upstream, sink, headers, hooks)
     complete = true
   } catch (e) {
     // Refused before the head went out: the client gets a Status. Otherwise the client went
@@ -248,38 +212,10 @@ export async function forwardRequest(opts: ForwardOptions): Promise<ForwardResul
   }
   return {
     status: upstream.statusCode,
-    requestBytes: opts.body?.length ?? limit.bytes,
+    requestBytes,
     responseBytes,
     sentBytes: sink.sent,
     complete,
-    ...(capture.max
-      ? {
-          captured: {
-            contentType: String(upstream.headers['content-type'] ?? ''),
-            head: capture.head(),
-            bytes: responseBytes,
-          },
-        }
-      : {}),
-  }
-}
-
-/** The head of what the client received, for the audit record. */
-class Capture {
-  readonly max: number
-  readonly #parts: Buffer[] = []
-  #bytes = 0
-  constructor(max: number) {
-    this.max = max
-  }
-  add(c: Buffer): void {
-    if (this.#bytes >= this.max) return
-    const part = c.subarray(0, this.max - this.#bytes)
-    this.#parts.push(part)
-    this.#bytes += part.length
-  }
-  head(): Buffer {
-    return Buffer.concat(this.#parts)
   }
 }
 
@@ -379,12 +315,11 @@ async function deliverPlain(
   upstream: UpstreamResponse,
   sink: ClientSink,
   headers: Record<string, string | string[]>,
-  warnings: readonly string[],
-  capture: Capture,
+  hooks: ResponseHooks,
 ): Promise<void> {
   sink.writeHead(
     upstream.statusCode,
-    withWarnings(headers, warnings),
+    withWarnings(headers, hooks.warnings(true)),
     upstream.headers['content-length'] === undefined,
   )
   const buffered = upstreamBuffer()
@@ -392,7 +327,7 @@ async function deliverPlain(
     // the iterator below sees the error
   })
   for await (const chunk of buffered as AsyncIterable<Buffer>) {
-    capture.add(chunk)
+    hooks.onClientData(chunk)
     await sink.write(chunk)
   }
   await sink.end()
@@ -404,16 +339,15 @@ async function deliverPlain(
  * backpressure. A filter error before the head went out is a 502 Status; after it, the response
  * is cut (the client never gets unfiltered bytes).
  */
-async function deliverFiltered(
+async function deliverRewritten(
   upstream: UpstreamResponse,
-  filter: ResponseFilter,
+  rewrite: BodyRewrite,
   sink: ClientSink,
   headers: Record<string, string | string[]>,
-  warnings: string[],
-  capture: Capture,
+  hooks: ResponseHooks,
 ): Promise<void> {
   delete headers['content-length']
-  const t = filter.transform
+  const t = rewrite.transform
   pipeline(upstream.body, upstreamBuffer(), t).catch(() => {
     // the iterator below sees the error
   })
@@ -423,7 +357,7 @@ async function deliverFiltered(
   let complete = false
   try {
     try {
-      while (!filter.streaming && holding < HOLD_BYTES) {
+      while (!rewrite.streaming && holding < HOLD_BYTES) {
         const r = await chunks.next()
         if (r.done) {
           complete = true
@@ -441,13 +375,15 @@ async function deliverFiltered(
         { cause: e },
       )
     }
-    const warning = filter.warning(complete)
-    if (warning) warnings.push(warning)
     if (complete) headers['content-length'] = String(holding)
-    sink.writeHead(upstream.statusCode, withWarnings(headers, warnings), filter.streaming)
+    sink.writeHead(
+      upstream.statusCode,
+      withWarnings(headers, hooks.warnings(complete)),
+      rewrite.streaming,
+    )
     // what is held counts against the budget until the client has taken it
     for (let c = held.shift(); c; c = held.shift()) {
-      capture.add(c)
+      hooks.onClientData(c)
       await sink.write(c)
       holding -= c.length
       heldBytesInProcess -= c.length
@@ -460,7 +396,7 @@ async function deliverFiltered(
     for (;;) {
       const r = await chunks.next()
       if (r.done) break
-      capture.add(r.value)
+      hooks.onClientData(r.value)
       await sink.write(r.value)
     }
   }
@@ -478,9 +414,4 @@ function withWarnings(
     headers['warning'] = [...list, ...warnings.map(warningValue)]
   }
   return headers
-}
-
-/** RFC 7234 warn-value with code 299 (kubectl prints the text as `Warning: ...`). */
-export function warningValue(text: string): string {
-  return `299 - "${text.replace(/["\\]/g, '\\$&').replace(/[\r\n]/g, ' ')}"`
 }

@@ -82,3 +82,31 @@ export function relayableResponseHeaders(
   }
   return out
 }
+
+/**
+ * Upstream headers with the response media type chosen by Gatehouse: every Accept and
+ * Accept-Encoding (and any other name in `drop`, lower-case) removed, then `Accept: <accept>`
+ * (given the client's joined Accept) when it returns one. Gatehouse reads what it asks for
+ * this way uncompressed, in a type it can decode.
+ */
+export function withAccept(
+  src: readonly string[],
+  accept: (clientAccept: string | undefined) => string | undefined,
+  drop: readonly string[] = [],
+): string[] {
+  const out: string[] = []
+  let client: string | undefined
+  for (let i = 0; i < src.length; i += 2) {
+    const name = src[i]!.toLowerCase()
+    if (name === 'accept') client = client === undefined ? src[i + 1]! : `${client},${src[i + 1]!}`
+    else if (name !== 'accept-encoding' && !drop.includes(name)) out.push(src[i]!, src[i + 1]!)
+  }
+  const chosen = accept(client)
+  if (chosen !== undefined) out.push('Accept', chosen)
+  return out
+}
+
+/** RFC 7234 warn-value with code 299 (kubectl prints the text as `Warning: ...`). */
+export function warningValue(text: string): string {
+  return `299 - "${text.replace(/["\\]/g, '\\$&').replace(/[\r\n]/g, ' ')}"`
+}

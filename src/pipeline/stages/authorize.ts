@@ -16,7 +16,7 @@ import {
 import { isImpersonationHeader } from '../../upstream/headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
-import { execRequestFor } from '../../sessions/remote-command.ts'
+import { execRequestFor } from '../../kube/remote-command.ts'
 import { selectorFactsOf } from '../../kube/scope.ts'
 import { mediaTypeOf } from '../../kube/body.ts'
 import { localObjects, policyObjects } from './policy-objects.ts'

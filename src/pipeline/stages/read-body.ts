@@ -5,7 +5,7 @@
 // object the cluster will see. Reads and upgrades have no body and skip this stage; the body
 // then goes upstream unchanged, byte for byte.
 import { GatewayError } from '../../errors/index.ts'
-import { decodeBody, type RequestObject } from '../../kube/body.ts'
+import { decodeBody, requestObjectOf, type RequestObject } from '../../kube/body.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../stage.ts'
 
@@ -93,17 +93,8 @@ function readAll(ctx: RequestContext, limit: number, idleMs: number): Promise<Bu
  * reason: a condition that needs them gets the object from a dry run, or fails closed.
  */
 export function decodeRequestObject(ctx: RequestContext): RequestObject {
-  if (ctx.requestObject) return ctx.requestObject
   // a context built outside the pipeline (tests, tools) decodes its body the same way
-  if (!ctx.requestBody?.length) return { value: null, format: 'json' }
-  return (ctx.requestObject = toRequestObject(
-    decodeBody(ctx.requestBody, ctx.req.headers['content-type']),
-  ))
-}
-
-function toRequestObject(d: ReturnType<typeof decodeBody>): RequestObject {
-  if (d.ok) return { value: d.value, format: d.format }
-  return { unavailable: 'undecoded' in d ? d.undecoded : d.refused }
+  return (ctx.requestObject ??= requestObjectOf(ctx.requestBody, ctx.req.headers['content-type']))
 }
 
 export function createReadBodyStage(opts: { maxBodyBytes: number; idleMs: number }): Stage {

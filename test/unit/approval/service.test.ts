@@ -6,9 +6,7 @@
 // more than maxPendingPerIdentity pending (429 with Retry-After), a protobuf body nobody can
 // decode is refused rather than shown in part, and listings are queried by approver set.
 import assert from 'node:assert/strict'
-import { EventEmitter } from 'node:events'
 import { mkdtempSync } from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -20,8 +18,8 @@ import type { AuditRecord } from '../../../src/audit/index.ts'
 import type { Identity } from '../../../src/authn/index.ts'
 import { parseRequestInfo } from '../../../src/kube/request-info.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
-import type { RequestContext } from '../../../src/pipeline/context.ts'
-import type { UpstreamCluster } from '../../../src/upstream/cluster.ts'
+import type { HeldRequest } from '../../../src/approval/request.ts'
+import type { ApprovalAuditLink } from '../../../src/request/facts.ts'
 
 const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-appr-svc-')), 'audit.db'))
 const written: AuditRecord[] = []
@@ -55,6 +53,9 @@ const alice: Identity = {
 }
 let n = 0
 
+/** A held request as the hold stage makes it; `goAway()` is its client leaving. */
+type Held = HeldRequest & { readonly id: string; goAway(): void; approval?: ApprovalAuditLink }
+
 function context(
   body: string,
   opts: {
@@ -65,50 +66,48 @@ function context(
     contentType?: string
     approvers?: { group: string }[]
   } = {},
-): RequestContext & { res: ServerResponse } {
+): Held {
   const target = opts.target ?? '/api/v1/namespaces/prod/configmaps'
   const info = parseRequestInfo('POST', target)
   assert.ok(info.ok)
-  const res = new EventEmitter() as unknown as ServerResponse
-  return {
-    id: `req-${++n}`,
-    receivedAt: Date.now(),
-    req: {
+  const id = `req-${++n}`
+  const gone = new AbortController()
+  const held: Held = {
+    id,
+    goAway: () => gone.abort(),
+    gone: gone.signal,
+    link: (approval) => (held.approval = approval),
+    request: {
+      id,
+      receivedAt: Date.now(),
       method: 'POST',
-      url: target,
+      target,
       headers: { 'content-type': opts.contentType ?? 'application/json' },
-      socket: { destroyed: false },
-    } as unknown as IncomingMessage,
-    res,
-    upgrade: undefined,
-    sourceAddress: '127.0.0.1',
-    timings: {},
-    warnings: [],
-    signal: new AbortController().signal,
-    cleanups: [],
-    cluster: { name: 'prod' } as UpstreamCluster,
-    upstreamPath: target,
-    requestInfo: info.info,
-    identity: opts.who ?? bob,
-    requestBody: Buffer.from(body),
-    decision: {
-      action: 'approve',
-      policy: 'p',
-      rule: 'r',
-      obligations: {
-        audit: 'metadata',
-        approval: {
-          approvers: opts.approvers ?? [{ group: 'sre' }],
-          quorum: 1,
-          expiresIn: opts.expiresIn ?? 600,
-          wait: opts.wait ?? 'hold',
+      sourceAddress: '127.0.0.1',
+      cluster: 'prod',
+      info: info.info,
+      identity: opts.who ?? bob,
+      body: Buffer.from(body),
+      decision: {
+        action: 'approve',
+        policy: 'p',
+        rule: 'r',
+        obligations: {
+          audit: 'metadata',
+          approval: {
+            approvers: opts.approvers ?? [{ group: 'sre' }],
+            quorum: 1,
+            expiresIn: opts.expiresIn ?? 600,
+            wait: opts.wait ?? 'hold',
+          },
         },
       },
     },
   }
+  return held
 }
 
-async function pendingFor(ctx: RequestContext): Promise<string> {
+async function pendingFor(ctx: Held): Promise<string> {
   for (let i = 0; i < 200; i++) {
     const mine = (await service.list({ state: 'pending', limit: 100 })).find(
       (x) => x.requestId === ctx.id,
@@ -166,7 +165,7 @@ describe('ApprovalService', () => {
     const ctx = context('{"metadata":{"name":"gone"}}')
     const held = service.hold(ctx).catch((e: Error) => e)
     const id = await pendingFor(ctx)
-    ctx.res.emit('close')
+    ctx.goAway()
     const e = await held
     assert.ok(e instanceof Error)
     assert.match(e.message, /the client went away; approval .* stays pending/)
@@ -210,7 +209,7 @@ describe('ApprovalService', () => {
       wait: 'retry',
       target: '/api/v1/namespaces/prod/configmaps?dryRun=All',
     })
-    const idOf = async (ctx: RequestContext): Promise<string> => {
+    const idOf = async (ctx: Held): Promise<string> => {
       const e = await service.hold(ctx).catch((x: Error) => x)
       assert.ok(e instanceof Error)
       return /approval (\S+) is pending/.exec(e.message)![1]!
@@ -299,16 +298,12 @@ describe('ApprovalService', () => {
 
   it("answers kubectl's SPDY retry of a denied WebSocket exec with the same denial", async () => {
     const target = '/api/v1/namespaces/prod/pods/box/exec?command=date&container=app&stdout=true'
-    const exec = (method: 'GET' | 'POST'): RequestContext => {
-      const ctx: RequestContext = context('', { wait: 'retry', target })
-      delete ctx.requestBody
+    const exec = (method: 'GET' | 'POST'): Held => {
+      const ctx = context('', { wait: 'retry', target })
       const info = parseRequestInfo(method, target)
       assert.ok(info.ok)
-      return {
-        ...ctx,
-        req: { ...ctx.req, method, headers: {} } as unknown as IncomingMessage,
-        requestInfo: info.info,
-      }
+      const request = { ...ctx.request, method, headers: {}, info: info.info, body: undefined }
+      return { ...ctx, request }
     }
     const e = await service.hold(exec('GET')).catch((x: Error) => x)
     const id = /approval (\S+) is pending/.exec(String(e))![1]!

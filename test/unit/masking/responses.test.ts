@@ -21,7 +21,7 @@ import {
   maskPlanFor,
   UnmaskableResponse,
 } from '../../../src/masking/responses.ts'
-import type { RequestContext } from '../../../src/pipeline/context.ts'
+import type { RequestFacts } from '../../../src/request/facts.ts'
 import type { Decision } from '../../../src/policy/decision.ts'
 
 const masking = (
@@ -183,19 +183,18 @@ test('audit bodies: a Secret request body is kept masked (JSON), dropped when it
   const target = '/api/v1/namespaces/a/secrets'
   const info = parseRequestInfo('POST', target)
   assert.ok(info.ok)
-  const ctx = (contentType: string, body: Buffer): RequestContext =>
+  const ctx = (contentType: string, body: Buffer): RequestFacts =>
     ({
       id: 'x',
       receivedAt: Date.now(),
-      req: { method: 'POST', url: target, headers: { 'content-type': contentType } },
-      requestInfo: info.info,
-      upstreamPath: target,
-      requestBody: body,
+      method: 'POST',
+      target,
+      headers: { 'content-type': contentType },
+      info: info.info,
+      body,
       decision: { action: 'allow', rule: 'r', obligations: { audit: 'request' } },
       sourceAddress: '',
-      timings: {},
-      warnings: [],
-    }) as unknown as RequestContext
+    }) as unknown as RequestFacts
   const secret = {
     metadata: { name: 'db' },
     stringData: { password: 'hunter2-planted' },
@@ -203,6 +202,7 @@ test('audit bodies: a Secret request body is kept masked (JSON), dropped when it
   }
   const kept = buildAuditRecord(
     ctx('application/json', Buffer.from(JSON.stringify(secret))),
+    undefined,
     undefined,
     {
       maxBodyBytes: 4096,
@@ -213,6 +213,7 @@ test('audit bodies: a Secret request body is kept masked (JSON), dropped when it
   assert.equal(kept.masked, 2)
   const proto = buildAuditRecord(
     ctx('application/vnd.kubernetes.protobuf', Buffer.from('k8s\0...hunter2')),
+    undefined,
     undefined,
     {
       maxBodyBytes: 4096,

@@ -10,7 +10,7 @@ import * as wsModule from 'ws'
 import { detectorSet } from '../../../src/masking/detectors.ts'
 import { maskText } from '../../../src/masking/text.ts'
 import { createClientRewriter, type ClientRewriter } from '../../../src/sessions/client-masking.ts'
-import { dialectOf, type Dialect } from '../../../src/sessions/remote-command.ts'
+import { dialectOf, type Dialect } from '../../../src/kube/remote-command.ts'
 import { createTap, type SessionObserver, type SpdyStreamTypes } from '../../../src/sessions/tap.ts'
 import { Opcode, WebSocketFrameReader } from '../../../src/sessions/websocket-frames.ts'
 import {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { parseRequestInfo } from '../../../src/kube/request-info.ts'
 import { parsePolicyText, type PolicySet } from '../../../src/policy/index.ts'
-import { execParameters } from '../../../src/sessions/remote-command.ts'
+import { execParameters } from '../../../src/kube/remote-command.ts'
 import { identity, policySet } from '../policy/helpers.ts'
 
 const BOT = identity('k8s:serviceaccount:ops:db-bot')

@@ -22,7 +22,7 @@ import {
   streamBytes,
   type RecordingSink,
 } from '../../../src/sessions/recording.ts'
-import { dialectOf, type Dialect } from '../../../src/sessions/remote-command.ts'
+import { dialectOf, type Dialect } from '../../../src/kube/remote-command.ts'
 import type { SpdyStreamTypes } from '../../../src/sessions/tap.ts'
 import {
   encodeServerFrame,

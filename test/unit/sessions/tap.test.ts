@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { constants, deflateSync } from 'node:zlib'
-import type { Dialect } from '../../../src/sessions/remote-command.ts'
+import type { Dialect } from '../../../src/kube/remote-command.ts'
 import { createTap, TapProtocolError, type SessionObserver } from '../../../src/sessions/tap.ts'
 import {
   encodeFrame,
