@@ -2,7 +2,15 @@
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['build/', 'node_modules/', 'coverage/', 'eslint.config.js'] },
+  {
+    ignores: [
+      'build/',
+      'node_modules/',
+      'coverage/',
+      'eslint.config.js',
+      '.dependency-cruiser.cjs',
+    ],
+  },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

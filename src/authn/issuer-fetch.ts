@@ -2,7 +2,16 @@
 // within the same https origin (never to another host or to plain HTTP, which would let
 // whoever answers there choose the keys), bodies are capped while they stream in, and every
 // fetch has a deadline. An issuer that breaks any of this is unavailable, never trusted.
-import type { Fetch } from './oidc.ts'
+/** fetch, or one that trusts an issuer's own CA (makeFetch in oidc.ts). */
+export type Fetch = (
+  url: string,
+  init?: {
+    headers?: Record<string, string> | Headers
+    signal?: AbortSignal
+    redirect?: 'manual' | 'follow' | 'error'
+    method?: string
+  },
+) => Promise<Response>
 
 export const MAX_ISSUER_DOCUMENT_BYTES = 256 * 1024
 export const ISSUER_FETCH_TIMEOUT_MS = 5_000

@@ -3,8 +3,7 @@
 // failed or not, starts the cooldown: while the JWKS endpoint fails, tokens with random kids
 // cost no fetch each (jose's remote set starts its cooldown only after a success).
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
-import { fetchIssuerJson, IssuerUnavailable } from './issuer-fetch.ts'
-import type { Fetch } from './oidc.ts'
+import { fetchIssuerJson, IssuerUnavailable, type Fetch } from './issuer-fetch.ts'
 
 /** Keys older than this are refetched on the next use (a failure keeps the old ones). */
 const KEYS_MAX_AGE_MS = 10 * 60_000

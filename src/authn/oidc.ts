@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
-  decodeJwt,
   decodeProtectedHeader,
   errors,
   jwtVerify,
@@ -17,7 +16,7 @@ import {
 } from 'jose'
 import { Agent, fetch as undiciFetch } from 'undici'
 import type { OidcConfig } from './config.ts'
-import { fetchIssuerJson, IssuerUnavailable } from './issuer-fetch.ts'
+import { fetchIssuerJson, IssuerUnavailable, type Fetch } from './issuer-fetch.ts'
 import { createIssuerKeys } from './issuer-keys.ts'
 import { mapClaims, MappingError } from './presets.ts'
 import { createRevocationCheck, type RevocationCheck } from './revocation.ts'
@@ -37,30 +36,13 @@ const VERIFIED_CACHE_ENTRIES = 10_000
 /** How long a failed discovery is remembered before trying again. */
 const DISCOVERY_RETRY_MS = 5_000
 
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
-
 /** The unverified issuer of a JWT-shaped token, only to pick the authenticator that verifies it. */
-export function unverifiedIssuer(token: string): string | undefined {
-  if (!JWT_SHAPE.test(token)) return undefined
-  try {
-    const iss = decodeJwt(token).iss
-    return typeof iss === 'string' ? iss : undefined
-  } catch {
-    return undefined
-  }
-}
+import { unverifiedIssuer } from './unverified.ts'
+export { unverifiedIssuer }
 
 const normalise = (issuer: string): string => issuer.replace(/\/+$/, '')
 
-export type Fetch = (
-  url: string,
-  init?: {
-    headers?: Record<string, string> | Headers
-    signal?: AbortSignal
-    redirect?: 'manual' | 'follow' | 'error'
-    method?: string
-  },
-) => Promise<Response>
+export type { Fetch } from './issuer-fetch.ts'
 
 export function makeFetch(caFile: string | undefined, baseDir: string): Fetch {
   if (!caFile) return (url, init) => fetch(url, init)

@@ -5,7 +5,7 @@
 // with the provenance keys its RBAC grants.
 import { createHash } from 'node:crypto'
 import type { TokenReviewConfig } from './config.ts'
-import { unverifiedIssuer } from './oidc.ts'
+import { unverifiedIssuer } from './unverified.ts'
 import { provenance } from './provenance.ts'
 import {
   NOT_APPLICABLE,
