@@ -2,6 +2,7 @@
 // decoded whole, the dry run, the highlights), the summary built from structured fields, the
 // requester with its provenance and justification. Throws the Status the client gets when the
 // request cannot be shown whole (no approval is created for what nobody could read).
+import { coordinatesOf } from '../kube/request-info.ts'
 import { randomUUID } from 'node:crypto'
 import { selectClaims } from '../audit/record.ts'
 import { describeRequest, proxySubpath } from '../kube/describe.ts'
@@ -126,12 +127,7 @@ export async function newApproval(
       path: info.path,
       verb: info.verb,
       authzVerb: info.authzVerb,
-      apiGroup: info.apiGroup,
-      apiVersion: info.apiVersion,
-      resource: info.resource,
-      subresource: info.subresource,
-      namespace: info.namespace,
-      name: info.name,
+      ...coordinatesOf(info),
       ...(objectName ? { objectName } : {}),
       ...(dryRun ? { dryRun } : {}),
       bodySha256: bound.bodySha256,

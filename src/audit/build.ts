@@ -3,6 +3,7 @@
 // structurally (a Secret's values, secret-looking env values...) and with the text detectors,
 // other bodies with the text detectors byte for byte. A Secret's body that cannot be decoded
 // (protobuf, YAML, truncated) is recorded as metadata only: fail closed.
+import { coordinatesOf } from '../kube/request-info.ts'
 import type { GatewayError } from '../errors/index.ts'
 import { isSecretRequest } from '../kube/predicates.ts'
 import { headerValue, type RequestFacts, type ResponseFacts } from '../request/facts.ts'
@@ -150,12 +151,7 @@ export function buildAuditRecord(
           target: maskRequestTarget(facts.target),
           isResourceRequest: info.isResourceRequest,
           verb: info.authzVerb,
-          apiGroup: info.apiGroup,
-          apiVersion: info.apiVersion,
-          resource: info.resource,
-          subresource: info.subresource,
-          namespace: info.namespace,
-          name: info.name,
+          ...coordinatesOf(info),
         }
       : // Refused before it could be classified: what was asked is evidence all the same.
         {

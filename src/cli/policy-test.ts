@@ -90,14 +90,14 @@ export function runPolicyTests(
         ...(c.expect === 'allow' ? { failure: 'expected allow' } : {}),
       }
     const identity: Identity = { ...c.identity, extra: {} } as Identity
-    const exec = execRequestFor(parsed.info, target.split('?')[1] ?? '')
+    const exec = execRequestFor(parsed.info)
     const decision = set.evaluate({
       ...(exec ? { exec } : {}),
       cluster: c.cluster,
       info: parsed.info,
       identity,
       object: () => ({ value: c.object ?? null }),
-      selector: selectorFactsOf(target.split('?')[1] ?? ''),
+      selector: selectorFactsOf(parsed.info.query),
       ...(c.patchType ? { patchType: c.patchType } : {}),
       ...(c.oldObject !== undefined ? { oldObject: () => ({ value: c.oldObject }) } : {}),
       dryRun: /(^|[?&])dryRun=All(&|$)/.test(target),

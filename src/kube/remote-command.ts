@@ -136,10 +136,13 @@ export function execParameters(query: URLSearchParams): ExecParameters {
 }
 
 /** exec and attach requests: the parameters policy rules match on; undefined for others. */
-export function execRequestFor(
-  info: { isResourceRequest: boolean; apiGroup: string; resource: string; subresource: string },
-  query: string,
-): ExecParameters | undefined {
+export function execRequestFor(info: {
+  isResourceRequest: boolean
+  apiGroup: string
+  resource: string
+  subresource: string
+  query: URLSearchParams
+}): ExecParameters | undefined {
   if (
     !info.isResourceRequest ||
     info.apiGroup !== '' ||
@@ -147,5 +150,5 @@ export function execRequestFor(
     (info.subresource !== 'exec' && info.subresource !== 'attach')
   )
     return undefined
-  return execParameters(new URLSearchParams(query))
+  return execParameters(info.query)
 }

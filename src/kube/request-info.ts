@@ -264,3 +264,28 @@ export function queryParams(query: GoQuery): URLSearchParams {
   for (const [key, values] of query) for (const v of values) out.append(key, v)
   return out
 }
+
+/** What a request names: group, version, resource, subresource, namespace and name. */
+export interface RequestCoordinates {
+  apiGroup: string
+  apiVersion: string
+  resource: string
+  subresource: string
+  namespace: string
+  name: string
+}
+
+/**
+ * The coordinates of a request, as policy (CEL `request`), audit records and approvals all
+ * name them (each adds its own verb and target around them).
+ */
+export function coordinatesOf(info: RequestCoordinates): RequestCoordinates {
+  return {
+    apiGroup: info.apiGroup,
+    apiVersion: info.apiVersion,
+    resource: info.resource,
+    subresource: info.subresource,
+    namespace: info.namespace,
+    name: info.name,
+  }
+}

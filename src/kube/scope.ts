@@ -126,12 +126,6 @@ export function selectorFacts(fieldSelector: string | undefined): SelectorFacts 
 }
 
 /** selectorFacts of the fieldSelector in a raw query string (the first value, as Go reads it). */
-export function selectorFactsOf(rawQuery: string): SelectorFacts {
-  let selector: string | undefined
-  try {
-    selector = new URLSearchParams(rawQuery).get('fieldSelector') ?? undefined
-  } catch {
-    return {}
-  }
-  return selectorFacts(selector)
+export function selectorFactsOf(query: URLSearchParams): SelectorFacts {
+  return selectorFacts(query.get('fieldSelector') ?? undefined)
 }

@@ -2,7 +2,7 @@
 // then one decision per request. Deny wins over allow; nothing matched means deny; shadow-mode
 // policies are evaluated alongside and can only add a warning, never change the outcome.
 import type { Identity } from '../authn/index.ts'
-import type { RequestInfo } from '../kube/request-info.ts'
+import { coordinatesOf, type RequestInfo } from '../kube/request-info.ts'
 import {
   COVERED_VERBS,
   isClusterScoped,
@@ -632,12 +632,7 @@ function celInputFor(req: PolicyRequest, object: unknown, oldObject: unknown): C
       verb: info.authzVerb,
       apiServerVerb: info.verb,
       isResourceRequest: info.isResourceRequest,
-      apiGroup: info.apiGroup,
-      apiVersion: info.apiVersion,
-      resource: info.resource,
-      subresource: info.subresource,
-      namespace: info.namespace,
-      name: info.name,
+      ...coordinatesOf(info),
       path: info.path,
       userAgent: req.userAgent ?? '',
       dryRun: req.dryRun ?? false,

@@ -17,7 +17,7 @@ import { encodeFrame, FLAG_FIN } from '../spdy/index.ts'
 import type { TextMasking } from './masked-streams.ts'
 import { Channel, type Dialect } from '../kube/remote-command.ts'
 import type { SpdyStreamTypes } from './tap.ts'
-import { encodeServerFrame, Opcode } from './websocket-frames.ts'
+import { encodeServerFrame, Opcode, readFrameHead } from './websocket-frames.ts'
 
 export interface ClientRewriter {
   /** Upstream bytes, already shown to the tap; what the client gets goes to `send`, in order. */
@@ -100,13 +100,11 @@ class FrameSplitter {
 
 /** RFC 6455 5.2: a server frame's length from its first 2 to 10 bytes. */
 function webSocketFrameLength(h: Buffer): number | undefined {
-  if (h.length < 2) return undefined
+  const head = readFrameHead(h)
+  if (!head) return undefined
   // the tap refuses masked server frames before the rewriter sees them (RFC 6455 5.1)
-  if (h[1]! & 0x80) throw new Error('masked frame from the server')
-  const len7 = h[1]! & 0x7f
-  if (len7 < 126) return 2 + len7
-  if (len7 === 126) return h.length < 4 ? undefined : 4 + h.readUInt16BE(2)
-  return h.length < 10 ? undefined : 10 + h.readUInt32BE(6)
+  if (head.masked) throw new Error('masked frame from the server')
+  return head.headLength + head.payloadLength
 }
 
 interface WebSocketFrame {
@@ -117,14 +115,9 @@ interface WebSocketFrame {
 }
 
 function parseWebSocketFrame(raw: Buffer): WebSocketFrame {
-  const len7 = raw[1]! & 0x7f
-  const headLength = len7 < 126 ? 2 : len7 === 126 ? 4 : 10
-  return {
-    raw,
-    fin: (raw[0]! & 0x80) !== 0,
-    opcode: raw[0]! & 0x0f,
-    payload: raw.subarray(headLength),
-  }
+  const head = readFrameHead(raw)
+  if (!head) throw new Error('a WebSocket frame shorter than its head')
+  return { raw, fin: head.fin, opcode: head.opcode, payload: raw.subarray(head.headLength) }
 }
 
 /**

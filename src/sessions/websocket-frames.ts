@@ -26,6 +26,44 @@ export interface WebSocketMessage {
   data: Buffer
 }
 
+/** A frame's head (RFC 6455 5.2). */
+export interface FrameHead {
+  fin: boolean
+  /** The RSV1-3 bits (0 unless an extension was negotiated). */
+  rsv: number
+  opcode: number
+  masked: boolean
+  /** Bytes of the head, mask key included. */
+  headLength: number
+  payloadLength: number
+}
+
+/**
+ * The head of the frame `h` starts with, once its length bytes are there (undefined before).
+ * Throws WebSocketProtocolError for a length beyond 4 GiB (no relay buffers that much).
+ */
+export function readFrameHead(h: Buffer): FrameHead | undefined {
+  if (h.length < 2) return undefined
+  const len7 = h[1]! & 0x7f
+  const masked = (h[1]! & 0x80) !== 0
+  const extended = len7 === 126 ? 2 : len7 === 127 ? 8 : 0
+  if (h.length < 2 + extended) return undefined
+  let payloadLength = len7
+  if (len7 === 126) payloadLength = h.readUInt16BE(2)
+  else if (len7 === 127) {
+    if (h.readUInt32BE(2) !== 0) throw new WebSocketProtocolError('frame length beyond 4 GiB')
+    payloadLength = h.readUInt32BE(6)
+  }
+  return {
+    fin: (h[0]! & 0x80) !== 0,
+    rsv: h[0]! & 0x70,
+    opcode: h[0]! & 0x0f,
+    masked,
+    headLength: 2 + extended + (masked ? 4 : 0),
+    payloadLength,
+  }
+}
+
 const State = { Header: 0, Payload: 1 } as const
 
 export class WebSocketFrameReader {
@@ -117,34 +155,27 @@ export class WebSocketFrameReader {
   /** Header length once its first two bytes are known (undefined before). */
   #headerLength(h: Buffer): number | undefined {
     if (h.length < 2) return undefined
+    // known from the first two bytes, before the extended length arrives
     const len7 = h[1]! & 0x7f
-    const masked = (h[1]! & 0x80) !== 0
-    return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0)
+    return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (h[1]! & 0x80 ? 4 : 0)
   }
 
   #payloadLength(h: Buffer): number {
-    const len7 = h[1]! & 0x7f
-    if (len7 < 126) return len7
-    if (h.length < 4) return Number.POSITIVE_INFINITY
-    if (len7 === 126) return h.readUInt16BE(2)
-    if (h.length < 10) return Number.POSITIVE_INFINITY
-    const high = h.readUInt32BE(2)
-    if (high !== 0) throw new WebSocketProtocolError('frame length beyond 4 GiB')
-    return h.readUInt32BE(6)
+    return readFrameHead(h)?.payloadLength ?? Number.POSITIVE_INFINITY
   }
 
   #startFrame(out: WebSocketMessage[]): void {
     const h = this.#header
-    const fin = (h[0]! & 0x80) !== 0
-    if ((h[0]! & 0x70) !== 0)
+    const head = readFrameHead(h)
+    if (!head) throw new WebSocketProtocolError('a frame head cut short')
+    const { fin, opcode, masked } = head
+    if (head.rsv !== 0)
       throw new WebSocketProtocolError('reserved bits set (no extension was negotiated)')
-    const opcode = h[0]! & 0x0f
-    const masked = (h[1]! & 0x80) !== 0
     if (masked !== this.#expectMasked)
       throw new WebSocketProtocolError(
         this.#expectMasked ? 'unmasked frame from the client' : 'masked frame from the server',
       )
-    const length = this.#payloadLength(h)
+    const length = head.payloadLength
     const isControl = opcode >= 0x8
     if (![0x0, 0x1, 0x2, 0x8, 0x9, 0xa].includes(opcode))
       throw new WebSocketProtocolError(`unknown opcode ${opcode}`)

@@ -1,5 +1,6 @@
 // SPDY/3.1 as Kubernetes uses it for exec, attach and port-forward. No maintained Node
-// library exists; this is ours: the frame codec, header-block compression and an endpoint.
+// library exists; this is ours: the frame codec and header-block compression (the endpoint the
+// test kubelet speaks is in test/harness/spdy/session.ts; Gatehouse only reads sessions).
 export { SPDY3_HEADER_DICTIONARY } from './dictionary.ts'
 export {
   ControlType,
@@ -19,4 +20,3 @@ export {
   HeaderDecompressor,
   type SpdyHeaders,
 } from './header-block.ts'
-export { SpdySession, SpdyStream, type SpdySessionOptions } from './session.ts'

@@ -82,16 +82,15 @@ export function createAuthorizeStage(policies: () => PolicySet): Stage {
           }
         }
       }
-      const query = ctx.upstreamPath?.split('?')[1] ?? ''
-      const exec = execRequestFor(info, query)
+      const exec = execRequestFor(info)
       const set = policies()
       const request = {
         cluster: ctx.cluster!.name,
         info,
         identity: ctx.identity!,
         userAgent: ctx.req.headers['user-agent'] ?? '',
-        dryRun: /(^|&)dryRun=All(&|$)/.test(query),
-        selector: selectorFactsOf(query),
+        dryRun: info.query.getAll('dryRun').includes('All'),
+        selector: selectorFactsOf(info.query),
         ...(info.verb === 'patch'
           ? { patchType: mediaTypeOf(ctx.req.headers['content-type']) }
           : {}),

@@ -5,7 +5,7 @@
 import { appendFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { SpdySession, type SpdyStream } from '../../../src/spdy/index.ts'
+import { SpdySession, type SpdyStream } from '../spdy/session.ts'
 import { CommandSession, exitStatus, type ExecOptions } from './remote-command.ts'
 
 /** Newest first, as the kubelet prefers them. */

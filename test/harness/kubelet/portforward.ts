@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { createWebSocketStream, type WebSocket } from 'ws'
-import { SpdySession, type SpdyStream } from '../../../src/spdy/index.ts'
+import { SpdySession, type SpdyStream } from '../spdy/session.ts'
 import { acceptSpdy, offeredStreamProtocols, rejectNegotiation } from './exec-spdy.ts'
 import type { PodView } from './pods.ts'
 

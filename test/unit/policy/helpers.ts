@@ -34,7 +34,7 @@ export function decide(
     cluster: opts.cluster ?? 'prod',
     info: r.info,
     identity: who,
-    selector: selectorFactsOf(url.split('?')[1] ?? ''),
+    selector: selectorFactsOf(r.info.query),
     ...(opts.patchType ? { patchType: opts.patchType } : {}),
     ...(opts.object !== undefined ? { object: () => ({ value: opts.object }) } : {}),
   })

@@ -2,12 +2,8 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer, connect, type Socket } from 'node:net'
 import { after, describe, test } from 'node:test'
-import {
-  FrameParser,
-  SpdySession,
-  type SpdyFrame,
-  type SpdyStream,
-} from '../../../src/spdy/index.ts'
+import { FrameParser, type SpdyFrame } from '../../../src/spdy/index.ts'
+import { SpdySession, type SpdyStream } from '../../harness/spdy/session.ts'
 
 // Every socket of the file, destroyed at the end so no test leaves the process alive.
 const opened: Socket[] = []

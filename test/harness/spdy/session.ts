@@ -15,8 +15,12 @@ import {
   RstStatus,
   SpdyProtocolError,
   type SpdyFrame,
-} from './frames.ts'
-import { HeaderCompressor, HeaderDecompressor, type SpdyHeaders } from './header-block.ts'
+} from '../../../src/spdy/frames.ts'
+import {
+  HeaderCompressor,
+  HeaderDecompressor,
+  type SpdyHeaders,
+} from '../../../src/spdy/header-block.ts'
 
 /** Largest DATA payload we send; Go peers read any size, this keeps latency per frame low. */
 const MAX_DATA_CHUNK = 32 * 1024
