@@ -239,11 +239,14 @@ function parseOptions(command: Command, rest: readonly string[]): Invocation {
     })
     parsed = { values: r.values as Values, positionals: r.positionals }
   } catch (e) {
-    const unknown = /^Unknown option '--([^']+)'/.exec((e as Error).message)?.[1]
+    // node's message for an unknown option goes on to explain `--`; its first sentence is enough
+    const unknown = /^Unknown option '(-[^']*)'/.exec((e as Error).message)
     usageError(
       command.name,
-      (e as Error).message +
-        (unknown ? suggestion(unknown, Object.keys(command.options), '--') : ''),
+      unknown
+        ? unknown[0] +
+            suggestion(unknown[1]!.replace(/^--/, ''), Object.keys(command.options), '--')
+        : (e as Error).message,
     )
   }
   for (const [name, o] of Object.entries(command.options)) {
