@@ -6,6 +6,7 @@
 // errors are one line naming what is wrong and the --help to read, with exit status 2.
 // util.parseArgs ships with Node 20 and does what we need, so no CLI library is added.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { suggestion } from './suggest.ts'
 import { forTerminal } from './terminal.ts'
 
 export interface OptionSpec {
@@ -144,30 +145,6 @@ const wantsHelp = (args: readonly string[]): boolean => {
   return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h')
 }
 
-/** Edit distance counting a swap of neighbours as one edit, for "did you mean" on a misspelling. */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  )
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1)
-    }
-  return d[a.length]![b.length]!
-}
-
-function suggestion(word: string, known: Iterable<string>, prefix = ''): string {
-  let best: [string, number] | undefined
-  for (const k of known) {
-    const d = distance(word, k)
-    if (d <= Math.max(1, Math.floor(k.length / 3)) && (!best || d < best[1])) best = [k, d]
-  }
-  return best ? ` (did you mean '${prefix}${best[0]}'?)` : ''
-}
-
 /** What a command line asks for: a help text to print, or a command to run with its values. */
 export type Invocation =
   { help: string } | { command: Command; values: Values; positionals: string[] }
@@ -266,7 +243,7 @@ function parseOptions(command: Command, rest: readonly string[]): Invocation {
 }
 
 /** `a or b`, `a, b or c`. */
-export function alternatives(words: readonly string[]): string {
+function alternatives(words: readonly string[]): string {
   return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`
 }
 
