@@ -90,6 +90,11 @@ function decideCommand(decision: 'approve' | 'deny'): Command {
       ...TOKEN_OPTIONS,
     },
     positionals: { name: 'ID', min: 1, max: 1 },
+    examples: [
+      decision === 'approve'
+        ? 'gatehouse approvals approve -c gatehouse.yaml 9d2f7a3e-4b1c-4e6d-8a5f-3c2b1d0e9f8a --comment checked --token-file me.token'
+        : "gatehouse approvals deny -c gatehouse.yaml 9d2f7a3e-4b1c-4e6d-8a5f-3c2b1d0e9f8a --comment 'not during the freeze' --token-env TOKEN",
+    ],
     async run(values, [id]) {
       const command = `gatehouse approvals ${decision}`
       const comment = typeof values['comment'] === 'string' ? values['comment'] : ''
@@ -121,16 +126,15 @@ export const approvalCommands: Command[] = [
       ...LIST_OPTIONS,
       state: { type: 'string', value: APPROVAL_STATES.join('|'), help: 'the approval state' },
     },
+    examples: [
+      'gatehouse approvals list -c gatehouse.yaml --state pending',
+      "gatehouse approvals list -c gatehouse.yaml --identity 'github:octo-org/*' --since 7d -o jsonl",
+    ],
     async run(values) {
       const q = listFilters('gatehouse approvals list', values, APPROVAL_FILTERS, (p) =>
         queryFromParams(p, APPROVAL_FILTERS, approvalQuerySchema),
       )
-      printList(
-        'gatehouse approvals list',
-        values['output'],
-        await listApprovals(configOf(values), q),
-        formatApprovals,
-      )
+      printList(values, await listApprovals(configOf(values), q), formatApprovals)
     },
   },
   {
@@ -138,6 +142,7 @@ export const approvalCommands: Command[] = [
     summary: 'print one approval as JSON: highlights first, then the binding, body and dry run',
     options: { ...CONFIG_OPTION },
     positionals: { name: 'ID', min: 1, max: 1 },
+    examples: ['gatehouse approvals show -c gatehouse.yaml 9d2f7a3e-4b1c-4e6d-8a5f-3c2b1d0e9f8a'],
     async run(values, [id]) {
       const a = await getApproval(configOf(values), id!)
       if (!a) fail(`gatehouse approvals show: no approval ${id}`)

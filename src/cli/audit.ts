@@ -103,20 +103,21 @@ export const auditCommands: Command[] = [
         help: 'the enforced decision, or what a shadow-mode policy would have decided (shadow: any)',
       },
     },
+    examples: [
+      'gatehouse audit list -c gatehouse.yaml --since 1h --decision deny',
+      "gatehouse audit list -c gatehouse.yaml --identity 'github:octo-org/*' --namespace prod -o jsonl",
+      'gatehouse audit list -c gatehouse.yaml --decision shadow-deny --since 1d',
+    ],
     async run(values) {
       const q = listFilters('gatehouse audit list', values, AUDIT_FILTERS, auditQueryFromParams)
-      printList(
-        'gatehouse audit list',
-        values['output'],
-        await listRecords(configOf(values), q),
-        formatTable,
-      )
+      printList(values, await listRecords(configOf(values), q), formatTable)
     },
   },
   {
     name: 'audit show',
     summary: 'print one audit record as JSON',
     options: { ...CONFIG_OPTION },
+    examples: ['gatehouse audit show -c gatehouse.yaml 6f0c2a4e-8b1d-4c3a-9f2e-0d5b7a1c3e9f'],
     positionals: { name: 'ID', min: 1, max: 1 },
     async run(values, [id]) {
       const record = await showRecord(configOf(values), id!)

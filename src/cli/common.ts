@@ -28,8 +28,9 @@ export const LIST_OPTIONS = {
   output: {
     type: 'string',
     short: 'o',
-    value: 'table|jsonl',
-    help: 'table (default) or JSON lines',
+    choices: ['table', 'jsonl'],
+    default: 'table',
+    help: 'a table or JSON lines',
   },
 } as const satisfies Record<string, OptionSpec>
 
@@ -66,16 +67,15 @@ export function listFilters<Q>(
   }
 }
 
+/** The items as `--output` asks (its choices, table or jsonl, are checked by the parser). */
 export function printList<T>(
-  command: string,
-  output: unknown,
+  values: Values,
   items: readonly T[],
   table: (items: readonly T[]) => string,
 ): void {
-  const format = typeof output === 'string' ? output : 'table'
-  if (format === 'jsonl') process.stdout.write(items.map((r) => jsonForTerminal(r) + '\n').join(''))
-  else if (format === 'table') process.stdout.write(table(items))
-  else fail(`${command}: --output ${format}: expected table or jsonl`, 2)
+  if (values['output'] === 'jsonl')
+    process.stdout.write(items.map((r) => jsonForTerminal(r) + '\n').join(''))
+  else process.stdout.write(table(items))
 }
 
 export function printJson(value: unknown): void {

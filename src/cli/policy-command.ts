@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { loadPolicies, PolicySet } from '../policy/index.ts'
 import { fail, type Command, type Values } from './command.ts'
 import {
+  IDENTITY_METHODS,
   formatResult,
   loadTestFile,
   runPolicyTests,
@@ -38,12 +39,11 @@ function commandLineCases(values: Values, requests: readonly string[]): PolicyTe
       identity: {
         name: values['identity'] as string,
         groups: (values['group'] as string[] | undefined) ?? [],
-        method: ((values['method'] as string | undefined) ??
-          'oidc') as PolicyTestCase['identity']['method'],
+        method: values['method'] as PolicyTestCase['identity']['method'],
         ...(typeof values['issuer'] === 'string' ? { issuer: values['issuer'] } : {}),
         claims,
       },
-      cluster: typeof values['cluster'] === 'string' ? values['cluster'] : 'default',
+      cluster: values['cluster'] as string,
       request,
       ...(object !== undefined ? { object } : {}),
     }
@@ -66,7 +66,6 @@ function print(results: readonly PolicyTestResult[], output: unknown, fromFile: 
       )
     return
   }
-  if (output !== 'text') fail(`${COMMAND}: --output ${String(output)}: expected text or json`, 2)
   const text = results.map(formatResult).join('\n')
   process.stdout.write(text.split('\n').map(forTerminal).join('\n') + '\n')
   const failed = results.filter((r) => r.failure).length
@@ -98,11 +97,12 @@ export const policyTestCommand: Command = {
     issuer: { type: 'string', value: 'URL', help: "the caller's token issuer" },
     method: {
       type: 'string',
-      value: 'oidc|tokenReview|mtls|static',
+      choices: IDENTITY_METHODS,
+      default: 'oidc',
       help: 'how the caller authenticated',
     },
     claim: { type: 'string', multiple: true, value: 'K=V', help: "the caller's token claims" },
-    cluster: { type: 'string', value: 'NAME', help: 'the cluster (default: default)' },
+    cluster: { type: 'string', value: 'NAME', default: 'default', help: 'the cluster' },
     object: {
       type: 'string',
       value: 'FILE',
@@ -111,11 +111,17 @@ export const policyTestCommand: Command = {
     output: {
       type: 'string',
       short: 'o',
-      value: 'text|json',
-      help: 'text (default) or JSON lines',
+      choices: ['text', 'json'],
+      default: 'text',
+      help: 'text or JSON lines',
     },
   },
   positionals: { name: '"METHOD /path?query"', min: 0, max: Infinity },
+  examples: [
+    'gatehouse policy test -p policies/ -f policy-tests.yaml',
+    'gatehouse policy test -p policies/ --identity github:octo-org/app --claim repository=octo-org/app "DELETE /api/v1/namespaces/prod"',
+    'gatehouse policy test -p policies/ --identity ci --group deployers -o json "GET /api/v1/namespaces/prod/secrets"',
+  ],
   run(values, requests) {
     if (typeof values['file'] !== 'string' && requests.length === 0)
       fail(`${COMMAND}: give --file CASES.yaml or requests like "GET /api/v1/pods"`, 2)
@@ -124,7 +130,7 @@ export const policyTestCommand: Command = {
       typeof values['file'] === 'string' ? loadTestFile(values['file']) : []
     cases.push(...commandLineCases(values, requests))
     const results = runPolicyTests(set, cases)
-    print(results, values['output'] ?? 'text', typeof values['file'] === 'string')
+    print(results, values['output'], typeof values['file'] === 'string')
     if (results.some((r) => r.failure)) process.exitCode = 1
   },
 }

@@ -14,10 +14,13 @@ import { ruleRef, type Decision, type PolicySet } from '../policy/index.ts'
 import { boundRequest, type BoundRequest } from '../approval/binding.ts'
 import { quote } from '../kube/describe.ts'
 
+/** How a test case's caller authenticated (an Identity's `method`). */
+export const IDENTITY_METHODS = ['oidc', 'tokenReview', 'mtls', 'static'] as const
+
 const identitySchema = z.strictObject({
   name: z.string().min(1),
   groups: z.array(z.string()).default([]),
-  method: z.enum(['oidc', 'tokenReview', 'mtls', 'static']).default('oidc'),
+  method: z.enum(IDENTITY_METHODS).default('oidc'),
   issuer: z.string().optional(),
   subject: z.string().optional(),
   claims: z.record(z.string(), z.unknown()).default({}),

@@ -134,6 +134,10 @@ export const sessionCommands: Command[] = [
       kind: { type: 'string', value: 'exec|attach|portforward|log', help: 'the kind of session' },
       state: { type: 'string', value: 'live|complete|terminated|incomplete', help: 'its state' },
     },
+    examples: [
+      'gatehouse sessions list -c gatehouse.yaml --since 1h --kind exec --namespace prod',
+      'gatehouse sessions list -c gatehouse.yaml --state live -o jsonl',
+    ],
     async run(values) {
       const q = listFilters(
         'gatehouse sessions list',
@@ -141,18 +145,14 @@ export const sessionCommands: Command[] = [
         SESSION_FILTERS,
         sessionQueryFromParams,
       )
-      printList(
-        'gatehouse sessions list',
-        values['output'],
-        await listSessions(configOf(values), q),
-        formatSessions,
-      )
+      printList(values, await listSessions(configOf(values), q), formatSessions)
     },
   },
   {
     name: 'sessions show',
     summary: 'print one session record as JSON',
     options: { ...CONFIG_OPTION },
+    examples: ['gatehouse sessions show -c gatehouse.yaml 0b6e1f1c-2d7a-4e8b-9c3d-5a4f6e7d8c9b'],
     positionals: { name: 'ID', min: 1, max: 1 },
     async run(values, [id]) {
       printJson(await oneSession('gatehouse sessions show', configOf(values), id!))
@@ -165,11 +165,16 @@ export const sessionCommands: Command[] = [
       'At the original pace by default; --dump plays it at once, --events prints a timestamped\ntranscript of every event (stdin, resizes, exit) with its text escaped.',
     options: {
       ...CONFIG_OPTION,
-      speed: { type: 'string', value: 'N', help: 'play N times as fast (default 1)' },
+      speed: { type: 'string', value: 'N', default: '1', help: 'play N times as fast' },
       'max-idle': { type: 'string', value: 'SECONDS', help: 'shorten longer pauses to this' },
       dump: { type: 'boolean', help: 'play everything at once' },
       events: { type: 'boolean', help: 'print a transcript of every event instead' },
     },
+    examples: [
+      'gatehouse sessions replay -c gatehouse.yaml 0b6e1f1c-2d7a-4e8b-9c3d-5a4f6e7d8c9b',
+      'gatehouse sessions replay -c gatehouse.yaml 0b6e1f1c-2d7a-4e8b-9c3d-5a4f6e7d8c9b --speed 4 --max-idle 2',
+      'gatehouse sessions replay -c gatehouse.yaml 0b6e1f1c-2d7a-4e8b-9c3d-5a4f6e7d8c9b --events',
+    ],
     positionals: { name: 'ID', min: 1, max: 1 },
     async run(values, [id]) {
       const config = configOf(values)
@@ -193,6 +198,9 @@ export const sessionCommands: Command[] = [
     name: 'sessions kill',
     summary: 'end a live session through the admin API (as an admin identity)',
     options: { ...CONFIG_OPTION, ...TOKEN_OPTIONS },
+    examples: [
+      'gatehouse sessions kill -c gatehouse.yaml 0b6e1f1c-2d7a-4e8b-9c3d-5a4f6e7d8c9b --token-file admin.token',
+    ],
     positionals: { name: 'ID', min: 1, max: 1 },
     async run(values, [id]) {
       const command = 'gatehouse sessions kill'

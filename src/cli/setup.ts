@@ -79,6 +79,7 @@ export const setupCommands: Command[] = [
     name: 'serve',
     summary: 'run the gateway',
     options: { ...CONFIG_OPTION },
+    examples: ['gatehouse serve -c gatehouse.yaml'],
     async run(values) {
       const running = await startServer(configOf(values))
       const stop = (signal: string): void => {
@@ -93,6 +94,7 @@ export const setupCommands: Command[] = [
     name: 'check-config',
     summary: 'validate a configuration file and the policies it names, and exit',
     options: { ...CONFIG_OPTION },
+    examples: ['gatehouse check-config -c gatehouse.yaml'],
     run(values) {
       const config = configOf(values)
       const policies = loadPolicies(config.policies.paths)
@@ -134,6 +136,10 @@ export const setupCommands: Command[] = [
         help: 'write here (mode 0600), not stdout',
       },
     },
+    examples: [
+      'gatehouse kubeconfig -c gatehouse.yaml --cluster prod --token-file /var/run/secrets/oidc-token -o kubeconfig',
+      'gatehouse kubeconfig -c gatehouse.yaml --cluster prod --token-env ACTIONS_ID_TOKEN --namespace app',
+    ],
     run: kubeconfig,
   },
   {
@@ -143,6 +149,10 @@ export const setupCommands: Command[] = [
       'token-file': { type: 'string', value: 'PATH', help: 'read the token from this file' },
       'token-env': { type: 'string', value: 'NAME', help: 'read the token from this variable' },
     },
+    examples: [
+      'gatehouse credential --token-env ACTIONS_ID_TOKEN',
+      'gatehouse credential --token-file /var/run/secrets/oidc-token',
+    ],
     run(values) {
       const tokenFile = str(values, 'token-file')
       const tokenEnv = str(values, 'token-env')
@@ -158,6 +168,7 @@ export const setupCommands: Command[] = [
     name: 'schema',
     summary: 'print the JSON Schema of gatehouse.yaml (for editors)',
     options: {},
+    examples: ['gatehouse schema > gatehouse.schema.json'],
     run() {
       process.stdout.write(configJsonSchema())
     },

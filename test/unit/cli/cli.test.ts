@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { openSqliteStore } from '../../../src/audit/index.ts'
+import { CliError, parseCommandLine } from '../../../src/cli/command.ts'
 import { COMMANDS } from '../../../src/cli/commands.ts'
 import { AsciicastWriter, localRecordingStore } from '../../../src/sessions/recording.ts'
 import type { SessionRecord } from '../../../src/sessions/record.ts'
@@ -76,6 +77,53 @@ describe('gatehouse --help', () => {
     const missing = cli(['audit', 'list'])
     assert.equal(missing.status, 2)
     assert.match(missing.stderr.toString(), /gatehouse audit list: --config is required/)
+  })
+})
+
+describe('the built binary: help and usage errors', () => {
+  // an empty directory and no HOME: help reads no file, wherever it runs
+  const empty = mkdtempSync(join(tmpdir(), 'gh-cli-help-'))
+  const bare = (args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], {
+      cwd: empty,
+      env: { PATH: process.env['PATH'] ?? '' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+  // the in-process walk of the whole table is command-table.test.ts; these prove the wiring
+  for (const args of [['-h'], ['sessions', '-h'], ['help', 'sessions', 'replay']])
+    it(`gatehouse ${args.join(' ')} prints the table's help to stdout, exit 0`, () => {
+      const expected = parseCommandLine(COMMANDS, args)
+      assert.ok('help' in expected)
+      const r = bare(args)
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(r.stdout, expected.help)
+      assert.equal(r.stderr, '')
+    })
+  for (const args of [
+    ['audit', 'list'],
+    ['sessions', 'dance'],
+    ['audit', 'list', '-c', 'missing.yaml', '--since', 'soon'],
+  ])
+    it(`gatehouse ${args.join(' ')}: exit 2, one line on stderr, nothing on stdout`, () => {
+      const r = bare(args)
+      assert.equal(r.status, 2, r.stderr)
+      assert.equal(r.stdout, '')
+      assert.match(r.stderr, /^gatehouse[^\n]*; see 'gatehouse [^\n]*--help'\n$/)
+      if (!args.includes('--since'))
+        assert.throws(
+          () => parseCommandLine(COMMANDS, args),
+          (e: CliError) => `${e.message}\n` === r.stderr,
+        )
+    })
+  it('gatehouse --help into a closed pipe exits quietly', async () => {
+    const child = spawn(process.execPath, [CLI, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.destroy()
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    assert.equal(stderr, '', 'no stack trace, no message')
+    assert.equal(code, 141)
   })
 })
 
