@@ -3,7 +3,9 @@
 // stored pending login costs, measured in the test, per start), a
 // forged `next` (`/%09/evil.test`, `//evil.test`) lands on the approvals page after a genuine
 // login, a callback without the browser's sealed login cookie is refused, and the error text an
-// identity provider sends back is not echoed into the page.
+// identity provider sends back is not echoed into the page. With a refresh token (the login asks
+// for offline_access), every decision first re-reads the approver's groups at the provider: a
+// person removed from the approvers' group, or from the provider, can no longer decide.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
@@ -19,6 +21,7 @@ import { createApprovalsWeb, type ApprovalsWeb } from '../../../src/admin/web.ts
 import { ApprovalService } from '../../../src/approval/service.ts'
 import { openSqliteStore } from '../../../src/audit/index.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
+import { pendingApproval } from './records.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
 
 setFlagsFromString('--expose-gc')
@@ -199,5 +202,149 @@ describe('approvals page OIDC login', () => {
       `${perStart.toFixed(1)} bytes retained per start; one stored pending login costs ${stored.toFixed(0)}`,
     )
     assert.equal(web.sessions, 5, 'only signed-in sessions are held (one per login above)')
+  })
+})
+
+describe('decisions re-read the approver at the identity provider (refresh token)', () => {
+  const dir2 = mkdtempSync(join(tmpdir(), 'gh-web-refresh-'))
+  const store2 = openSqliteStore(join(dir2, 'audit.db'))
+  const service = new ApprovalService({
+    store: store2,
+    audit: { write: () => undefined },
+    logger: silentLogger(),
+    config: { pollIntervalMs: 1000, maxPendingPerIdentity: 20 },
+  })
+  const id = '00000000-0000-4000-8000-0000000000bb'
+  let issuer: OidcIssuer
+  let idp: Agent
+  let server: Server
+  let base: string
+  before(async () => {
+    await store2.migrate()
+    await store2.insertApproval(
+      pendingApproval({
+        id,
+        settings: { ...pendingApproval().settings, approvers: [{ group: 'approvers' }] },
+        expiresAt: new Date(Date.now() + 600_000).toISOString(),
+      }),
+    )
+    issuer = await startOidcIssuer({ dir: dir2 })
+    idp = new Agent({ connect: { ca: readFileSync(issuer.caFile) } })
+    const web = createApprovalsWeb({
+      config: {
+        pollIntervalMs: 1000,
+        maxPendingPerIdentity: 20,
+        web: {
+          insecureDevLogin: false,
+          sessionTtlSeconds: 3600,
+          oidc: {
+            issuer: issuer.url,
+            caFile: issuer.caFile,
+            clientId: 'gatehouse-approvals',
+            scopes: ['openid', 'offline_access'],
+            usernameClaim: 'preferred_username',
+            usernamePrefix: 'human:',
+            groupsClaim: 'groups',
+            groupsPrefix: '',
+          },
+        },
+      },
+      approvals: service,
+      isAdmin: () => false,
+      logger: silentLogger(),
+    })
+    server = createServer((req, res) => {
+      void web.handle(req, res, new URL(req.url ?? '/', 'https://admin'))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+  after(async () => {
+    server.close()
+    await idp.close()
+    await issuer.close()
+    await service.close()
+    await store2.close()
+  })
+
+  const claims = (user: string, groups: string[]) => ({
+    sub: user,
+    preferred_username: user,
+    groups,
+  })
+
+  /** Signs `user` in (in the approvers' group) and returns the session cookie and CSRF token. */
+  async function signIn(user: string): Promise<{ cookie: string; csrf: string }> {
+    issuer.setLoginUser(claims(user, ['approvers']))
+    const start = await request(`${base}/login/oidc?next=/approvals/${id}`)
+    await start.body.dump()
+    const loginCookie = String(start.headers['set-cookie']).split(';')[0]!
+    const authorize = await request(String(start.headers['location']), { dispatcher: idp })
+    await authorize.body.dump()
+    const back = new URL(String(authorize.headers['location']))
+    const callback = await request(`${base}${back.pathname}${back.search}`, {
+      headers: { cookie: loginCookie },
+    })
+    await callback.body.dump()
+    assert.equal(callback.statusCode, 303)
+    const cookie = [callback.headers['set-cookie']]
+      .flat()
+      .map(String)
+      .find((c) => c.startsWith('__Host-gatehouse_session='))!
+      .split(';')[0]!
+    const page = await request(`${base}/approvals/${id}`, { headers: { cookie } })
+    const html = await page.body.text()
+    assert.equal(page.statusCode, 200)
+    assert.match(html, /<button[^>]*value="approve"/, 'the login gave the group: may decide')
+    return { cookie, csrf: /name="csrf" value="([^"]+)"/.exec(html)![1]! }
+  }
+
+  async function approve(s: { cookie: string; csrf: string }) {
+    const r = await request(`${base}/approvals/${id}/decide`, {
+      method: 'POST',
+      headers: { cookie: s.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: s.csrf, decision: 'approve', comment: '' }).toString(),
+    })
+    return { status: r.statusCode, location: r.headers['location'], text: await r.body.text() }
+  }
+
+  it('refuses the decision of someone removed from the approvers group after signing in', async () => {
+    const carol = await signIn('carol')
+    issuer.setUser('carol', claims('carol', ['developers']))
+    const refreshes = issuer.refreshes
+    const r = await approve(carol)
+    assert.equal(issuer.refreshes, refreshes + 1, 'the groups were read again first')
+    assert.equal(r.status, 400)
+    assert.match(r.text, /human:carol is not an approver of p\/r/)
+    const a = (await service.get(id))!
+    assert.equal(a.state, 'pending')
+    assert.deepEqual(a.decisions, [])
+  })
+
+  it('refuses the decision of someone the provider no longer accepts, and ends the session', async () => {
+    const dave = await signIn('dave')
+    issuer.setUser('dave', undefined)
+    const r = await approve(dave)
+    assert.equal(r.status, 403)
+    assert.match(r.text, /no longer accepted by the identity provider/)
+    assert.equal((await service.get(id))!.state, 'pending')
+    const after = await request(`${base}/approvals/${id}`, { headers: { cookie: dave.cookie } })
+    await after.body.dump()
+    assert.equal(after.statusCode, 303, 'signed out')
+    assert.match(String(after.headers['location']), /^\/login\?next=/)
+  })
+
+  it('lets an approver still in the group decide, with the groups read again', async () => {
+    const erin = await signIn('erin')
+    const refreshes = issuer.refreshes
+    const r = await approve(erin)
+    assert.equal(r.status, 303, r.text)
+    assert.equal(issuer.refreshes, refreshes + 1)
+    const a = (await service.get(id))!
+    assert.equal(a.state, 'approved')
+    assert.deepEqual(
+      a.decisions.map((d) => [d.by, d.decision, d.via]),
+      [['human:erin', 'approve', 'web-oidc']],
+    )
   })
 })
