@@ -35,6 +35,7 @@ import { runSessionBench } from './sessions.ts'
 import { maskingReport, measureMasking, writeMaskingPolicies } from './masking.ts'
 import { detectorLinearity } from './detectors.ts'
 import { CONDITION_NAMESPACE, measureBodyDecode, measurePatches } from './writes.ts'
+import { loginFloodReport, measureLoginFlood } from './login-flood.ts'
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10)
 const AUDIENCE = 'gatehouse'
@@ -615,6 +616,9 @@ async function main(): Promise<void> {
       `[bench] audit journal: ${fmt(journalCost.appendsPerSec, 0)} appends/s at ${journalCost.concurrency} concurrent, ${fmt(journalCost.cpuMicrosPerAppend, 1)} µs CPU per append, wait p50 ${fmt(journalCost.p50Ms, 2)} ms / p99 ${fmt(journalCost.p99Ms, 2)} ms`,
     )
 
+    const loginFlood = await measureLoginFlood(join(dir, 'login-flood'))
+    console.log(`[bench] ${loginFloodReport(loginFlood).at(-1)}`)
+
     const ratio = (key: string): string =>
       fmt(results[key]!['gatehouse']!.requestsPerSec / results[key]!['nginx']!.requestsPerSec, 2)
     const lines = [
@@ -717,6 +721,7 @@ async function main(): Promise<void> {
       '```',
       '',
     )
+    lines.push(...loginFloodReport(loginFlood), '')
     const profiles = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
     if (profiles[0])
       lines.push(

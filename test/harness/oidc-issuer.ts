@@ -2,7 +2,10 @@
 // tokens shaped like GitHub Actions' (or any claims), plus the malformed and forged tokens the
 // negative tests need (alg none, HS256 keyed with the public key, unpublished keys). For the
 // approvers' web login it is also an authorization server (authorization code + PKCE S256): the
-// "user" who logs in is whoever the test set with setLoginUser (no login form).
+// "user" who logs in is whoever the test set with setLoginUser (no login form). A login that asks
+// for `offline_access` also gets a refresh token (rotated on each use); redeeming it gives an
+// id_token with the claims the provider has for that person now (setUser: groups changed, or
+// removed, which refuses the refresh).
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
@@ -37,6 +40,13 @@ export interface OidcIssuer {
   setLoginUser(claims: Record<string, unknown> | undefined): void
   /** Token requests served (authorization code exchanges that passed every check). */
   readonly codeExchanges: number
+  /**
+   * What the provider knows of `sub` now, for refresh tokens issued to it: new claims (groups
+   * changed), or undefined (removed or disabled: its refresh tokens are refused).
+   */
+  setUser(sub: string, claims: Record<string, unknown> | undefined): void
+  /** Refresh-token grants served (that passed every check). */
+  readonly refreshes: number
   close(): Promise<void>
 }
 
@@ -75,6 +85,7 @@ export async function startOidcIssuer(opts: {
   let url = ''
   let loginUser: Record<string, unknown> | undefined
   let codeExchanges = 0
+  let refreshes = 0
   const codes = new Map<
     string,
     {
@@ -82,9 +93,13 @@ export async function startOidcIssuer(opts: {
       redirectUri: string
       challenge: string
       nonce: string
+      offline: boolean
       claims: Record<string, unknown>
     }
   >()
+  /** The provider's directory (by subject) and the refresh tokens it issued. */
+  const users = new Map<string, Record<string, unknown>>()
+  const refreshTokens = new Map<string, { clientId: string; sub: string }>()
 
   /** GET /authorize: checks the PKCE request and redirects back with a one-time code. */
   const authorize = (q: URLSearchParams): { status: number; location?: string; error?: string } => {
@@ -102,6 +117,7 @@ export async function startOidcIssuer(opts: {
       redirectUri,
       challenge: q.get('code_challenge')!,
       nonce: q.get('nonce') ?? '',
+      offline: (q.get('scope') ?? '').split(' ').includes('offline_access'),
       claims: loginUser,
     })
     const back = new URL(redirectUri)
@@ -112,6 +128,7 @@ export async function startOidcIssuer(opts: {
 
   /** POST /token: exchanges a code once, checking client, redirect URI and the PKCE verifier. */
   const token = async (form: URLSearchParams): Promise<{ status: number; body: unknown }> => {
+    if (form.get('grant_type') === 'refresh_token') return refresh(form)
     const entry = codes.get(form.get('code') ?? '')
     codes.delete(form.get('code') ?? '')
     const verifier = form.get('code_verifier') ?? ''
@@ -133,9 +150,45 @@ export async function startOidcIssuer(opts: {
       ...(entry.nonce ? { nonce: entry.nonce } : {}),
       ...entry.claims,
     })
+    const sub = String(entry.claims['sub'])
+    users.set(sub, entry.claims)
     return {
       status: 200,
-      body: { id_token: idToken, access_token: 'opaque', token_type: 'Bearer', expires_in: 300 },
+      body: {
+        id_token: idToken,
+        access_token: 'opaque',
+        token_type: 'Bearer',
+        expires_in: 300,
+        ...(entry.offline ? { refresh_token: refreshTokenFor(entry.clientId, sub) } : {}),
+      },
+    }
+  }
+
+  const refreshTokenFor = (clientId: string, sub: string): string => {
+    const t = randomBytes(24).toString('base64url')
+    refreshTokens.set(t, { clientId, sub })
+    return t
+  }
+
+  /** POST /token with a refresh token: used once (rotated); the person's claims as they are now. */
+  const refresh = async (form: URLSearchParams): Promise<{ status: number; body: unknown }> => {
+    const t = refreshTokens.get(form.get('refresh_token') ?? '')
+    refreshTokens.delete(form.get('refresh_token') ?? '')
+    const claims = t ? users.get(t.sub) : undefined
+    if (!t || !claims || t.clientId !== form.get('client_id'))
+      return { status: 400, body: { error: 'invalid_grant' } }
+    refreshes++
+    const now = Math.floor(Date.now() / 1000)
+    const idToken = await mint({ iss: url, aud: t.clientId, iat: now, exp: now + 300, ...claims })
+    return {
+      status: 200,
+      body: {
+        id_token: idToken,
+        access_token: 'opaque',
+        token_type: 'Bearer',
+        expires_in: 300,
+        refresh_token: refreshTokenFor(t.clientId, t.sub),
+      },
     }
   }
 
@@ -257,6 +310,13 @@ export async function startOidcIssuer(opts: {
     },
     get codeExchanges() {
       return codeExchanges
+    },
+    setUser(sub, claims) {
+      if (claims) users.set(sub, claims)
+      else users.delete(sub)
+    },
+    get refreshes() {
+      return refreshes
     },
     close() {
       server.closeAllConnections()

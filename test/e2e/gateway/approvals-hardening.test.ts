@@ -1,7 +1,8 @@
 // What approvers see and who may approve, through Gatehouse with real kubectl against the real
 // API server (issue 17 items 2, 3, 5 and 6): a ClusterRoleBinding of cluster-admin with a 70 KB
 // annotation before its subjects shows roleRef and subjects first (API, `approvals show`) and
-// whole; names with quotes and a bidi override read unambiguously in the CLI and in Slack; a
+// whole; names with quotes and a bidi override read unambiguously in the CLI, in Slack and in
+// the 403 Status of a request held under them (kubectl's output and the Status itself); a
 // CI-shaped token of an issuer with plain claimMappings is refused as an approver; 1,000 requests
 // of one requester are capped at its pending limit while another's older pending request stays
 // in its approvers' inbox; malformed ids answer 400.
@@ -53,6 +54,13 @@ spec:
       action: approve
       verbs: [create]
       resources: [configmaps]
+      namespaces: ['gw-hard-app-*']
+      approval: { approvers: [{ group: approvers }], wait: retry }
+    - name: app-rolebindings
+      action: approve
+      verbs: [create]
+      apiGroups: [rbac.authorization.k8s.io]
+      resources: [rolebindings]
       namespaces: ['gw-hard-app-*']
       approval: { approvers: [{ group: approvers }], wait: retry }
     - name: db-config
@@ -220,6 +228,71 @@ describe('what approvers see, and who approves (kubectl through Gatehouse)', () 
     await deny(q.id)
     await deny(r.id)
     for (const h of helds) assert.notEqual((await h).code, 0)
+  })
+
+  test('the 403 of a request held under names with quotes and a bidi override can be read only one way', async () => {
+    const quoted = `ci-view-${RUN}" in namespace "sandbox`
+    const rlo = `evil-${RUN}\u202egnp.exe`
+    const ns = `namespace "${APP}"`
+    const cases = [
+      [quoted, `named "ci-view-${RUN}\\" in namespace \\"sandbox"`],
+      [rlo, `named "evil-${RUN}\\u202egnp.exe"`],
+    ] as const
+    for (const [name, shown] of cases) {
+      const summary = `create rolebindings.rbac.authorization.k8s.io in ${ns} ${shown}`
+      // kubectl prints the Status message as it is: what a person reads in the terminal
+      const r = await kubectl(
+        '1.35',
+        ['-n', APP, 'create', 'rolebinding', name, '--clusterrole=view', '--user=x'],
+        { kubeconfig: bob, timeoutMs: 30_000 },
+      )
+      assert.notEqual(r.code, 0)
+      const asked = /approval ([0-9a-f-]{36}) is pending/.exec(r.stderr)
+      if (asked) await deny(asked[1]!)
+      assert.ok(
+        !RAW.test(r.stderr),
+        `no raw control or bidi character: ${JSON.stringify(r.stderr)}`,
+      )
+      // kubectl create rolebinding: "error: failed to create rolebinding: <the Status message>"
+      assert.ok(r.stderr.includes(`: Gatehouse holds ${summary} for approval: approval `), r.stderr)
+      assert.ok(!r.stderr.includes('in namespace "sandbox"'), 'no second namespace to read')
+      // the Status itself (the same request again: its own pending approval, the same message)
+      const body = JSON.stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name, namespace: APP },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'x' }],
+      })
+      const agent = new Agent({ connect: { ca: readFileSync(g.caFile) } })
+      try {
+        const res = await request(
+          `${g.url}/apis/rbac.authorization.k8s.io/v1/namespaces/${APP}/rolebindings`,
+          {
+            method: 'POST',
+            dispatcher: agent,
+            headers: { authorization: `Bearer ${HUMANS.bob}`, 'content-type': 'application/json' },
+            body,
+          },
+        )
+        const status = (await res.body.json()) as { code: number; reason: string; message: string }
+        assert.equal(res.statusCode, 403)
+        assert.equal(status.code, 403)
+        assert.equal(status.reason, 'Forbidden')
+        assert.match(
+          status.message,
+          new RegExp(
+            `^Gatehouse holds ${summary.replace(/[.*+?^$()[\]{}|\\]/g, '\\$&')} for approval: approval [0-9a-f-]{36} is pending \\(e2e-hardening/app-rolebindings\\); approve at `,
+          ),
+        )
+        assert.ok(!RAW.test(status.message), status.message)
+        const id = /approval ([0-9a-f-]{36}) is pending/.exec(status.message)![1]!
+        assert.equal((await g.server.approvals.get(id))?.request.summary, summary)
+        await deny(id)
+      } finally {
+        await agent.close()
+      }
+    }
   })
 
   test('a CI-shaped token of an issuer with plain claimMappings is refused as an approver', async () => {

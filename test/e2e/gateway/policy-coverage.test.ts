@@ -2,11 +2,17 @@
 // or object conditions hold for every request shape that can read or change what they protect
 // (cluster-wide lists and watches, field and label selectors, deletecollection, every patch
 // type on the object and on `scale`, PUT, create), with real kubectl 1.32 and 1.35 and raw
-// HTTP against the real API server; bodies that decoders could read two ways are refused. The
+// HTTP against the real API server; bodies that decoders could read two ways are refused. Every
+// kubectl shape runs with both kubectl 1.32 and 1.35. Conditions that cannot be evaluated fail
+// closed with a Status saying why: a patch type the API server does not accept, and a policy dry
+// run the API server refuses (an admission webhook with side effects, which the cluster calls
+// for the real write but cannot for a dry run), under a deny and under an approve rule. The
 // oracle: the API server's audit log has no event of a refused request, and the protected
-// objects are as they were.
+// objects are as they were (read from the API server directly).
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { before, describe, test } from 'node:test'
 import {
@@ -17,13 +23,16 @@ import {
   type KubectlVersion,
 } from '../../harness/index.ts'
 import { KubeClient } from '../../harness/kube-client.ts'
+import { createCa, issueCert } from '../../harness/pki.ts'
 import WebSocket from 'ws'
 import { SA_NAMESPACE, useGatewayEnv } from './env.ts'
 
 const RUN = Math.random().toString(36).slice(2, 8)
 const NSX = `cov-x-${RUN}` // its Secrets are protected
 const NSY = `cov-y-${RUN}`
-const NSZ = `cov-z-${RUN}` // ConfigMap prod and StatefulSet db are protected
+const NSZ = `cov-z-${RUN}` // ConfigMap prod, StatefulSet db and Deployment web are protected
+const NSW = `cov-w-${RUN}` // an admission webhook with side effects: no dry run succeeds here
+const BOTH: readonly KubectlVersion[] = ['1.32', '1.35']
 const BOT = `k8s:serviceaccount:${SA_NAMESPACE}:cov-bot`
 const READER = `k8s:serviceaccount:${SA_NAMESPACE}:cov-reader`
 
@@ -52,9 +61,17 @@ spec:
       action: deny
       verbs: [create, update]
       apiGroups: [apps]
-      resources: [statefulsets]
+      resources: [statefulsets, deployments]
       when: has(object.spec) && has(object.spec.replicas) && object.spec.replicas > 10
       message: more than 10 replicas
+    - name: big-replicasets
+      action: approve
+      verbs: [update]
+      apiGroups: [apps]
+      resources: [replicasets]
+      namespaces: [${NSW}]
+      when: object.spec.replicas > 5
+      approval: {approvers: [{group: approvers}], wait: retry}
     - name: no-forbidden-label
       action: deny
       verbs: [create, update]
@@ -92,14 +109,19 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
 
   const admin = (): KubeClient => adminClient(env().cluster)
 
-  function statefulSet(name: string, replicas: number): Record<string, unknown> {
+  function workload(
+    kind: 'StatefulSet' | 'Deployment' | 'ReplicaSet',
+    name: string,
+    replicas: number,
+    namespace = NSZ,
+  ): Record<string, unknown> {
     return {
       apiVersion: 'apps/v1',
-      kind: 'StatefulSet',
-      metadata: { name, namespace: NSZ },
+      kind,
+      metadata: { name, namespace },
       spec: {
         replicas,
-        serviceName: name,
+        ...(kind === 'StatefulSet' ? { serviceName: name } : {}),
         selector: { matchLabels: { app: name } },
         template: {
           metadata: { labels: { app: name } },
@@ -108,6 +130,8 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       },
     }
   }
+  const statefulSet = (name: string, replicas: number): Record<string, unknown> =>
+    workload('StatefulSet', name, replicas)
 
   function file(name: string, body: unknown): string {
     const path = join(env().dir, `${RUN}-${name}`)
@@ -139,6 +163,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
         data: { v: name },
       })
     await a.ensure(`/apis/apps/v1/namespaces/${NSZ}/statefulsets`, statefulSet('db', 2))
+    await a.ensure(`/apis/apps/v1/namespaces/${NSZ}/deployments`, workload('Deployment', 'web', 2))
     const token = await e.serviceAccountToken('cov-bot')
     kubeconfig = e.gatehouse.kubeconfig({ token, name: `cov-bot-${RUN}` })
     http = new KubeClient({ server: e.gatehouse.url, ca: readFileSync(e.gatehouse.caFile), token })
@@ -148,20 +173,25 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     return /gatehouse request id ([0-9a-f-]{36})/.exec(text)?.[1]
   }
 
+  /** A kubectl shape refused, run with each of `versions` (both by default). */
   async function kubectlRefused(
     shape: string,
-    version: KubectlVersion,
     args: string[],
     why: RegExp = /Forbidden|Gatehouse denied/,
+    versions: readonly KubectlVersion[] = BOTH,
   ): Promise<void> {
-    const r = await kubectl(version, args, { kubeconfig, timeoutMs: 30_000 })
-    assert.notEqual(r.code, 0, `${shape}: kubectl ${args.join(' ')} succeeded: ${r.stdout}`)
-    assert.match(r.stderr, why, `${shape}: ${r.stderr}`)
-    const id = idOf(r.stderr)
-    assert.ok(id, `${shape}: no request id in ${r.stderr}`)
-    refused.push({ shape, id })
+    for (const version of versions) {
+      const r = await kubectl(version, args, { kubeconfig, timeoutMs: 30_000 })
+      const where = `${shape} (kubectl ${version})`
+      assert.notEqual(r.code, 0, `${where}: kubectl ${args.join(' ')} succeeded: ${r.stdout}`)
+      assert.match(r.stderr, why, `${where}: ${r.stderr}`)
+      const id = idOf(r.stderr)
+      assert.ok(id, `${where}: no request id in ${r.stderr}`)
+      refused.push({ shape: where, id })
+    }
   }
 
+  /** A raw request refused with `status`; returns the Status message. */
   async function httpRefused(
     shape: string,
     method: string,
@@ -169,42 +199,54 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     body?: string,
     contentType?: string,
     status = 403,
-  ): Promise<void> {
+  ): Promise<string> {
     const r = await http.raw(method, path, body, contentType)
     assert.equal(r.statusCode, status, `${shape}: ${method} ${path}: ${r.body.slice(0, 300)}`)
     const id = idOf(r.body)
     assert.ok(id, `${shape}: no request id in ${r.body}`)
     refused.push({ shape, id })
+    const s = JSON.parse(r.body) as { kind: string; code: number; message: string }
+    assert.equal(s.kind, 'Status', shape)
+    assert.equal(s.code, status, shape)
+    return s.message
   }
 
-  async function kubectlOk(version: KubectlVersion, args: string[]): Promise<string> {
-    const r = await kubectl(version, args, { kubeconfig, timeoutMs: 30_000 })
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`)
-    return r.stdout
+  /** A kubectl shape that goes through, with each kubectl version; the last one's output. */
+  async function kubectlOk(args: string[]): Promise<string> {
+    let out = ''
+    for (const version of BOTH) {
+      const r = await kubectl(version, args, { kubeconfig, timeoutMs: 30_000 })
+      assert.equal(r.code, 0, `kubectl ${version} ${args.join(' ')}: ${r.stderr}`)
+      out = r.stdout
+    }
+    return out
   }
+
+  const replicasOf = async (path: string): Promise<number> =>
+    (await admin().json<{ spec: { replicas: number } }>('GET', path)).spec.replicas
 
   test('class 1: a namespaced deny covers cluster-wide lists, watches, selectors and deletecollection', async () => {
     const deny = /x-secrets/
-    await kubectlRefused('get secrets -A (1.32)', '1.32', ['get', 'secrets', '-A'], deny)
-    await kubectlRefused('get secrets -A (1.35)', '1.35', ['get', 'secrets', '-A'], deny)
-    await kubectlRefused('get secrets -A -o json', '1.35', ['get', 'secrets', '-A', '-o', 'json'])
-    await kubectlRefused('get secrets -A -w', '1.32', [
+    // the refusal says why the rule applies to a request that does not name its namespace
+    await kubectlRefused(
+      'get secrets -A',
+      ['get', 'secrets', '-A'],
+      new RegExp(
+        `\\(policy 'e2e-coverage', rule 'x-secrets'; it covers this request: a request across all namespaces reaches namespace ${NSX}\\)`,
+      ),
+    )
+    await kubectlRefused('get secrets -A -o json', ['get', 'secrets', '-A', '-o', 'json'])
+    await kubectlRefused('get secrets -A -w', [
       'get',
       'secrets',
       '-A',
       '-w',
       '--request-timeout=5s',
     ])
-    await kubectlRefused('get secret db -n x', '1.32', ['get', 'secret', 'db', '-n', NSX], deny)
-    await kubectlRefused('get secrets -n x', '1.35', ['get', 'secrets', '-n', NSX], deny)
-    await kubectlRefused('delete secrets --all -n x', '1.35', [
-      'delete',
-      'secrets',
-      '--all',
-      '-n',
-      NSX,
-    ])
-    await kubectlRefused('delete secrets -l app=web -n x', '1.32', [
+    await kubectlRefused('get secret db -n x', ['get', 'secret', 'db', '-n', NSX], deny)
+    await kubectlRefused('get secrets -n x', ['get', 'secrets', '-n', NSX], deny)
+    await kubectlRefused('delete secrets --all -n x', ['delete', 'secrets', '--all', '-n', NSX])
+    await kubectlRefused('delete secrets -l app=web -n x', [
       'delete',
       'secrets',
       '-l',
@@ -212,7 +254,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       '-n',
       NSX,
     ])
-    await kubectlRefused('patch secret -n x', '1.32', [
+    await kubectlRefused('patch secret -n x', [
       'patch',
       'secret',
       'db',
@@ -222,7 +264,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       '-p',
       '{"stringData":{"password":"changed"}}',
     ])
-    await kubectlRefused('create secret -n x', '1.35', [
+    await kubectlRefused('create secret -n x', [
       'create',
       'secret',
       'generic',
@@ -274,11 +316,10 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     const cm = `/api/v1/namespaces/${NSZ}/configmaps`
     await kubectlRefused(
       'delete configmaps --all',
-      '1.32',
       ['delete', 'configmaps', '--all', '-n', NSZ],
-      deny,
+      /\(policy 'e2e-coverage', rule 'prod-config'; it covers this request: (list|deletecollection) reads or changes what get, update, delete name; a request without a name reaches prod\)/,
     )
-    await kubectlRefused('delete configmaps -l app=web', '1.35', [
+    await kubectlRefused('delete configmaps -l app=web', [
       'delete',
       'cm',
       '-l',
@@ -286,9 +327,9 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       '-n',
       NSZ,
     ])
-    await kubectlRefused('get configmaps -n z', '1.32', ['get', 'configmaps', '-n', NSZ], deny)
-    await kubectlRefused('get configmaps -A', '1.35', ['get', 'configmaps', '-A'], deny)
-    await kubectlRefused('get cm --field-selector metadata.name=prod', '1.35', [
+    await kubectlRefused('get configmaps -n z', ['get', 'configmaps', '-n', NSZ], deny)
+    await kubectlRefused('get configmaps -A', ['get', 'configmaps', '-A'], deny)
+    await kubectlRefused('get cm --field-selector metadata.name=prod', [
       'get',
       'cm',
       '-n',
@@ -296,7 +337,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       '--field-selector',
       'metadata.name=prod',
     ])
-    await kubectlRefused('patch cm prod --type=json', '1.32', [
+    await kubectlRefused('patch cm prod --type=json', [
       'patch',
       'cm',
       'prod',
@@ -306,7 +347,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       '-p',
       '[{"op":"replace","path":"/data/v","value":"changed"}]',
     ])
-    await kubectlRefused('apply --server-side cm prod', '1.35', [
+    await kubectlRefused('apply --server-side cm prod', [
       'apply',
       '--server-side',
       '--force-conflicts',
@@ -343,7 +384,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       }),
     )
     // the rest of the collection stays reachable
-    assert.match(await kubectlOk('1.32', ['get', 'cm', 'dev', '-n', NSZ, '-o', 'name']), /dev/)
+    assert.match(await kubectlOk(['get', 'cm', 'dev', '-n', NSZ, '-o', 'name']), /dev/)
     const ok = await http.raw('DELETE', `${cm}?fieldSelector=metadata.name%3Ddev2`)
     assert.equal(ok.statusCode, 200, ok.body)
     const prod = await admin().json<{ data: { v: string } }>('GET', `${cm}/prod`)
@@ -364,26 +405,14 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       p,
     ]
     await kubectlRefused(
-      'patch --type=json (1.32)',
-      '1.32',
+      'patch --type=json',
       patch('json', '[{"op":"replace","path":"/spec/replicas","value":20}]'),
       deny,
     )
-    await kubectlRefused(
-      'patch --type=merge (1.35)',
-      '1.35',
-      patch('merge', '{"spec":{"replicas":20}}'),
-      deny,
-    )
-    await kubectlRefused(
-      'patch strategic (1.32)',
-      '1.32',
-      patch('strategic', '{"spec":{"replicas":20}}'),
-      deny,
-    )
+    await kubectlRefused('patch --type=merge', patch('merge', '{"spec":{"replicas":20}}'), deny)
+    await kubectlRefused('patch strategic', patch('strategic', '{"spec":{"replicas":20}}'), deny)
     await kubectlRefused(
       'apply --server-side',
-      '1.35',
       [
         'apply',
         '--server-side',
@@ -395,25 +424,16 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     )
     await kubectlRefused(
       'replace (PUT)',
-      '1.32',
       ['replace', '-f', file('sts-put.json', statefulSet('db', 20))],
       deny,
     )
     await kubectlRefused(
-      'scale (1.32)',
-      '1.32',
+      'scale',
       ['scale', 'sts', 'db', '-n', NSZ, '--replicas=20'],
-      deny,
-    )
-    await kubectlRefused(
-      'scale (1.35)',
-      '1.35',
-      ['scale', 'sts', 'db', '-n', NSZ, '--replicas=20'],
-      deny,
+      /more than 10 replicas \(policy 'e2e-coverage', rule 'replicas-cap'; it covers this request: patch statefulsets\/scale is a patch of the statefulsets itself\)/,
     )
     await kubectlRefused(
       'patch scale --type=json',
-      '1.35',
       [
         'patch',
         'sts',
@@ -429,7 +449,6 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     )
     await kubectlRefused(
       'create 20 replicas',
-      '1.35',
       ['create', '-f', file('sts-new.json', statefulSet(`big-${RUN}`, 20))],
       deny,
     )
@@ -473,11 +492,259 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       'application/apply-patch+yaml',
     )
     // within the cap, the same shapes go through
-    await kubectlOk('1.32', ['scale', 'sts', 'db', '-n', NSZ, '--replicas=5'])
-    await kubectlOk('1.35', patch('json', '[{"op":"replace","path":"/spec/replicas","value":3}]'))
+    await kubectlOk(['scale', 'sts', 'db', '-n', NSZ, '--replicas=5'])
+    await kubectlOk(patch('json', '[{"op":"replace","path":"/spec/replicas","value":3}]'))
     const stored = await admin().json<{ spec: { replicas: number } }>('GET', `${sts}/db`)
     assert.equal(stored.spec.replicas, 3)
     assert.equal((await admin().raw('GET', `${sts}/big-${RUN}`)).statusCode, 404)
+  })
+
+  test("class 2 on scale: strategic merge and server-side apply of a StatefulSet's and a Deployment's scale", async () => {
+    const deny = /more than 10 replicas/
+    for (const [resource, short, name] of [
+      ['statefulsets', 'sts', 'db'],
+      ['deployments', 'deploy', 'web'],
+    ] as const) {
+      const path = `/apis/apps/v1/namespaces/${NSZ}/${resource}/${name}`
+      const before = await replicasOf(path)
+      assert.ok(before <= 10, `${resource}: ${before} replicas before`)
+      await kubectlRefused(
+        `patch ${short} --subresource=scale --type=strategic`,
+        [
+          'patch',
+          short,
+          name,
+          '-n',
+          NSZ,
+          '--subresource=scale',
+          '--type=strategic',
+          '-p',
+          '{"spec":{"replicas":20}}',
+        ],
+        deny,
+      )
+      await kubectlRefused(
+        `patch ${short} --subresource=scale --type=merge`,
+        [
+          'patch',
+          short,
+          name,
+          '-n',
+          NSZ,
+          '--subresource=scale',
+          '--type=merge',
+          '-p',
+          '{"spec":{"replicas":20}}',
+        ],
+        deny,
+      )
+      const strategic = await httpRefused(
+        `strategic merge patch on ${resource}/scale`,
+        'PATCH',
+        `${path}/scale`,
+        '{"spec":{"replicas":20}}',
+        'application/strategic-merge-patch+json',
+      )
+      assert.match(strategic, deny)
+      // (kubectl apply --server-side --subresource=scale sends the workload's apps/v1 object,
+      // which the API server refuses on scale: an apply of the Scale itself is sent raw)
+      for (const [type, body] of [
+        [
+          'application/apply-patch+yaml',
+          `apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: ${name}\n  namespace: ${NSZ}\nspec:\n  replicas: 20\n`,
+        ],
+        [
+          'application/apply-patch+yaml',
+          JSON.stringify({
+            apiVersion: 'autoscaling/v1',
+            kind: 'Scale',
+            metadata: { name, namespace: NSZ },
+            spec: { replicas: 20 },
+          }),
+        ],
+      ] as const) {
+        const applied = await httpRefused(
+          `server-side apply on ${resource}/scale (${body.startsWith('{') ? 'JSON' : 'YAML'})`,
+          'PATCH',
+          `${path}/scale?fieldManager=e2e-scale&force=true`,
+          body,
+          type,
+        )
+        assert.match(applied, deny)
+        assert.match(
+          applied,
+          /it covers this request: patch \w+\/scale is an? \w+ of the \w+ itself/,
+        )
+      }
+      assert.equal(await replicasOf(path), before, `${resource}: replicas changed`)
+      // the same patch types within the cap go through
+      const ok = await http.raw(
+        'PATCH',
+        `${path}/scale?fieldManager=e2e-scale&force=true`,
+        JSON.stringify({
+          apiVersion: 'autoscaling/v1',
+          kind: 'Scale',
+          metadata: { name, namespace: NSZ },
+          spec: { replicas: 4 },
+        }),
+        'application/apply-patch+yaml',
+      )
+      assert.equal(ok.statusCode, 200, ok.body)
+      assert.equal(await replicasOf(path), 4)
+    }
+  })
+
+  test('condition errors fail closed: an unknown patch type, a dry run the API server refuses (deny and approve)', async () => {
+    const sts = `/apis/apps/v1/namespaces/${NSZ}/statefulsets/db`
+    const before = await replicasOf(sts)
+    // a patch type the API server does not accept as a patch: nothing can say what it would store
+    for (const type of ['text/plain', 'application/x-gatehouse-patch+json']) {
+      const message = await httpRefused(
+        `PATCH as ${type}`,
+        'PATCH',
+        sts,
+        '{"spec":{"replicas":20}}',
+        type,
+      )
+      assert.match(
+        message,
+        /\(policy 'e2e-coverage', rule 'replicas-cap'; its condition could not be evaluated \(the request object is not available: the API server's dry run answered 415 UnsupportedMediaType[^)]*\), so the rule refuses the request; it covers this request: patch reads or changes what create, update name\)/,
+      )
+    }
+    assert.equal(await replicasOf(sts), before, 'stored')
+
+    // An admission webhook with side effects: the API server calls it for real writes and
+    // refuses every dry run, so Gatehouse cannot know the object a patch would store.
+    const e = env()
+    const pki = join(e.dir, `webhook-${RUN}`)
+    mkdirSync(pki, { recursive: true })
+    const ca = createCa(pki, 'webhook-ca')
+    const cert = issueCert(ca, 'webhook')
+    let reviews = 0
+    const webhook = createServer(
+      { cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) },
+      (req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (c: Buffer) => chunks.push(c))
+        req.on('end', () => {
+          reviews++
+          const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+            apiVersion: string
+            request: { uid: string }
+          }
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(
+            JSON.stringify({
+              apiVersion: review.apiVersion,
+              kind: 'AdmissionReview',
+              response: { uid: review.request.uid, allowed: true },
+            }),
+          )
+        })
+      },
+    )
+    await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r))
+    const a = admin()
+    const hook = `/apis/admissionregistration.k8s.io/v1beta1/validatingwebhookconfigurations/gatehouse-cov-${RUN}`
+    try {
+      await a.ensure('/api/v1/namespaces', {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: NSW, labels: { 'gatehouse-cov-webhook': RUN } },
+      })
+      await a.ensure(`/apis/apps/v1/namespaces/${NSW}/statefulsets`, {
+        ...statefulSet('db', 2),
+        metadata: { name: 'db', namespace: NSW },
+      })
+      await a.ensure(
+        `/apis/apps/v1/namespaces/${NSW}/replicasets`,
+        workload('ReplicaSet', 'rs', 2, NSW),
+      )
+      // v1beta1: v1 allows only None and NoneOnDryRun side effects
+      const created = await a.raw(
+        'POST',
+        '/apis/admissionregistration.k8s.io/v1beta1/validatingwebhookconfigurations',
+        JSON.stringify({
+          apiVersion: 'admissionregistration.k8s.io/v1beta1',
+          kind: 'ValidatingWebhookConfiguration',
+          metadata: { name: `gatehouse-cov-${RUN}` },
+          webhooks: [
+            {
+              name: 'side-effects.gatehouse.test',
+              sideEffects: 'Unknown',
+              failurePolicy: 'Ignore',
+              admissionReviewVersions: ['v1beta1'],
+              namespaceSelector: { matchLabels: { 'gatehouse-cov-webhook': RUN } },
+              rules: [
+                {
+                  apiGroups: ['apps'],
+                  apiVersions: ['*'],
+                  operations: ['CREATE', 'UPDATE'],
+                  resources: [
+                    'statefulsets',
+                    'statefulsets/scale',
+                    'replicasets',
+                    'replicasets/scale',
+                  ],
+                },
+              ],
+              clientConfig: {
+                url: `https://127.0.0.1:${(webhook.address() as AddressInfo).port}/validate`,
+                caBundle: readFileSync(ca.certFile).toString('base64'),
+              },
+            },
+          ],
+        }),
+        'application/json',
+      )
+      assert.equal(created.statusCode, 201, created.body)
+      // the API server reads new webhook configurations within a second or so
+      const wsts = `/apis/apps/v1/namespaces/${NSW}/statefulsets/db`
+      const rs = `/apis/apps/v1/namespaces/${NSW}/replicasets/rs`
+      for (let i = 0; ; i++) {
+        const dry = await a.raw('PATCH', `${wsts}?dryRun=All`, '{}', 'application/merge-patch+json')
+        if (dry.statusCode === 400 && /does not support dry run/.test(dry.body)) break
+        assert.ok(i < 100, `the webhook is not in force: ${dry.statusCode} ${dry.body}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const dryRunRefused =
+        /its condition could not be evaluated \(the request object is not available: the API server's dry run answered 400 BadRequest: admission webhook \\?"side-effects\.gatehouse\.test\\?" does not support dry run\), so the rule refuses the request/
+      // under a deny: 3 replicas is within the cap, but nobody can tell
+      await kubectlRefused(
+        'patch under a deny, dry run refused',
+        ['patch', 'sts', 'db', '-n', NSW, '--type=merge', '-p', '{"spec":{"replicas":3}}'],
+        new RegExp(`rule 'replicas-cap'; ${dryRunRefused.source}`),
+      )
+      const scaled = await httpRefused(
+        'scale under a deny, dry run refused',
+        'PATCH',
+        `${wsts}/scale`,
+        '{"spec":{"replicas":3}}',
+        'application/merge-patch+json',
+      )
+      assert.match(scaled, dryRunRefused)
+      // under an approve rule: nobody is asked to approve a request nobody could evaluate
+      await kubectlRefused(
+        'patch under an approve rule, dry run refused',
+        ['patch', 'rs', 'rs', '-n', NSW, '--type=merge', '-p', '{"spec":{"replicas":3}}'],
+        new RegExp(`rule 'big-replicasets'; ${dryRunRefused.source}`),
+      )
+      assert.equal(await replicasOf(wsts), 2)
+      assert.equal(await replicasOf(rs), 2)
+      // what Gatehouse refused, the cluster itself would have let through (the webhook allows)
+      const seen = reviews
+      const direct = await a.raw(
+        'PATCH',
+        rs,
+        '{"spec":{"replicas":3}}',
+        'application/merge-patch+json',
+      )
+      assert.equal(direct.statusCode, 200, direct.body)
+      assert.equal(reviews, seen + 1, 'the webhook saw the real write')
+    } finally {
+      await a.raw('DELETE', hook)
+      webhook.close()
+    }
   })
 
   test('issue 18.3: bodies decoders read differently are refused (400) and never stored', async () => {
@@ -557,21 +824,25 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     assert.equal(watch.statusCode, 200)
     assert.match(watch.body, new RegExp(`"namespace":"${NSY}"`))
     assert.doesNotMatch(watch.body, new RegExp(`"namespace":"${NSX}"`))
-    const r = await kubectl('1.35', ['get', 'secrets', '-A'], {
-      kubeconfig: e.gatehouse.kubeconfig({ token, name: `cov-reader-${RUN}` }),
-    })
-    assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stdout, new RegExp(NSY))
-    assert.doesNotMatch(r.stdout, new RegExp(NSX))
-    assert.match(
-      r.stderr,
-      /Warning: Gatehouse leaves out of this list the objects policy 'e2e-coverage-filter', rule 'x-secrets' protect \(\d+ left out\)/,
+    const readerConfig = e.gatehouse.kubeconfig({ token, name: `cov-reader-${RUN}` })
+    for (const version of BOTH) {
+      const r = await kubectl(version, ['get', 'secrets', '-A'], { kubeconfig: readerConfig })
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, new RegExp(NSY))
+      assert.doesNotMatch(r.stdout, new RegExp(NSX))
+      assert.match(
+        r.stderr,
+        /Warning: Gatehouse leaves out of this list the objects policy 'e2e-coverage-filter', rule 'x-secrets' protect \(\d+ left out\)/,
+      )
+    }
+    // kubectl get -A -w (both versions at once): a Table list, then Table watch events, both
+    // without x's objects
+    const watching = BOTH.map((version) =>
+      kubectl(version, ['get', 'secrets', '-A', '-w', '--request-timeout=6s'], {
+        kubeconfig: readerConfig,
+        timeoutMs: 20_000,
+      }),
     )
-    // kubectl get -A -w: a Table list, then Table watch events, both without x's objects
-    const watching = kubectl('1.32', ['get', 'secrets', '-A', '-w', '--request-timeout=6s'], {
-      kubeconfig: e.gatehouse.kubeconfig({ token, name: `cov-reader-w-${RUN}` }),
-      timeoutMs: 20_000,
-    })
     await new Promise((r) => setTimeout(r, 2000))
     for (const ns of [NSX, NSY])
       await admin().ensure(`/api/v1/namespaces/${ns}/secrets`, {
@@ -580,9 +851,10 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
         metadata: { name: `during-watch-${ns}` },
         stringData: { v: 'x' },
       })
-    const w = await watching
-    assert.match(w.stdout, new RegExp(`during-watch-${NSY}`), w.stdout + w.stderr)
-    assert.doesNotMatch(w.stdout, new RegExp(NSX), w.stdout)
+    for (const w of await Promise.all(watching)) {
+      assert.match(w.stdout, new RegExp(`during-watch-${NSY}`), w.stdout + w.stderr)
+      assert.doesNotMatch(w.stdout, new RegExp(NSX), w.stdout)
+    }
     // a WebSocket watch cannot be filtered in the response stream: refused, not served whole
     const wsStatus = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(

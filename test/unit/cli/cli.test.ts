@@ -211,32 +211,46 @@ clusters:
     await store.insertApproval(a)
     await store.close()
   })
-  const outputs: [string, string[]][] = [
-    ['audit list', ['audit', 'list', '--limit', '50']],
+  /**
+   * Each output, and how many lines it has when no value breaks a line (a raw LF inside a field
+   * adds one; rawProblems cannot see it, since lines end in LF): a table's header and rows, one
+   * JSON document per line, or (`'json'`) an indented document, whose lines are exactly those of
+   * its own re-serialisation.
+   */
+  const outputs: [string, string[], number | 'json'][] = [
+    ['audit list', ['audit', 'list', '--limit', '50'], 51],
     [
       'audit list --decision shadow-deny',
       ['audit', 'list', '--limit', '5', '--decision', 'shadow-deny'],
+      6,
     ],
-    ['audit list -o jsonl', ['audit', 'list', '--limit', '5', '-o', 'jsonl']],
-    ['sessions list', ['sessions', 'list']],
-    ['sessions show', ['sessions', 'show', sessionId]],
-    ['sessions replay --events', ['sessions', 'replay', sessionId, '--events']],
-    ['approvals list', ['approvals', 'list']],
-    ['approvals show', ['approvals', 'show', 'approval-hostile']],
+    ['audit list -o jsonl', ['audit', 'list', '--limit', '5', '-o', 'jsonl'], 5],
+    ['sessions list', ['sessions', 'list'], 2],
+    ['sessions show', ['sessions', 'show', sessionId], 'json'],
+    ['sessions replay --events', ['sessions', 'replay', sessionId, '--events'], 5000],
+    ['approvals list', ['approvals', 'list'], 2],
+    ['approvals show', ['approvals', 'show', 'approval-hostile'], 'json'],
   ]
-  for (const [name, args] of outputs)
+  for (const [name, args, lines] of outputs)
     it(`${name} prints no control, escape or bidi character raw`, () => {
       const r = cli([...args, '--config', config])
       assert.equal(r.status, 0, r.stderr.toString())
       assert.ok(r.stdout.length > 0)
       assert.deepEqual(rawProblems(r.stdout), [])
       assert.deepEqual(rawProblems(r.stderr), [])
-      if (name.endsWith('show')) JSON.parse(r.stdout.toString())
-      if (name.endsWith('jsonl'))
-        for (const line of r.stdout.toString().trim().split('\n')) JSON.parse(line)
-      // and what it escaped is still there to read
-      assert.match(r.stdout.toString(), /\\u001b\[8m/)
-      assert.match(r.stdout.toString(), /\\u202e/)
+      const text = r.stdout.toString()
+      if (name.endsWith('show')) JSON.parse(text)
+      if (name.endsWith('jsonl')) for (const line of text.trim().split('\n')) JSON.parse(line)
+      // no raw LF inside a value: every line break is one the format puts there
+      assert.ok(text.endsWith('\n'), 'the output ends its last line')
+      const printed = text.slice(0, -1).split('\n').length
+      if (lines === 'json')
+        assert.equal(printed, JSON.stringify(JSON.parse(text), null, 2).split('\n').length)
+      else assert.equal(printed, lines, `${printed} lines for ${lines} rows`)
+      // and what it escaped is still there to read: ESC, RLO and the LF inside every value
+      assert.match(text, /\\u001b\[8m/)
+      assert.match(text, /\\u202e/)
+      assert.ok(/\\u000a|\\n/.test(text), 'the LF inside values is printed as an escape')
     })
 
   it('a shadow-mode decision has its column and filter', () => {
