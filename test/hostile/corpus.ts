@@ -255,11 +255,13 @@ function expandFamily(f: FamilyFile, category: Category, source: string): Case[]
     throw new Error(`${source}: family ${f.id} has no 'each' items`)
   return f.each.map((item, i) => {
     const where = `${source}: family ${f.id} item ${i}`
+    // an item's values may name the family's defaults (`headers: '${websocket}'`)
+    const all = instantiate({ ...f.defaults, ...item }, f.defaults ?? {}, where)
     const {
       expect: override,
       credential,
       ...vars
-    } = item as {
+    } = all as {
       expect?: Expectation
       credential?: CredentialSpec
     } & Record<string, unknown>
@@ -270,18 +272,18 @@ function expandFamily(f: FamilyFile, category: Category, source: string): Case[]
         request: f.request,
         expect: f.expect,
       },
-      { ...f.defaults, ...vars },
+      vars,
       where,
     )
     return {
       id: c.id,
       category,
       description: c.description,
-      credential: credential ?? f.credential ?? 'ci',
+      credential: credential ?? (f.credential ? instantiate(f.credential, vars, where) : 'ci'),
       request: c.request,
       expect: {
         ...c.expect,
-        ...(override ? instantiate(override, { ...f.defaults, ...vars }, where) : {}),
+        ...(override ? instantiate(override, vars, where) : {}),
       },
       source,
     }
@@ -295,6 +297,7 @@ export function caseProblem(c: Case): string | undefined {
   if (!ID.test(c.id)) return `id '${c.id}' is not lower-case letters, digits, '.' and '-'`
   if (!c.id.startsWith(`${c.category}-`)) return `id '${c.id}' does not start with '${c.category}-'`
   if (!c.description || c.description.length < 10) return 'it has no description of the attack'
+  if (JSON.stringify(c).includes('${')) return 'it holds a ${var} no family item gave a value'
   const kinds = [c.request.raw, c.request.http, c.request.h2].filter((x) => x !== undefined)
   if (kinds.length !== 1) return 'its request is not exactly one of raw, http, h2'
   const e = c.expect

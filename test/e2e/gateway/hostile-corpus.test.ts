@@ -39,7 +39,10 @@ import { FLAG, FRAME, frame, headerBlock, runH2 } from '../../hostile/h2.ts'
 import { namespaceWithPods } from '../support.ts'
 import { CI_REPOSITORY, useGatewayEnv, type GatewayEnv } from './env.ts'
 
-const CORPUS = loadCorpus(join(repoRoot, 'test', 'hostile', 'corpus'))
+/** GATEHOUSE_HOSTILE_CASES=<regular expression>: run only the cases whose id matches (while writing one). */
+const ONLY = process.env['GATEHOUSE_HOSTILE_CASES']
+const ALL = loadCorpus(join(repoRoot, 'test', 'hostile', 'corpus'))
+const CORPUS = ONLY ? ALL.filter((c) => new RegExp(ONLY).test(c.id)) : ALL
 const RUN = Math.random().toString(36).slice(2, 7)
 const NS = `hostile-${RUN}`
 /** The planted Secret's value: never in an answer or a log line. */
@@ -575,16 +578,17 @@ describe('the hostile-input corpus', () => {
   })
 
   test('the corpus has at least 500 cases and every category', () => {
-    assert.ok(CORPUS.length >= 500, `${CORPUS.length} cases`)
+    assert.ok(ALL.length >= 500, `${ALL.length} cases`)
     for (const category of CATEGORIES)
       assert.ok(
-        CORPUS.some((c) => c.category === category),
+        ALL.some((c) => c.category === category),
         `no ${category} case`,
       )
   })
 
   for (const category of CATEGORIES) {
     const cases = CORPUS.filter((c) => c.category === category)
+    if (cases.length === 0) continue
     describe(`${category} (${cases.length} cases)`, () => {
       describe('cases', { concurrency: CONCURRENCY }, () => {
         for (const c of cases) test(c.id, { timeout: 60_000 }, () => runCase(env(), c))
