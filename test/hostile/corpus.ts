@@ -176,6 +176,11 @@ export interface Expectation {
   message?: string
   /** The record's error code in Gatehouse's audit store. */
   error?: string
+  /**
+   * The answer is the API server's own, relayed as it is (a 404 for a path it does not serve,
+   * the kubelet's text for a refused upgrade): its body need not be a Status.
+   */
+  upstreamBody?: boolean
   /** For a 2xx answer: the kind of the object returned. */
   kind?: string
   /** Gatehouse closes the connection after its answer (HTTP/1.1). */

@@ -60,10 +60,17 @@ export function headerBlock(fields: readonly (readonly [string, string])[]): Buf
 /** What one stream of the case sends, given the stream id Node chose. */
 export type StreamFrames = (stream: number) => Buffer
 
-/** Node's client writes; HEADERS (and its CONTINUATIONs) on a stream are replaced. */
+/**
+ * Node's client writes; HEADERS (and its CONTINUATIONs) on a stream are replaced. What the
+ * server sends goes to Node's client, except acknowledgements of SETTINGS and PING frames a
+ * case injected (Node's client would take an ACK of settings it never sent as a protocol error).
+ */
 class Rewriter extends Duplex {
   #pending = Buffer.alloc(0)
+  #incoming = Buffer.alloc(0)
   #prefaceDone = false
+  readonly #sent = { settings: 0, pings: 0 }
+  readonly #acked = { settings: 0, pings: 0 }
   readonly #tls: TLSSocket
   readonly #replace: StreamFrames
 
@@ -72,11 +79,31 @@ class Rewriter extends Duplex {
     this.#tls = tls
     this.#replace = replace
     tls.on('data', (d: Buffer) => {
-      if (!this.push(d)) tls.pause()
+      if (!this.push(this.#filter(d))) tls.pause()
     })
     tls.on('end', () => this.push(null))
     tls.on('close', () => this.destroy())
     tls.on('error', () => this.destroy())
+  }
+
+  /** Whole frames of `d` for Node's client, surplus ACKs left out. */
+  #filter(d: Buffer): Buffer {
+    this.#incoming = Buffer.concat([this.#incoming, d])
+    const out: Buffer[] = []
+    while (this.#incoming.length >= 9) {
+      const len = this.#incoming.readUIntBE(0, 3)
+      if (this.#incoming.length < 9 + len) break
+      const f = this.#incoming.subarray(0, 9 + len)
+      this.#incoming = this.#incoming.subarray(9 + len)
+      const ack = (f[4]! & FLAG.ACK) !== 0
+      const kind = f[3] === FRAME.SETTINGS ? 'settings' : f[3] === FRAME.PING ? 'pings' : undefined
+      if (kind && ack) {
+        if (this.#acked[kind] >= this.#sent[kind]) continue
+        this.#acked[kind]++
+      }
+      out.push(f)
+    }
+    return Buffer.concat(out)
   }
 
   override _read(): void {
@@ -99,6 +126,9 @@ class Rewriter extends Duplex {
       this.#pending = this.#pending.subarray(9 + len)
       const type = f[3]!
       const stream = f.readUInt32BE(5) & 0x7fffffff
+      const ack = (f[4]! & FLAG.ACK) !== 0
+      if (type === FRAME.SETTINGS && !ack) this.#sent.settings++
+      if (type === FRAME.PING && !ack) this.#sent.pings++
       if (type === FRAME.HEADERS) out.push(this.#replace(stream))
       else if (type !== FRAME.CONTINUATION) out.push(f)
     }

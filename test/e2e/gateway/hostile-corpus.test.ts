@@ -358,7 +358,9 @@ async function runCase(e: GatewayEnv, c: Case): Promise<void> {
   assert.equal(first.status, x.status, `${c.id}: status\n${seen}`)
   const text = bodyText(first)
   const headRequest = /^HEAD /.test(c.request.raw ?? '') || c.request.http?.method === 'HEAD'
-  if (first.status >= 400 && !headRequest) {
+  if (x.upstreamBody)
+    assert.ok(first.body.length > 0, `${c.id}: the relayed answer has no body\n${seen}`)
+  if (first.status >= 400 && !headRequest && !x.upstreamBody) {
     let status: {
       kind?: unknown
       apiVersion?: unknown
