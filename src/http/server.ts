@@ -1,7 +1,12 @@
 // The TLS listener: HTTP/2 by ALPN and HTTP/1.1 (upgrades need it), optional client certificates for mTLS, and
 // Status answers even for requests Node's parser rejects (oversized or malformed headers).
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2'
+import {
+  createSecureServer,
+  Http2ServerRequest,
+  type Http2SecureServer,
+  type ServerHttp2Session,
+} from 'node:http2'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
@@ -10,6 +15,7 @@ import type { GatewayConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Duplex } from 'node:stream'
 import { ensureLocalServingMaterial } from './local-ca.ts'
+import { http1MessageProblem } from './message-checks.ts'
 
 export interface Listener {
   readonly server: Server | Http2SecureServer
@@ -72,16 +78,22 @@ export async function listen(config: GatewayConfig, gateway: GatewayHandlers): P
         allowHalfOpen: true,
         ALPNProtocols: ['http/1.1'],
         maxHeaderSize: config.limits.maxHeaderBytes,
+        // Node's own check answers a bare 400; message-checks.ts answers with a Status
+        requireHostHeader: false,
       })
   // Watches and log follows are long-lived; only the request head must arrive promptly. The
   // HTTP/1.1 side of the HTTP/2 server reads these from the server object too: maxHeaderSize
   // there is what makes limits.maxHeaderBytes hold for HTTP/1.1 (exec and attach) as well
   // (Node's default is 16 KiB).
+  // maxHeadersCount 0: every field is seen, however many (Node keeps 2,000 by default and drops
+  // the rest unseen, an Impersonate-User among them); limits.maxHeaderBytes bounds them.
   Object.assign(server, {
     requestTimeout: 0,
     headersTimeout: 60_000,
     keepAliveTimeout: 65_000,
     maxHeaderSize: config.limits.maxHeaderBytes,
+    maxHeadersCount: 0,
+    requireHostHeader: false,
     httpAllowHalfOpen: true,
   })
   const sockets = new Set<Socket>()
@@ -103,7 +115,33 @@ export async function listen(config: GatewayConfig, gateway: GatewayHandlers): P
       'GW_REQUEST_HEADERS_TOO_LARGE',
       `request headers exceed the limit of ${config.limits.maxHeaderBytes} bytes`,
     )
+  // HTTP/1.1 answers go out in request order: a parse error behind requests still being
+  // answered (a malformed pipelined request) is answered after them, not in their place.
+  const unanswered = new WeakMap<Socket, Set<IncomingMessage>>()
+  const afterAnswers = new WeakMap<Socket, () => void>()
+  const track = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket
+    const set = unanswered.get(socket) ?? new Set()
+    unanswered.set(socket, set)
+    set.add(req)
+    const done = (): void => {
+      if (!set.delete(req) || set.size) return
+      const next = afterAnswers.get(socket)
+      afterAnswers.delete(socket)
+      next?.()
+    }
+    res.once('finish', done)
+    res.once('close', done)
+  }
+  const invalid = (problem: string): GatewayError => new GatewayError('GW_REQUEST_INVALID', problem)
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const http1 = !(req instanceof Http2ServerRequest)
+    if (http1) track(req, res)
+    const problem = http1 ? http1MessageProblem(req) : undefined
+    if (problem) {
+      res.shouldKeepAlive = false
+      return gateway.refuseRequest(req, res, invalid(problem))
+    }
     // Node's HTTP/2 server does not enforce a header size; the limit is ours for both versions.
     let headerBytes = 0
     for (const h of req.rawHeaders) headerBytes += h.length + 2
@@ -131,23 +169,29 @@ export async function listen(config: GatewayConfig, gateway: GatewayHandlers): P
     if ('writeHead' in res) gateway.refuseRequest(req, res, refusal)
     else gateway.refuseConnection(res, refusal)
   })
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
-    gateway.handleUpgrade(req, socket, head),
-  )
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const problem = http1MessageProblem(req)
+    if (problem) return gateway.refuseConnection(socket, invalid(problem))
+    gateway.handleUpgrade(req, socket, head)
+  })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy()
       return
     }
-    gateway.refuseConnection(
-      socket,
+    // Bytes after a request that closes the connection (Connection: close, HTTP/1.0) are not
+    // a request (RFC 9112 9.6): they are not read, and that request's answer is still owed.
+    if (err.code === 'HPE_CLOSED_CONNECTION') return
+    const refusal =
       err.code === 'HPE_HEADER_OVERFLOW'
         ? tooLarge()
-        : new GatewayError(
-            'GW_REQUEST_INVALID',
-            `malformed HTTP request (${err.code ?? 'parse error'})`,
-          ),
-    )
+        : invalid(`malformed HTTP request (${err.code ?? 'parse error'})`)
+    const pending = [...(unanswered.get(socket) ?? [])]
+    // An error inside the body of the request being read is that request's answer; one after
+    // complete requests waits until they are answered.
+    if (pending.length === 0 || pending.some((r) => !r.complete))
+      return gateway.refuseConnection(socket, refusal)
+    afterAnswers.set(socket, () => gateway.refuseConnection(socket, refusal))
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

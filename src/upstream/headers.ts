@@ -19,6 +19,10 @@ const NEVER_FORWARDED = new Set([
   'audit-id',
   'x-remote-user',
   'x-remote-group',
+  // Expect: 100-continue is answered by Gatehouse's listener, and the body is read whole
+  // before anything goes upstream: the expectation is met (RFC 9110 10.1.1), and undici
+  // refuses to send the field at all (a 502 for curl's every large POST).
+  'expect',
 ])
 
 /** Bearer tokens carried in the WebSocket subprotocol list (browsers cannot set headers). */

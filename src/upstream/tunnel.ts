@@ -114,12 +114,21 @@ function switchedHead(res: IncomingMessage): string {
   return lines.join('\r\n') + '\r\n\r\n'
 }
 
-/** Relays a non-101 answer as an ordinary response, then closes the client's connection. */
-function relayAnswer(res: IncomingMessage, client: Duplex): TunnelResult['closed'] {
+/**
+ * Relays a non-101 answer as an ordinary response, then closes the client's connection. The
+ * API server sets no Audit-ID on exec, attach and port-forward answers (the kubelet's text for
+ * a refused upgrade): Gatehouse adds its request id, as on every answer it gives.
+ */
+function relayAnswer(
+  res: IncomingMessage,
+  client: Duplex,
+  auditId: string,
+): TunnelResult['closed'] {
   const headers = relayableResponseHeaders(res.headers)
   const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}`]
   for (const [name, value] of Object.entries(headers))
     for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`)
+  if (auditId && !('audit-id' in headers)) lines.push(`Audit-ID: ${auditId}`)
   // no Content-Length (a chunked answer): the body ends with the connection
   lines.push('Connection: close')
   client.write(lines.join('\r\n') + '\r\n\r\n')
@@ -166,7 +175,10 @@ export async function tunnelUpgrade(opts: {
     throw upstreamError(cluster, e)
   }
   if (!answer.switched)
-    return { status: answer.res.statusCode ?? 502, closed: relayAnswer(answer.res, socket) }
+    return {
+      status: answer.res.statusCode ?? 502,
+      closed: relayAnswer(answer.res, socket, headerValue(opts.headers, 'audit-id')),
+    }
   const upstream = answer.socket
   let relayer: SessionRelayer
   try {

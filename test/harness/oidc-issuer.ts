@@ -6,7 +6,7 @@
 // for `offline_access` also gets a refresh token (rotated on each use); redeeming it gives an
 // id_token with the claims the provider has for that person now (setUser: groups changed, or
 // removed, which refuses the refresh).
-import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { createHash, createHmac, KeyObject, randomBytes, sign } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -26,6 +26,12 @@ export interface OidcIssuer {
   readonly caFile: string
   /** Sign exactly these claims (nothing is added). */
   mint(claims: Record<string, unknown>, opts?: MintOptions): Promise<string>
+  /**
+   * Sign a header and payload given as text, exactly as written (duplicate members, odd
+   * whitespace, non-JSON payloads: what mint() cannot produce from objects), RS256 with the
+   * current key unless `signWith` says otherwise.
+   */
+  mintRaw(headerText: string, payloadText: string, opts?: Pick<MintOptions, 'signWith'>): string
   /** A GitHub-Actions-shaped token; overrides replace claims (iat/nbf/exp too); expiresInSeconds sets exp. */
   mintGitHubActions(
     overrides?: Record<string, unknown> & { expiresInSeconds?: number },
@@ -254,10 +260,22 @@ export async function startOidcIssuer(opts: {
       .sign(key.privateKey)
   }
 
+  const mintRaw = (
+    headerText: string,
+    payloadText: string,
+    o: Pick<MintOptions, 'signWith'> = {},
+  ): string => {
+    const key = o.signWith === 'foreign' ? foreign : current
+    const input = `${b64url(headerText)}.${b64url(payloadText)}`
+    const signature = sign('RSA-SHA256', Buffer.from(input), KeyObject.from(key.privateKey))
+    return `${input}.${signature.toString('base64url')}`
+  }
+
   return {
     url,
     caFile: ca.certFile,
     mint,
+    mintRaw,
     async mintGitHubActions(overrides = {}) {
       const now = Math.floor(Date.now() / 1000)
       const { expiresInSeconds, ...rest } = overrides

@@ -175,3 +175,13 @@ test('reserved system: names from token claims are refused; service-account name
   )
   assert.match(reservedNameProblem({ user: 'x', groups: ['system:nodes'] }) ?? '', /reserved/)
 })
+
+test('Expect is never forwarded: Gatehouse met it (100 Continue, the body read whole) and undici refuses to send it', () => {
+  const out = pairs(
+    forwardableHeaders(
+      ['Expect', '100-continue', 'Content-Type', 'application/json', 'expect', '100-Continue'],
+      false,
+    ),
+  )
+  assert.deepEqual(out, [['Content-Type', 'application/json']])
+})
