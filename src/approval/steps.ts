@@ -1,24 +1,13 @@
 // Every step of an approval is an audit record of its own (requested, notified, approved, denied,
 // expired, used), linked to the request that asked by `approval.requestId`: the audit trail shows
 // who asked, who approved what and when, and which request used the approval.
-import type { AuditRecord } from '../audit/record.ts'
+import type { ApprovalAuditLink, AuditRecord } from '../audit/record.ts'
 import { selectClaims } from '../audit/record.ts'
 import type { Identity } from '../authn/index.ts'
 import type { ApprovalRecord } from './record.ts'
 
-export type ApprovalEvent = 'requested' | 'notified' | 'approved' | 'denied' | 'expired' | 'used'
-
-export interface ApprovalAuditLink {
-  id: string
-  event: ApprovalEvent
-  /** The request that asked for the approval (its audit record id). */
-  requestId: string
-  by?: string
-  comment?: string
-  breakGlass?: boolean
-  /** notified: where to (webhook host, slack), or why not. */
-  detail?: string
-}
+// The link's shape is the audit record's (audit/ knows no approvals).
+export type { ApprovalAuditLink, ApprovalEvent } from '../audit/record.ts'
 
 function identityOf(who: Identity): NonNullable<AuditRecord['identity']> {
   return {

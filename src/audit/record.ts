@@ -2,7 +2,22 @@
 // cluster answered. Built once the request has ended, however it ended (refusals included:
 // failed authentication attempts are evidence too).
 import type { AuditLevel } from '../policy/index.ts'
-import type { ApprovalAuditLink } from '../approval/steps.ts'
+
+/** The steps of an approval, each an audit record of its own (src/approval/steps.ts). */
+export type ApprovalEvent = 'requested' | 'notified' | 'approved' | 'denied' | 'expired' | 'used'
+
+/** An approval as an audit record names it: which one, which step, the request that asked. */
+export interface ApprovalAuditLink {
+  id: string
+  event: ApprovalEvent
+  /** The request that asked for the approval (its audit record id). */
+  requestId: string
+  by?: string
+  comment?: string
+  breakGlass?: boolean
+  /** notified: where to (webhook host, slack), or why not. */
+  detail?: string
+}
 
 export interface AuditBody {
   contentType: string

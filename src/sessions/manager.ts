@@ -6,7 +6,7 @@
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
-import { buildAuditRecord, type AuditStore } from '../audit/index.ts'
+import { buildAuditRecord } from '../audit/index.ts'
 import type { SessionsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
@@ -14,6 +14,7 @@ import type { RequestContext } from '../pipeline/context.ts'
 import type { SessionObligations } from '../policy/index.ts'
 import { RecordedLog, type LogSession } from './log-session.ts'
 import { recordingKey, type RecordingStore } from './recording.ts'
+import type { SessionRepository } from './repository.ts'
 import type { SessionRecord } from './record.ts'
 import { dialectOf, execParameters, type SessionKind } from './remote-command.ts'
 import type { RelayEnd } from './relay.ts'
@@ -92,7 +93,7 @@ interface LiveEntry {
 }
 
 export class SessionManager {
-  readonly #store: AuditStore
+  readonly #store: SessionRepository
   readonly #recordings: RecordingStore
   readonly #defaults: SessionsConfig
   readonly #logger: Logger
@@ -102,7 +103,7 @@ export class SessionManager {
   #stopListening: (() => Promise<void>) | undefined
 
   constructor(opts: {
-    store: AuditStore
+    store: SessionRepository
     recordings: RecordingStore
     defaults: SessionsConfig
     logger: Logger
@@ -147,9 +148,8 @@ export class SessionManager {
     return [...this.#live.values()].map((s) => s.snapshot())
   }
 
-  /** Listens for kills sent to every replica (shared stores); call once at start. */
+  /** Listens for kills sent to every replica; call once at start. */
   async listenForKills(): Promise<void> {
-    if (!this.#store.onSessionKill) return
     this.#stopListening = await this.#store.onSessionKill((id, by) => {
       if (this.kill(id, by))
         this.#logger.warn(
@@ -178,7 +178,7 @@ export class SessionManager {
     const s = await this.#store.getSession(id)
     if (!s) return { error: 'not-found' }
     if (s.state !== 'live') return { error: 'ended', session: s }
-    if (!this.#store.broadcastSessionKill) return { error: 'elsewhere', session: s }
+    if (!this.#store.shared) return { error: 'elsewhere', session: s }
     await this.#store.broadcastSessionKill(id, by)
     return { killed: 'broadcast' }
   }

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test'
 import { Agent, request } from 'undici'
 import { createApprovalsWeb, type ApprovalsWeb } from '../../../src/admin/web.ts'
 import { ApprovalService } from '../../../src/approval/service.ts'
-import { openSqliteStore } from '../../../src/audit/index.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
 
@@ -23,7 +23,8 @@ setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-web-oidc-'))
-const store = openSqliteStore(join(dir, 'audit.db'))
+const stores = sqliteStores(join(dir, 'audit.db'))
+const store = stores.approvals
 const approvals = new ApprovalService({
   store,
   audit: { write: () => undefined },
@@ -38,7 +39,7 @@ describe('approvals page OIDC login', () => {
   let base: string
   let idp: Agent
   before(async () => {
-    await store.migrate()
+    await stores.migrate()
     issuer = await startOidcIssuer({ dir })
     idp = new Agent({ connect: { ca: readFileSync(issuer.caFile) } })
     web = createApprovalsWeb({
@@ -80,7 +81,7 @@ describe('approvals page OIDC login', () => {
     await idp.close()
     await issuer.close()
     await approvals.close()
-    await store.close()
+    await stores.close()
   })
 
   /** Starts a login, lets the issuer log `user` in, and returns the callback's answer. */
