@@ -109,11 +109,12 @@ export function openSqlite(path: string, opts: { readonly?: boolean } = {}): Dat
     },
     migrate(migrations) {
       return settle(() => {
+        const list = checkedMigrations(migrations)
         db.exec(MIGRATIONS_TABLE)
         const isApplied = db.prepare('SELECT 1 FROM gatehouse_schema_migrations WHERE version = ?')
         // Each version in its own IMMEDIATE transaction that checks again whether it is applied:
         // another process migrating the same file at once waits for the lock, then skips it.
-        for (const m of checkedMigrations(migrations))
+        for (const m of list)
           db.transaction(() => {
             if (isApplied.get(m.version)) return
             for (const s of m.statements) db.exec(s)
