@@ -14,6 +14,7 @@ import {
   openPostgres,
   openSqlite,
   type Database,
+  type Expiring,
   type Migration,
   type PostgresOptions,
 } from './store/index.ts'
@@ -35,7 +36,7 @@ export interface Stores {
   readonly sessions: SessionRepository
   readonly approvals: ApprovalRepository
   /** What retention expires, in order. */
-  readonly expiring: readonly { deleteBefore(timeMs: number): Promise<number> }[]
+  readonly expiring: readonly Expiring[]
   /** Applies MIGRATIONS (idempotent; safe when several replicas start at once). */
   migrate(): Promise<void>
   close(): Promise<void>
