@@ -8,14 +8,8 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import pg from 'pg'
 import type { Identity } from '../src/authn/index.ts'
-import {
-  AuditJournal,
-  AuditWriter,
-  openPostgresStore,
-  openSqliteStore,
-  type AuditRecord,
-  type AuditStore,
-} from '../src/audit/index.ts'
+import { AuditJournal, AuditWriter, type AuditRecord } from '../src/audit/index.ts'
+import { postgresStores, sqliteStores, type Stores } from '../src/stores.ts'
 import { parseRequestInfo, type RequestInfo } from '../src/kube/request-info.ts'
 import { loadPolicies, PolicySet } from '../src/policy/index.ts'
 
@@ -212,12 +206,9 @@ export interface WriteThroughput {
   recordsPerSec: number
 }
 
-async function throughput(
-  name: string,
-  store: AuditStore,
-  records: number,
-): Promise<WriteThroughput> {
-  await store.migrate()
+async function throughput(name: string, stores: Stores, records: number): Promise<WriteThroughput> {
+  await stores.migrate()
+  const store = stores.audit
   const writer = new AuditWriter(store, {
     maxBufferedRecords: records + 1,
     batchSize: 500,
@@ -232,6 +223,7 @@ async function throughput(
   const stored = await store.count()
   if (stored !== records) throw new Error(`${name}: ${stored} records stored, ${records} written`)
   await writer.close(1000)
+  await stores.close()
   return { store: name, records, recordsPerSec: records / seconds }
 }
 
@@ -240,12 +232,12 @@ export async function measureAuditThroughput(
   pgUrl: string,
   records = 100_000,
 ): Promise<WriteThroughput[]> {
-  const sqlite = await throughput('sqlite', openSqliteStore(join(dir, 'bench-audit.db')), records)
+  const sqlite = await throughput('sqlite', sqliteStores(join(dir, 'bench-audit.db')), records)
   const schema = `gh_bench_${process.pid}`
   try {
     const postgres = await throughput(
       'postgres',
-      openPostgresStore({ connectionString: pgUrl, schema }),
+      postgresStores({ connectionString: pgUrl, schema }),
       records,
     )
     return [sqlite, postgres]

@@ -1,8 +1,8 @@
-// startServer(config): the running product — logger, policies, audit store, authenticators,
+// startServer(config): the running product — logger, policies, database, authenticators,
 // gateway, the TLS listener, and the admin listener when configured.
 import { join } from 'node:path'
 import { startAdminListener, type AdminListener } from './admin/server.ts'
-import { AuditJournal, auditStoreFromConfig, AuditWriter, startRetention } from './audit/index.ts'
+import { AuditJournal, AuditWriter } from './audit/index.ts'
 import { createAuthenticatorFromConfig } from './authn/index.ts'
 import type { GatewayConfig } from './config/index.ts'
 import { buildGateway, createClusters, type Gateway } from './gateway.ts'
@@ -16,6 +16,8 @@ import { Masking } from './masking/profile.ts'
 import { ApprovalService } from './approval/service.ts'
 import { approverPolicyOf } from './approval/decide.ts'
 import { createNotifier } from './approval/notify.ts'
+import { startRetention } from './store/index.ts'
+import { storesFromConfig, type Stores } from './stores.ts'
 
 export interface RunningServer {
   readonly gateway: Gateway
@@ -23,6 +25,8 @@ export interface RunningServer {
   readonly admin: AdminListener | undefined
   readonly logger: Logger
   readonly policies: PolicySource
+  /** The database and its repositories (closed by `close`, after the audit writer's flush). */
+  readonly stores: Stores
   readonly audit: AuditWriter
   readonly sessions: SessionManager
   readonly approvals: ApprovalService
@@ -39,15 +43,18 @@ export async function startServer(
     logger,
     watchIntervalMs: config.policies.watchIntervalMs,
   })
-  const store = auditStoreFromConfig(config.audit, config.dataDir)
+  const stores = storesFromConfig(config.audit, config.dataDir)
   try {
-    await store.migrate()
+    await stores.migrate()
   } catch (e) {
-    await store.close().catch(() => undefined)
+    await stores.close().catch(() => undefined)
     policies.close()
-    throw new Error(`audit store ${store.location} is not usable: ${(e as Error).message}`, {
-      cause: e,
-    })
+    throw new Error(
+      `audit store ${stores.database.location} is not usable: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    )
   }
   // Before any request: what a crashed run forwarded without recording its end is recovered.
   const journal = config.audit.journal.enabled
@@ -58,7 +65,7 @@ export async function startServer(
         logger,
       })
     : undefined
-  const audit = new AuditWriter(store, {
+  const audit = new AuditWriter(stores.audit, {
     maxBufferedRecords: config.audit.maxBufferedRecords,
     batchSize: config.audit.batchSize,
     flushIntervalMs: config.audit.flushIntervalMs,
@@ -71,7 +78,7 @@ export async function startServer(
   audit.recoverJournal()
   const masking = new Masking(config.masking, config.dataDir)
   const sessions = new SessionManager({
-    store,
+    store: stores.sessions,
     recordings: recordingStoreFromConfig(config),
     defaults: config.sessions,
     logger,
@@ -82,7 +89,7 @@ export async function startServer(
   const stale = await sessions.recover()
   if (stale)
     logger.warn({ sessions: stale }, 'sessions left live by the last run are marked incomplete')
-  const retention = startRetention(store, config.audit.retentionDays, {
+  const retention = startRetention(stores.expiring, config.audit.retentionDays, {
     logger,
     recordings: sessions.recordings,
   })
@@ -90,7 +97,7 @@ export async function startServer(
   // The admin listener starts after the data path; until then approval links have no base URL.
   const adminUrl: { current?: string } = {}
   const approvals = new ApprovalService({
-    store,
+    store: stores.approvals,
     audit,
     logger,
     config: config.approvals,
@@ -127,7 +134,7 @@ export async function startServer(
   const listener = await listen(config, gateway)
   const admin = await startAdminListener(config, {
     authenticator: authn.authenticator,
-    store,
+    store: stores,
     policies,
     sessions,
     approvals,
@@ -140,7 +147,7 @@ export async function startServer(
       admin: admin?.url,
       clusters: [...gateway.clusters.keys()],
       policies: policies.status.policies,
-      auditStore: store.location,
+      auditStore: stores.database.location,
     },
     'gatehouse is serving',
   )
@@ -150,6 +157,7 @@ export async function startServer(
     admin,
     logger,
     policies,
+    stores,
     audit,
     sessions,
     approvals,
@@ -162,6 +170,7 @@ export async function startServer(
       await sessions.close()
       // Every request has ended: its record is queued. Flush, or spool what the store refuses.
       await audit.close(config.limits.shutdownGraceMs)
+      await stores.close().catch(() => undefined)
     },
   }
 }

@@ -6,13 +6,14 @@ import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Authenticator } from '../authn/index.ts'
-import { auditQuerySchema, type AuditStore } from '../audit/index.ts'
+import { auditQuerySchema, type AuditRepository } from '../audit/index.ts'
 import type { GatewayConfig } from '../config/index.ts'
 import { ensureLocalServingMaterial } from '../http/local-ca.ts'
 import type { Logger } from '../observability/logger.ts'
 import { subjectsMatcher, type PolicySource } from '../policy/index.ts'
 import type { SessionManager } from '../sessions/manager.ts'
 import { sessionQuerySchema, type SessionQuery } from '../sessions/record.ts'
+import type { SessionRepository } from '../sessions/repository.ts'
 import type { ApprovalService } from '../approval/service.ts'
 import { handleApprovalsApi } from './approvals-api.ts'
 import { createApprovalsWeb } from './web.ts'
@@ -48,7 +49,8 @@ export async function startAdminListener(
   config: GatewayConfig,
   deps: {
     authenticator: Authenticator
-    store: AuditStore
+    /** Where audit records and session records are read. */
+    store: { audit: AuditRepository; sessions: SessionRepository }
     policies: PolicySource
     logger: Logger
     sessions?: SessionManager
@@ -132,7 +134,7 @@ export async function startAdminListener(
       const id = decodeSegment(sm[1])
       if (id === undefined) return send(res, 400, { error: 'malformed percent-encoding' })
       const live = deps.sessions?.live().find((x) => x.id === id)
-      const s = live ?? (await deps.store.getSession(id))
+      const s = live ?? (await deps.store.sessions.getSession(id))
       if (!s) return send(res, 404, { error: `no session ${id}` })
       if (!sm[2]) return send(res, 200, s)
       if (!s.recording || !deps.sessions)
@@ -155,13 +157,13 @@ export async function startAdminListener(
       } catch (e) {
         return send(res, 400, { error: (e as Error).message })
       }
-      return send(res, 200, { items: await deps.store.querySessions(q) })
+      return send(res, 200, { items: await deps.store.sessions.querySessions(q) })
     }
     const m = /^\/api\/v1\/audit\/records(?:\/([^/]+))?$/.exec(url.pathname)
     if (m?.[1]) {
       const id = decodeSegment(m[1])
       if (id === undefined) return send(res, 400, { error: 'malformed percent-encoding' })
-      const record = await deps.store.get(id)
+      const record = await deps.store.audit.get(id)
       return record ? send(res, 200, record) : send(res, 404, { error: `no audit record ${m[1]}` })
     }
     if (m) {
@@ -171,7 +173,7 @@ export async function startAdminListener(
       } catch (e) {
         return send(res, 400, { error: (e as Error).message })
       }
-      return send(res, 200, { items: await deps.store.query(q) })
+      return send(res, 200, { items: await deps.store.audit.query(q) })
     }
     if (url.pathname === '/api/v1/policies/status') return send(res, 200, deps.policies.status)
     return send(res, 404, { error: `no such endpoint ${url.pathname}` })

@@ -1,21 +1,52 @@
-// The approvals' SQL, one implementation for SQLite and PostgreSQL (the stores hand in how to
-// run a statement). Inboxes are queried in the store, by state and by approver set: every
+// The approvals' tables and their SQL, one implementation for SQLite and PostgreSQL, and the
+// change notification that wakes requests held on other replicas. Inboxes are queried in the store, by state and by approver set: every
 // distinct `approvers` list of a rule is kept once in `approval_approver_sets`, a person's
 // visible sets are matched in code (subjects are globs over names, groups, claims), and the
 // approvals are then selected by set key with a page and a count. No inbox loads "the newest N"
 // and filters, so no flood of other requests pushes a pending one out of sight.
 import { createHash } from 'node:crypto'
-import { filterClause } from '../audit/query.ts'
 import type { PolicySubject } from '../policy/schema.ts'
+import { filterClause, type Database, type Migration } from '../store/index.ts'
 import { approvalQuerySchema, type ApprovalQuery, type ApprovalRecord } from './record.ts'
 
-export interface SqlRunner {
-  all<T>(sql: string, params: unknown[]): Promise<T[]>
-  /** Runs a write; resolves to the number of rows changed. */
-  run(sql: string, params: unknown[]): Promise<number>
-  /** The i-th (0-based) parameter: `?` or `$1`. */
-  placeholder: (i: number) => string
-}
+/** Versions 3 and 4 of the one migration history (src/stores.ts lists every domain's). */
+export const APPROVAL_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 3,
+    description: 'approvals (requests held for people to approve)',
+    statements: [
+      `CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        identity TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        state TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        record TEXT NOT NULL
+      )`,
+      'CREATE INDEX approvals_binding_state ON approvals (binding, state)',
+      'CREATE INDEX approvals_state_expires ON approvals (state, expires_ms)',
+      'CREATE INDEX approvals_created ON approvals (created_ms)',
+    ],
+  },
+  {
+    version: 4,
+    description:
+      'approvals by approver set and requester (inboxes in the store, per-identity limits)',
+    statements: [
+      "ALTER TABLE approvals ADD COLUMN approvers TEXT NOT NULL DEFAULT ''",
+      'CREATE TABLE approval_approver_sets (set_key TEXT PRIMARY KEY, approvers TEXT NOT NULL)',
+      'CREATE INDEX approvals_state_approvers_created ON approvals (state, approvers, created_ms)',
+      'CREATE INDEX approvals_identity_state ON approvals (identity, state)',
+    ],
+  },
+]
+
+/** The notification channel of changes (PostgreSQL: `gatehouse_approval_<schema>`). */
+const CHANGE_CHANNEL = 'approval'
 
 export interface ApproverSet {
   key: string
@@ -33,6 +64,12 @@ export interface ApprovalRepository {
   countApprovals(q: ApprovalQuery): Promise<number>
   /** Every distinct approver list approvals were created with. */
   approverSets(): Promise<ApproverSet[]>
+  /** Removes decided approvals created before `timeMs` (pending ones stay); returns how many. */
+  deleteBefore(timeMs: number): Promise<number>
+  /** Tells every replica (this one included) that an approval changed (a decision, an expiry). */
+  broadcastApprovalChange(id: string): Promise<void>
+  /** Calls `handler` for every approval change; resolves to the unsubscribe. */
+  onApprovalChange(handler: (id: string) => void): Promise<() => Promise<void>>
 }
 
 /** The key of an approver list: equal lists (same subjects in the same order) share one. */
@@ -95,8 +132,12 @@ function where(
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params }
 }
 
-export function approvalRepository(db: SqlRunner): ApprovalRepository {
-  const ph = db.placeholder
+/**
+ * Approvals are written with `run`, not `write`: they are rare, and a compare-and-set must see
+ * its own result at once (SQLite's writer thread queues).
+ */
+export function approvalRepository(db: Database): ApprovalRepository {
+  const ph = (i: number): string => db.placeholder(i)
   const parse = (r: { record: string }): ApprovalRecord => JSON.parse(r.record) as ApprovalRecord
   return {
     async insertApproval(a) {
@@ -150,6 +191,19 @@ export function approvalRepository(db: SqlRunner): ApprovalRepository {
         key: r.set_key,
         approvers: JSON.parse(r.approvers) as PolicySubject[],
       }))
+    },
+    deleteBefore(timeMs) {
+      // pending approvals stay, however old: someone may still decide (they expire on their own)
+      return db.write(`DELETE FROM approvals WHERE created_ms < ${ph(0)} AND state != ${ph(1)}`, [
+        timeMs,
+        'pending',
+      ])
+    },
+    async broadcastApprovalChange(id) {
+      await db.notify(CHANGE_CHANNEL, id)
+    },
+    onApprovalChange(handler) {
+      return db.listen(CHANGE_CHANNEL, handler)
     },
   }
 }

@@ -1,9 +1,9 @@
 // Approvals: a request whose decision is `approve` waits (hold) or is refused with the approval's
 // id (retry) until enough approvers approved that exact request. The pending approval lives in
-// the audit store, so it survives a restart and every replica sees it; a decision taken on one
-// replica wakes the requests held on the others (the store's change notifications, and polling).
+// the database, so it survives a restart and every replica sees it; a decision taken on one
+// replica wakes the requests held on the others (the database's change notifications, and
+// polling).
 import type { AuditRecord } from '../audit/record.ts'
-import type { AuditStore } from '../audit/store.ts'
 import type { Identity } from '../authn/index.ts'
 import type { ApprovalsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
@@ -14,6 +14,7 @@ import { subjectsMatcher } from '../policy/engine.ts'
 import { bindingKey, boundRequest } from './binding.ts'
 import { bindingInputOf, newApproval } from './new-approval.ts'
 import type { ApprovalQuery, ApprovalRecord } from './record.ts'
+import type { ApprovalRepository } from './repository.ts'
 import { stepRecord, type ApprovalEvent } from './steps.ts'
 import {
   decideOn,
@@ -26,7 +27,7 @@ import {
 export type ApprovalListener = (event: ApprovalEvent, a: ApprovalRecord) => void
 
 export interface ApprovalServiceOptions {
-  store: AuditStore
+  store: ApprovalRepository
   /** Where step records go (the AuditWriter). */
   audit: { write(record: AuditRecord): void }
   logger: Logger
@@ -90,8 +91,7 @@ export class ApprovalService {
 
   /** Listens for changes from other replicas and starts the expiry sweep. */
   async start(): Promise<void> {
-    if (this.#o.store.onApprovalChange)
-      this.#stopListening = await this.#o.store.onApprovalChange((id) => this.#wake(id))
+    this.#stopListening = await this.#o.store.onApprovalChange((id) => this.#wake(id))
     this.#sweeper = setInterval(() => {
       this.sweep().catch((e: unknown) =>
         this.#o.logger.warn({ error: String(e) }, 'approval expiry sweep failed'),
@@ -392,7 +392,7 @@ export class ApprovalService {
   async #changed(a: ApprovalRecord): Promise<void> {
     this.#wake(a.id)
     await this.#o.store
-      .broadcastApprovalChange?.(a.id)
+      .broadcastApprovalChange(a.id)
       .catch((e: unknown) =>
         this.#o.logger.warn({ approval: a.id, error: String(e) }, 'approval change not broadcast'),
       )

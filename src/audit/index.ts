@@ -1,15 +1,11 @@
-// The audit trail: one record per request, written off the request path into SQLite or PostgreSQL.
-export { auditStoreFromConfig, postgresUrl } from './open.ts'
-export { openPostgresStore } from './postgres-store.ts'
-export { openSqliteStore } from './sqlite-store.ts'
+// The audit trail: one record per request, written off the request path into the database.
 export { auditQuerySchema, parseTime, type AuditQuery } from './query.ts'
 export { RECORDED_CLAIMS, selectClaims, type AuditBody, type AuditRecord } from './record.ts'
-export type { AuditStore } from './store.ts'
+export type { ApprovalAuditLink, ApprovalEvent } from '../request/facts.ts'
+export { AUDIT_MIGRATIONS, auditRepository, type AuditRepository } from './repository.ts'
 export { AuditWriter, type AuditWriterOptions, type AuditWriterStats } from './writer.ts'
 export { buildAuditRecord } from './build.ts'
 export { AuditJournal, type AuditJournalOptions } from './journal.ts'
 export { createRequestRecorder, type RequestRecorder } from './recorder.ts'
 export { RefusalGovernor, boundRefusal, sourceKey, type RefusalOptions } from './refusals.ts'
-export { storableText, fromStorableText, isContentError } from './storable.ts'
 export { quarantined } from './quarantine.ts'
-export { startRetention } from './retention.ts'

@@ -4,7 +4,7 @@
 // flagged. One poisoned record is stored this way instead of blocking every record behind it.
 import { createHash } from 'node:crypto'
 import type { AuditRecord } from './record.ts'
-import { boundedAscii } from './storable.ts'
+import { boundedAscii } from './bounded.ts'
 
 /** The most of a refused record's JSON kept in its stand-in (base64 of the first bytes). */
 export const QUARANTINE_ORIGINAL_BYTES = 64 * 1024

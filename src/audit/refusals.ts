@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import { isIPv6 } from 'node:net'
 import type { AuditRecord } from './record.ts'
-import { bounded } from './storable.ts'
+import { bounded } from './bounded.ts'
 
 export interface RefusalOptions {
   windowSeconds: number

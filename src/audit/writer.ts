@@ -22,8 +22,8 @@ import type { Logger } from '../observability/logger.ts'
 import type { AuditJournal } from './journal.ts'
 import { quarantined } from './quarantine.ts'
 import type { AuditRecord } from './record.ts'
-import { isContentError } from './storable.ts'
-import type { AuditStore } from './store.ts'
+import { isContentError } from '../store/index.ts'
+import type { AuditRepository } from './repository.ts'
 
 export type StoreFailurePolicy = 'refuseRequests' | 'dropRecords'
 
@@ -55,7 +55,7 @@ export interface AuditWriterStats {
 }
 
 export class AuditWriter {
-  readonly #store: AuditStore
+  readonly #store: AuditRepository
   readonly #opts: AuditWriterOptions
   #queue: AuditRecord[] = []
   #timer: NodeJS.Timeout | undefined
@@ -74,12 +74,12 @@ export class AuditWriter {
     storeHealthy: true,
   }
 
-  constructor(store: AuditStore, opts: AuditWriterOptions) {
+  constructor(store: AuditRepository, opts: AuditWriterOptions) {
     this.#store = store
     this.#opts = opts
   }
 
-  get store(): AuditStore {
+  get store(): AuditRepository {
     return this.#store
   }
 
@@ -282,7 +282,7 @@ export class AuditWriter {
     return this.#queue.length === 0
   }
 
-  /** Flushes within `timeoutMs`; spools the rest to disk; closes the store. */
+  /** Flushes within `timeoutMs`; spools the rest to disk (the database is closed by its owner). */
   async close(timeoutMs: number): Promise<void> {
     if (this.#refusing) this.#endRefusals()
     await this.flush(timeoutMs)
@@ -303,7 +303,6 @@ export class AuditWriter {
       this.#queue = []
     }
     await this.#opts.journal?.close()
-    await this.#store.close().catch(() => undefined)
   }
 
   /** Queues records spooled by an earlier shutdown; the files are removed once queued. */

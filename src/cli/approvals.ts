@@ -27,14 +27,14 @@ import {
 import { forTerminal } from './terminal.ts'
 
 export function listApprovals(config: GatewayConfig, q: ApprovalQuery): Promise<ApprovalRecord[]> {
-  return withStore(config, (s) => s.queryApprovals(q))
+  return withStore(config, (s) => s.approvals.queryApprovals(q))
 }
 
 export function getApproval(
   config: GatewayConfig,
   id: string,
 ): Promise<ApprovalRecord | undefined> {
-  return withStore(config, (s) => s.getApproval(id))
+  return withStore(config, (s) => s.approvals.getApproval(id))
 }
 
 /** The request's summary goes last and whole: long names widen no other column, and nothing is cut. */

@@ -1,11 +1,11 @@
 // `gatehouse audit list|show`: read the audit store named by gatehouse.yaml, with the same
 // filters as the admin API (shadow-mode outcomes included: --decision shadow-deny).
 import { formatColumns } from './table.ts'
-import { auditStoreFromConfig, type AuditRecord } from '../audit/index.ts'
-import type { AuditQuery, AuditStore } from '../audit/index.ts'
+import type { AuditQuery, AuditRecord } from '../audit/index.ts'
 import { DECISION_FILTERS } from '../audit/query.ts'
 import { auditQueryFromParams } from '../admin/server.ts'
 import type { GatewayConfig } from '../config/index.ts'
+import { storesFromConfig, type Stores } from '../stores.ts'
 import { fail, type Command } from './command.ts'
 import {
   CONFIG_OPTION,
@@ -16,12 +16,12 @@ import {
   printList,
 } from './common.ts'
 
-/** Runs `fn` on the store named by the configuration, opened read-only, then closes it. */
+/** Runs `fn` on the database named by the configuration, opened read-only, then closes it. */
 export async function withStore<T>(
   config: GatewayConfig,
-  fn: (store: AuditStore) => Promise<T>,
+  fn: (stores: Stores) => Promise<T>,
 ): Promise<T> {
-  const store = auditStoreFromConfig(config.audit, config.dataDir, { readonly: true })
+  const store = storesFromConfig(config.audit, config.dataDir, { readonly: true })
   try {
     return await fn(store)
   } finally {
@@ -30,11 +30,11 @@ export async function withStore<T>(
 }
 
 export function listRecords(config: GatewayConfig, q: AuditQuery): Promise<AuditRecord[]> {
-  return withStore(config, (s) => s.query(q))
+  return withStore(config, (s) => s.audit.query(q))
 }
 
 export function showRecord(config: GatewayConfig, id: string): Promise<AuditRecord | undefined> {
-  return withStore(config, (s) => s.get(id))
+  return withStore(config, (s) => s.audit.get(id))
 }
 
 function what(r: AuditRecord): string {

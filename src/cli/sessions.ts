@@ -27,11 +27,11 @@ import {
 import type { SessionQuery, SessionRecord } from '../sessions/record.ts'
 
 export function listSessions(config: GatewayConfig, q: SessionQuery): Promise<SessionRecord[]> {
-  return withStore(config, (s) => s.querySessions(q))
+  return withStore(config, (s) => s.sessions.querySessions(q))
 }
 
 export function getSession(config: GatewayConfig, id: string): Promise<SessionRecord | undefined> {
-  return withStore(config, (s) => s.getSession(id))
+  return withStore(config, (s) => s.sessions.getSession(id))
 }
 
 export async function loadRecording(

@@ -1,9 +1,9 @@
 // A recorded `pods/log` response (also `follow=true`): the body of a 200 answer as one stdout
 // text stream. The forward stage feeds it chunks as it relays them and ends it with the status.
-import type { AuditStore } from '../audit/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { SessionLimits } from './limits.ts'
 import { AsciicastWriter, type RecordingStore } from './recording.ts'
+import type { SessionRepository } from './repository.ts'
 import type { SessionRecord } from './record.ts'
 import { MaskedStreams } from './masked-streams.ts'
 
@@ -19,7 +19,7 @@ export interface LogSession {
 export class RecordedLog implements LogSession {
   readonly record: SessionRecord
   readonly #limits: SessionLimits
-  readonly #store: AuditStore
+  readonly #store: SessionRepository
   readonly #logger: Logger
   readonly #writer: AsciicastWriter
   readonly #streams: MaskedStreams
@@ -34,7 +34,7 @@ export class RecordedLog implements LogSession {
   constructor(opts: {
     record: SessionRecord
     limits: SessionLimits
-    store: AuditStore
+    store: SessionRepository
     recordings: RecordingStore
     logger: Logger
     /** The request's query, kept in the recording's header. */

@@ -6,13 +6,13 @@
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { auditIdentity, auditSource } from '../audit/build.ts'
-import type { AuditStore } from '../audit/index.ts'
 import type { SessionsConfig } from '../config/index.ts'
 import { GatewayError } from '../errors/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { DecidedRequest } from '../request/facts.ts'
 import { RecordedLog, type LogSession } from './log-session.ts'
 import { recordingKey, type RecordingStore } from './recording.ts'
+import type { SessionRepository } from './repository.ts'
 import type { SessionRecord } from './record.ts'
 import { dialectOf, execParameters, type SessionKind } from '../kube/remote-command.ts'
 import { StreamSession } from './stream-session.ts'
@@ -36,7 +36,7 @@ interface LiveEntry {
 }
 
 export class SessionManager {
-  readonly #store: AuditStore
+  readonly #store: SessionRepository
   readonly #recordings: RecordingStore
   readonly #defaults: SessionsConfig
   readonly #logger: Logger
@@ -46,7 +46,7 @@ export class SessionManager {
   #stopListening: (() => Promise<void>) | undefined
 
   constructor(opts: {
-    store: AuditStore
+    store: SessionRepository
     recordings: RecordingStore
     defaults: SessionsConfig
     logger: Logger
@@ -91,9 +91,8 @@ export class SessionManager {
     return [...this.#live.values()].map((s) => s.snapshot())
   }
 
-  /** Listens for kills sent to every replica (shared stores); call once at start. */
+  /** Listens for kills sent to every replica; call once at start. */
   async listenForKills(): Promise<void> {
-    if (!this.#store.onSessionKill) return
     this.#stopListening = await this.#store.onSessionKill((id, by) => {
       if (this.kill(id, by))
         this.#logger.warn(
@@ -122,7 +121,7 @@ export class SessionManager {
     const s = await this.#store.getSession(id)
     if (!s) return { error: 'not-found' }
     if (s.state !== 'live') return { error: 'ended', session: s }
-    if (!this.#store.broadcastSessionKill) return { error: 'elsewhere', session: s }
+    if (!this.#store.shared) return { error: 'elsewhere', session: s }
     await this.#store.broadcastSessionKill(id, by)
     return { killed: 'broadcast' }
   }

@@ -3,7 +3,6 @@
 // request id of the upgrade (or log) request, so it joins that request's audit record and the
 // cluster's audit log (Audit-ID).
 import { z } from 'zod'
-import { filterClause } from '../audit/query.ts'
 import type { AuditRecord } from '../audit/record.ts'
 
 export type SessionState =
@@ -85,51 +84,3 @@ export const sessionQuerySchema = z.strictObject({
 })
 
 export type SessionQuery = z.input<typeof sessionQuerySchema>
-
-export function sessionWhereClause(
-  q: SessionQuery,
-  placeholder: (i: number) => string,
-): { sql: string; params: unknown[] } {
-  return filterClause(
-    q,
-    ['cluster', 'namespace', 'pod', 'kind', 'state', 'replica'],
-    'start_ms',
-    placeholder,
-  )
-}
-
-export const SESSION_COLUMNS = [
-  'id',
-  'start_ms',
-  'end_ms',
-  'identity',
-  'cluster',
-  'namespace',
-  'pod',
-  'kind',
-  'state',
-  'replica',
-  'record',
-] as const
-
-export function sessionRow(s: SessionRecord): unknown[] {
-  return [
-    s.id,
-    Date.parse(s.startedAt),
-    s.endedAt ? Date.parse(s.endedAt) : null,
-    s.identity?.name ?? null,
-    s.cluster,
-    s.namespace,
-    s.pod,
-    s.kind,
-    s.state,
-    s.replica,
-    JSON.stringify(s),
-  ]
-}
-
-/** Portable upsert (SQLite >= 3.24 and PostgreSQL): a session row is written at start and end. */
-export function sessionUpsertSql(placeholder: (i: number) => string): string {
-  return `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map((_, i) => placeholder(i)).join(', ')})
-    ON CONFLICT (id) DO UPDATE SET end_ms = excluded.end_ms, state = excluded.state, record = excluded.record`
-}

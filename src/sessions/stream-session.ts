@@ -3,10 +3,10 @@
 // session record when the relay closes. With a client masking profile, exec and attach output
 // reaches the client masked (client-masking.ts).
 import type { Duplex } from 'node:stream'
-import type { AuditStore } from '../audit/index.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { LiveSession, SessionLimits } from './limits.ts'
 import { AsciicastWriter, type RecordingStore } from './recording.ts'
+import type { SessionRepository } from './repository.ts'
 import type { PortActivity, SessionRecord } from './record.ts'
 import type { Dialect, SessionKind } from '../kube/remote-command.ts'
 import { relaySession, type RelayEnd, type SessionRelay } from './relay.ts'
@@ -21,7 +21,7 @@ export class StreamSession implements LiveSession {
   readonly #dialect: Dialect
   readonly #query: URLSearchParams
   readonly #clientMasking: TextMasking | undefined
-  readonly #store: AuditStore
+  readonly #store: SessionRepository
   readonly #recordings: RecordingStore
   readonly #logger: Logger
   readonly #onEnd: () => void
@@ -46,7 +46,7 @@ export class StreamSession implements LiveSession {
     query: URLSearchParams
     /** The caller's masking of exec and attach output; absent: the client gets it unmasked. */
     clientMasking?: TextMasking
-    store: AuditStore
+    store: SessionRepository
     recordings: RecordingStore
     logger: Logger
     onEnd: () => void

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import type { GatewayConfig } from '../../src/config/index.ts'
-import { auditStoreFromConfig } from '../../src/audit/open.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import type { AuditStore } from '../../src/audit/store.ts'
+import type { AuditRepository } from '../../src/audit/repository.ts'
+import { storesFromConfig } from '../../src/stores.ts'
 
 /** What the join check needs of one Gatehouse record. */
 export interface JoinRecord {
@@ -83,7 +83,7 @@ function toJoinRecord(r: AuditRecord): JoinRecord {
 }
 
 /** Every record of a store, oldest pages last (the query API pages newest first, 10,000 at most). */
-async function allRecords(store: AuditStore): Promise<JoinRecord[]> {
+async function allRecords(store: AuditRepository): Promise<JoinRecord[]> {
   const out = new Map<string, JoinRecord>()
   let untilMs: number | undefined
   for (;;) {
@@ -104,9 +104,9 @@ async function allRecords(store: AuditStore): Promise<JoinRecord[]> {
 /** Writes the instance's records into the run directory (call after it stopped, before cleanup). */
 export async function exportGatehouseRecords(runDir: string, id: string): Promise<void> {
   const entry = JSON.parse(readFileSync(join(dirOf(runDir), `${id}.json`), 'utf8')) as Registration
-  const store = auditStoreFromConfig(entry.audit, entry.dataDir, { readonly: true })
+  const store = storesFromConfig(entry.audit, entry.dataDir, { readonly: true })
   try {
-    const records = await allRecords(store)
+    const records = await allRecords(store.audit)
     writeFileSync(
       join(dirOf(runDir), `${id}.records.jsonl`),
       records.map((r) => JSON.stringify(r)).join('\n') + '\n',
@@ -144,9 +144,9 @@ export async function collectGatehouseRecords(runDir: string): Promise<{
       /* not exported: read the store itself */
     }
     try {
-      const store = auditStoreFromConfig(entry.audit, entry.dataDir, { readonly: true })
+      const store = storesFromConfig(entry.audit, entry.dataDir, { readonly: true })
       try {
-        records.push(...(await allRecords(store)))
+        records.push(...(await allRecords(store.audit)))
       } finally {
         await store.close()
       }

@@ -108,18 +108,14 @@ function violated(result: ICruiseResult): string[] {
 }
 
 describe('architecture rules', () => {
-  test('the tree keeps them: no module cycle, no layering violation, no folder cycle but the known one', async () => {
+  test('the tree keeps them: no module cycle, no layering violation, no folder cycle', async () => {
     const result = await cruiseTree(root)
     assert.deepEqual(
       result.summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`),
       [],
     )
     assert.ok(result.modules.length > 150, `cruised ${result.modules.length} modules`)
-    // One folder cycle is left: audit/ is still the database of three domains (its stores import
-    // session and approval record types, sessions and approvals import the audit store). The
-    // store layer of issue 16 (src/store/ with one repository per domain) removes it; until
-    // then this names it exactly, so any new folder cycle fails here.
-    assert.deepEqual(folderCycles(result), [['approval', 'audit', 'sessions']])
+    assert.deepEqual(folderCycles(result), [])
   })
 
   test('a deliberately introduced module cycle fails', async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test } from 'node:test'
 import { Agent, request } from 'undici'
-import { openSqliteStore } from '../../../src/audit/index.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 import { adminClient, ensureNamespace, readAuditEvents } from '../../harness/index.ts'
 import { authenticationConfig, GATEHOUSE_ACCOUNT, useGatewayEnv } from './env.ts'
 import { gatehouseProcess, type GatehouseProcess } from './gatehouse-process.ts'
@@ -117,7 +117,8 @@ describe('kill -9 under load', () => {
     await gh.stop()
     await agent.destroy()
 
-    const store = openSqliteStore(join(gh.dataDir, 'audit.db'), { readonly: true })
+    const stores = sqliteStores(join(gh.dataDir, 'audit.db'), { readonly: true })
+    const store = stores.audit
     try {
       const missing: string[] = []
       let recovered = 0
@@ -163,7 +164,7 @@ describe('kill -9 under load', () => {
         assert.equal(r.decision?.action, 'allow')
       }
     } finally {
-      await store.close()
+      await stores.close()
     }
   })
 })

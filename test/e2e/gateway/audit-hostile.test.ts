@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import pg from 'pg'
 import { Agent, request } from 'undici'
-import type { AuditRecord, AuditStore } from '../../../src/audit/index.ts'
+import type { AuditRecord, AuditRepository } from '../../../src/audit/index.ts'
 import { parseConfig } from '../../../src/config/index.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { startServer, type RunningServer } from '../../../src/server.ts'
@@ -113,7 +113,7 @@ async function hostileRequests(e: GatewayEnv, gh: Target, tag: string) {
 }
 
 async function checkStored(
-  store: AuditStore,
+  store: AuditRepository,
   sent: Awaited<ReturnType<typeof hostileRequests>>,
   tag: string,
 ): Promise<void> {

@@ -120,7 +120,7 @@ describe('issue 18: the session tap reads everything before it moves', () => {
   async function sessionsIn(e: GatewayEnv, ns: string, n = 1): Promise<SessionRecord[]> {
     const deadline = Date.now() + 20_000
     for (;;) {
-      const found = await e.gatehouse.server.audit.store.querySessions({ namespace: ns })
+      const found = await e.gatehouse.server.stores.sessions.querySessions({ namespace: ns })
       const ended = found.filter((s) => s.state !== 'live')
       if (ended.length >= n) return ended.reverse()
       if (Date.now() > deadline)

@@ -93,7 +93,7 @@ function assertNone(text: string, values: readonly string[], where: string): voi
 }
 
 async function sessionsIn(env: GatewayEnv, namespace: string, n = 1) {
-  const store = env.gatehouse.server.audit.store
+  const store = env.gatehouse.server.stores.sessions
   const deadline = Date.now() + 15_000
   for (;;) {
     const ended = (await store.querySessions({ namespace })).filter((s) => s.state !== 'live')

@@ -93,7 +93,7 @@ function assertNothingPlanted(text: string, what: string): void {
 }
 
 async function sessionIn(env: GatewayEnv, namespace: string): Promise<SessionRecord> {
-  const store = env.gatehouse.server.audit.store
+  const store = env.gatehouse.server.stores.sessions
   const deadline = Date.now() + 10_000
   for (;;) {
     const ended = (await store.querySessions({ namespace })).filter((s) => s.state !== 'live')

@@ -101,7 +101,7 @@ describe('sessions across replicas (PostgreSQL)', () => {
 
     let ended: SessionRecord | undefined
     while (Date.now() < deadline + 10_000) {
-      ended = (await a.server.audit.store.getSession(live.id)) ?? undefined
+      ended = (await a.server.stores.sessions.getSession(live.id)) ?? undefined
       if (ended?.state !== 'live') break
       await sleep(100)
     }

@@ -53,7 +53,7 @@ async function sessionsIn(
 ): Promise<SessionRecord[]> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const found = await g.server.audit.store.querySessions({ namespace })
+    const found = await g.server.stores.sessions.querySessions({ namespace })
     const ended = found.filter((s) => s.state !== 'live')
     if (ended.length >= n) return ended.reverse()
     if (Date.now() > deadline)
@@ -458,7 +458,7 @@ spec:
         assert.equal(card.code, 3, card.stderr)
         assert.equal(card.stdout, 'card [MASKED:card]\n', `${version} ${JSON.stringify(env)}`)
       }
-      assert.deepEqual(await g.server.audit.store.querySessions({ namespace: ns }), [])
+      assert.deepEqual(await g.server.stores.sessions.querySessions({ namespace: ns }), [])
       const ready = g.server.gateway.currentWarnings().join('\n')
       assert.match(ready, /sessions\.record is false/)
     } finally {

@@ -91,7 +91,7 @@ spec:
 }
 
 async function sessionsIn(env: GatewayEnv, namespace: string, n = 1): Promise<SessionRecord[]> {
-  const store = env.gatehouse.server.audit.store
+  const store = env.gatehouse.server.stores.sessions
   const deadline = Date.now() + 10_000
   for (;;) {
     const found = await store.querySessions({ namespace })

@@ -17,16 +17,16 @@ import { handleApprovalsApi } from '../../../src/admin/approvals-api.ts'
 import { createApprovalsWeb, PAGE_SIZE } from '../../../src/admin/web.ts'
 import type { ApprovalRecord } from '../../../src/approval/record.ts'
 import { ApprovalService } from '../../../src/approval/service.ts'
-import { openPostgresStore, openSqliteStore, type AuditStore } from '../../../src/audit/index.ts'
+import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import type { Identity } from '../../../src/authn/index.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const schema = `gh_test_inbox_${process.pid}_${Date.now()}`
-const stores: [string, () => AuditStore][] = [
-  ['sqlite', () => openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-inbox-')), 'audit.db'))],
-  ['postgres', () => openPostgresStore({ connectionString: PG_URL, schema })],
+const stores: [string, () => Stores][] = [
+  ['sqlite', () => sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-inbox-')), 'audit.db'))],
+  ['postgres', () => postgresStores({ connectionString: PG_URL, schema })],
 ]
 
 after(async () => {
@@ -78,7 +78,8 @@ function record(
 
 for (const [kind, open] of stores) {
   describe(`inbox and history past 500 approvals (${kind} store)`, () => {
-    const store = open()
+    const all = open()
+    const store = all.approvals
     const approvals = new ApprovalService({
       store,
       audit: { write: () => undefined },
@@ -93,7 +94,7 @@ for (const [kind, open] of stores) {
     let who: Identity = erin
 
     before(async () => {
-      await store.migrate()
+      await all.migrate()
       await store.insertApproval(record(old, { at: T0, by: 'human:dave', group: 'db' }))
       const rows: ApprovalRecord[] = []
       for (let i = 0; i < FLOOD; i++) {
@@ -137,7 +138,7 @@ for (const [kind, open] of stores) {
     after(async () => {
       server.close()
       await approvals.close()
-      await store.close()
+      await all.close()
     })
 
     /** Every page of `who`'s listing, PAGE_SIZE at a time, and the count each page gave. */

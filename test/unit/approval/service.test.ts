@@ -13,18 +13,18 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ApprovalService } from '../../../src/approval/service.ts'
 import { GatewayError } from '../../../src/errors/index.ts'
-import { openSqliteStore } from '../../../src/audit/index.ts'
 import type { AuditRecord } from '../../../src/audit/index.ts'
 import type { Identity } from '../../../src/authn/index.ts'
 import { parseRequestInfo } from '../../../src/kube/request-info.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import type { HeldRequest } from '../../../src/approval/request.ts'
 import type { ApprovalAuditLink } from '../../../src/request/facts.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 
-const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-appr-svc-')), 'audit.db'))
+const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-appr-svc-')), 'audit.db'))
 const written: AuditRecord[] = []
 const service = new ApprovalService({
-  store,
+  store: stores.approvals,
   audit: { write: (r) => written.push(r) },
   logger: silentLogger(),
   config: { pollIntervalMs: 50, maxPendingPerIdentity: 5 },
@@ -33,7 +33,7 @@ const service = new ApprovalService({
 })
 after(async () => {
   await service.close()
-  await store.close()
+  await stores.close()
 })
 
 const bob: Identity = {
@@ -119,7 +119,7 @@ async function pendingFor(ctx: Held): Promise<string> {
 }
 
 describe('ApprovalService', () => {
-  before(() => store.migrate())
+  before(() => stores.migrate())
 
   it('lets exactly one of two identical held requests use a one-time approval', async () => {
     const body = '{"metadata":{"name":"twin"}}'

@@ -1,4 +1,4 @@
-// Approval records in both stores (an SQLite file, the PostgreSQL server on this machine):
+// Approval records in both databases (an SQLite file, the PostgreSQL server on this machine):
 // insert, get, filters, compare-and-set updates (two writers of one version: one wins), and
 // change notifications between two PostgreSQL connections (what releases holds on replicas).
 import assert from 'node:assert/strict'
@@ -7,14 +7,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
-import { openPostgresStore, openSqliteStore, type AuditStore } from '../../../src/audit/index.ts'
+import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import { pendingApproval } from './records.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const schema = `gh_test_appr_${process.pid}_${Date.now()}`
-const stores: [string, () => AuditStore][] = [
-  ['sqlite', () => openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-appr-')), 'audit.db'))],
-  ['postgres', () => openPostgresStore({ connectionString: PG_URL, schema })],
+const stores: [string, () => Stores][] = [
+  ['sqlite', () => sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-appr-')), 'audit.db'))],
+  ['postgres', () => postgresStores({ connectionString: PG_URL, schema })],
 ]
 
 after(async () => {
@@ -26,11 +26,12 @@ after(async () => {
 
 for (const [kind, open] of stores) {
   describe(`approvals in the ${kind} store`, () => {
-    const store = open()
-    after(() => store.close())
+    const db = open()
+    const store = db.approvals
+    after(() => db.close())
 
     it('inserts, reads and filters approvals', async () => {
-      await store.migrate()
+      await db.migrate()
       const a = pendingApproval({ id: `${kind}-1` })
       const b = pendingApproval({ id: `${kind}-2`, binding: 'c'.repeat(64), state: 'denied' })
       await store.insertApproval(a)
@@ -108,13 +109,13 @@ for (const [kind, open] of stores) {
 
 describe('approval change notifications (PostgreSQL)', () => {
   it('reach another connection of the same schema', async () => {
-    const a = openPostgresStore({ connectionString: PG_URL, schema })
-    const b = openPostgresStore({ connectionString: PG_URL, schema })
+    const a = postgresStores({ connectionString: PG_URL, schema })
+    const b = postgresStores({ connectionString: PG_URL, schema })
     try {
       await a.migrate()
       const heard: string[] = []
-      const stop = await b.onApprovalChange!((id) => heard.push(id))
-      await a.broadcastApprovalChange!('approval-42')
+      const stop = await b.approvals.onApprovalChange((id) => heard.push(id))
+      await a.approvals.broadcastApprovalChange('approval-42')
       const deadline = Date.now() + 5000
       while (heard.length === 0 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 20))

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test'
 import { Agent, request } from 'undici'
 import { createApprovalsWeb, type ApprovalsWeb } from '../../../src/admin/web.ts'
 import { ApprovalService } from '../../../src/approval/service.ts'
-import { openSqliteStore } from '../../../src/audit/index.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
@@ -28,7 +28,8 @@ setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
 const dir = mkdtempSync(join(tmpdir(), 'gh-web-oidc-'))
-const store = openSqliteStore(join(dir, 'audit.db'))
+const stores = sqliteStores(join(dir, 'audit.db'))
+const store = stores.approvals
 const approvals = new ApprovalService({
   store,
   audit: { write: () => undefined },
@@ -43,7 +44,7 @@ describe('approvals page OIDC login', () => {
   let base: string
   let idp: Agent
   before(async () => {
-    await store.migrate()
+    await stores.migrate()
     issuer = await startOidcIssuer({ dir })
     idp = new Agent({ connect: { ca: readFileSync(issuer.caFile) } })
     web = createApprovalsWeb({
@@ -85,7 +86,7 @@ describe('approvals page OIDC login', () => {
     await idp.close()
     await issuer.close()
     await approvals.close()
-    await store.close()
+    await stores.close()
   })
 
   /** Starts a login, lets the issuer log `user` in, and returns the callback's answer. */
@@ -207,7 +208,8 @@ describe('approvals page OIDC login', () => {
 
 describe('decisions re-read the approver at the identity provider (refresh token)', () => {
   const dir2 = mkdtempSync(join(tmpdir(), 'gh-web-refresh-'))
-  const store2 = openSqliteStore(join(dir2, 'audit.db'))
+  const stores2 = sqliteStores(join(dir2, 'audit.db'))
+  const store2 = stores2.approvals
   const service = new ApprovalService({
     store: store2,
     audit: { write: () => undefined },
@@ -220,7 +222,7 @@ describe('decisions re-read the approver at the identity provider (refresh token
   let server: Server
   let base: string
   before(async () => {
-    await store2.migrate()
+    await stores2.migrate()
     await store2.insertApproval(
       pendingApproval({
         id,
@@ -264,7 +266,7 @@ describe('decisions re-read the approver at the identity provider (refresh token
     await idp.close()
     await issuer.close()
     await service.close()
-    await store2.close()
+    await stores2.close()
   })
 
   const claims = (user: string, groups: string[]) => ({

@@ -12,11 +12,12 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { createApprovalsWeb, localNext } from '../../../src/admin/web.ts'
 import { ApprovalService } from '../../../src/approval/service.ts'
-import { openSqliteStore } from '../../../src/audit/index.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
 
-const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-appr-web-')), 'audit.db'))
+const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-appr-web-')), 'audit.db'))
+const store = stores.approvals
 const approvals = new ApprovalService({
   store,
   audit: { write: () => undefined },
@@ -77,7 +78,7 @@ describe('approvals web page', () => {
   let closed: { url: string; server: Server }
   const id = '00000000-0000-4000-8000-0000000000aa'
   before(async () => {
-    await store.migrate()
+    await stores.migrate()
     await store.insertApproval(
       pendingApproval({
         id,
@@ -92,7 +93,7 @@ describe('approvals web page', () => {
     dev.server.close()
     closed.server.close()
     await approvals.close()
-    await store.close()
+    await stores.close()
   })
 
   it('sends people who are not signed in to the login page', async () => {

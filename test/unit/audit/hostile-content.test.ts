@@ -10,15 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
-import {
-  AuditWriter,
-  fromStorableText,
-  openPostgresStore,
-  openSqliteStore,
-  storableText,
-  type AuditRecord,
-  type AuditStore,
-} from '../../../src/audit/index.ts'
+import { AuditWriter, type AuditRecord } from '../../../src/audit/index.ts'
+import { fromStorableText, storableText } from '../../../src/store/index.ts'
+import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import { record } from './records.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -82,15 +76,16 @@ const hostileRecord = (i: number, s: string): AuditRecord =>
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`hostile content: ${kind}`, () => {
     const schema = `gh_hostile_${process.pid}_${Date.now()}`
-    const open = (): AuditStore =>
+    const open = (): Stores =>
       kind === 'sqlite'
-        ? openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-hostile-')), 'audit.db'))
-        : openPostgresStore({ connectionString: PG_URL, schema })
+        ? sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-hostile-')), 'audit.db'))
+        : postgresStores({ connectionString: PG_URL, schema })
     after(() => (kind === 'postgres' ? dropSchema(schema) : undefined))
 
     it('stores every hostile string exactly and finds it by its exact identity', async () => {
-      const store = open()
-      await store.migrate()
+      const stores = open()
+      const store = stores.audit
+      await stores.migrate()
       const records = HOSTILE.map((s, i) => hostileRecord(i, s))
       await store.insert(records)
       for (const r of records) {
@@ -103,12 +98,13 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         )
         assert.equal((await store.query({ namespace: r.request!.namespace })).length, 1)
       }
-      await store.close()
+      await stores.close()
     })
 
     it('isolates a record the store refuses for its content; the rest of the batch is stored', async () => {
-      const store = open()
-      await store.migrate()
+      const stores = open()
+      const store = stores.audit
+      await stores.migrate()
       const w = new AuditWriter(store, {
         maxBufferedRecords: 1000,
         batchSize: 50,
@@ -149,6 +145,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         assert.equal(w.stats().quarantined, 1)
       }
       await w.close(1000)
+      await stores.close()
     })
 
     it('replays a spool holding poisoned and unreadable lines without blocking', async () => {
@@ -166,8 +163,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         join(spoolDir, 'audit-spool-1-1.jsonl'),
         [JSON.stringify(ok), '{"torn": tr', JSON.stringify(huge)].join('\n') + '\n',
       )
-      const store = open()
-      await store.migrate()
+      const stores = open()
+      const store = stores.audit
+      await stores.migrate()
       const w = new AuditWriter(store, {
         maxBufferedRecords: 1000,
         batchSize: 50,
@@ -189,6 +187,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       )
       assert.equal(w.recoverSpool(), 0)
       await w.close(1000)
+      await stores.close()
     })
   })
 }

@@ -104,12 +104,13 @@ describe('audit journal', () => {
 describe('audit journal failures', () => {
   it('rejects appends it cannot write and turns the writer away from new requests', async () => {
     const { rmSync, mkdirSync } = await import('node:fs')
-    const { AuditWriter, openSqliteStore } = await import('../../../src/audit/index.ts')
+    const { AuditWriter } = await import('../../../src/audit/index.ts')
+    const { sqliteStores } = await import('../../../src/stores.ts')
     const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
     const j = AuditJournal.open({ dir, fsync: true, maxSegmentBytes: 64 * 1024 })
-    const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-journal-db-')), 'a.db'))
-    await store.migrate()
-    const w = new AuditWriter(store, {
+    const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-journal-db-')), 'a.db'))
+    await stores.migrate()
+    const w = new AuditWriter(stores.audit, {
       maxBufferedRecords: 100,
       batchSize: 10,
       flushIntervalMs: 5,
@@ -131,5 +132,6 @@ describe('audit journal failures', () => {
     assert.equal(w.accepting(), true, 'accepting again after the cooldown')
     await w.begin(record(999))
     await w.close(1000)
+    await stores.close()
   })
 })

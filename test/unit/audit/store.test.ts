@@ -1,4 +1,4 @@
-// Both audit stores against the real thing (an SQLite file, the PostgreSQL server on this
+// Audit records in both databases against the real thing (an SQLite file, the PostgreSQL server on this
 // machine): one migration history, idempotent inserts, filters, retention.
 import assert from 'node:assert/strict'
 import { mkdtempSync } from 'node:fs'
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
-import { openPostgresStore, openSqliteStore, type AuditStore } from '../../../src/audit/index.ts'
+import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import { record } from './records.ts'
 
 export const PG_URL =
@@ -19,33 +19,34 @@ async function dropSchema(schema: string): Promise<void> {
   await c.end()
 }
 
-const stores: [string, () => AuditStore, () => Promise<void>][] = [
+const stores: [string, () => Stores, () => Promise<void>][] = [
   [
     'sqlite',
-    () => openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.db')),
+    () => sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.db')),
     async () => {},
   ],
   (() => {
     const schema = `gh_test_${process.pid}_${Date.now()}`
     return [
       'postgres',
-      () => openPostgresStore({ connectionString: PG_URL, schema }),
+      () => postgresStores({ connectionString: PG_URL, schema }),
       () => dropSchema(schema),
-    ] as [string, () => AuditStore, () => Promise<void>]
+    ] as [string, () => Stores, () => Promise<void>]
   })(),
 ]
 
 for (const [kind, open, cleanup] of stores) {
   describe(`audit store: ${kind}`, () => {
-    const store = open()
+    const db = open()
+    const store = db.audit
     after(async () => {
-      await store.close()
+      await db.close()
       await cleanup()
     })
 
     it('migrates twice without harm (replicas start together)', async () => {
-      await Promise.all([store.migrate(), store.migrate()])
-      await store.migrate()
+      await Promise.all([db.migrate(), db.migrate()])
+      await db.migrate()
       assert.equal(await store.count(), 0)
     })
 

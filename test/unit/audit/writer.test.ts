@@ -5,19 +5,21 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import {
-  AuditWriter,
-  openSqliteStore,
-  type AuditRecord,
-  type AuditStore,
-} from '../../../src/audit/index.ts'
+import { AuditWriter, type AuditRecord, type AuditRepository } from '../../../src/audit/index.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 import { record } from './records.ts'
 
-/** A real SQLite store whose inserts can be made to fail, as a store outage would. */
-function flakyStore(): AuditStore & { down: boolean; inserted: AuditRecord[] } {
-  const inner = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'gh-writer-')), 'audit.db'))
+/** A real SQLite database whose inserts can be made to fail, as a store outage would. */
+function flakyStore(): AuditRepository & {
+  down: boolean
+  inserted: AuditRecord[]
+  migrate(): Promise<void>
+} {
+  const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-writer-')), 'audit.db'))
+  const inner = stores.audit
   const s = {
     ...inner,
+    migrate: () => stores.migrate(),
     down: false,
     inserted: [] as AuditRecord[],
     async insert(records: readonly AuditRecord[]) {

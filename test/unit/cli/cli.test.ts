@@ -9,8 +9,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
-import { openSqliteStore } from '../../../src/audit/index.ts'
 import { CliError, parseCommandLine } from '../../../src/cli/command.ts'
+import { sqliteStores } from '../../../src/stores.ts'
 import { COMMANDS } from '../../../src/cli/commands.ts'
 import { AsciicastWriter, localRecordingStore } from '../../../src/sessions/recording.ts'
 import type { SessionRecord } from '../../../src/sessions/record.ts'
@@ -148,8 +148,8 @@ clusters:
     credential: { tokenFile: gatehouse.token }
 `,
     )
-    const store = openSqliteStore(join(dir, 'audit.db'))
-    await store.migrate()
+    const stores = sqliteStores(join(dir, 'audit.db'))
+    await stores.migrate()
     const records = Array.from({ length: 3000 }, (_, i) =>
       record(i, {
         identity: { name: `human:${HOSTILE}`, groups: [], method: 'oidc', claims: {} },
@@ -169,7 +169,7 @@ clusters:
         },
       }),
     )
-    await store.insert(records)
+    await stores.audit.insert(records)
     const recordings = localRecordingStore(join(dir, 'recordings'))
     const w = new AsciicastWriter(
       recordings.create(`${sessionId}.cast.gz`),
@@ -204,12 +204,12 @@ clusters:
         stdinRecorded: false,
       },
     }
-    await store.saveSession(session)
+    await stores.sessions.saveSession(session)
     const a = pendingApproval({ id: 'approval-hostile', justification: HOSTILE })
     a.requester.name = HOSTILE
     a.request.summary = `create configmaps named ${HOSTILE}`
-    await store.insertApproval(a)
-    await store.close()
+    await stores.approvals.insertApproval(a)
+    await stores.close()
   })
   /**
    * Each output, and how many lines it has when no value breaks a line (a raw LF inside a field

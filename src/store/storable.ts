@@ -1,11 +1,11 @@
-// Strings as both stores can hold them, and store errors told apart from outages. PostgreSQL's
-// text refuses U+0000 and its json refuses an escaped lone surrogate; SQLite's UTF-8 conversion
-// silently replaces a lone surrogate with U+FFFD. Any string an attacker influences (a claim, a
-// name from the path, a header) reaches the indexed columns, so every bound parameter goes
-// through storableText: ordinary strings are unchanged, the others are escaped reversibly.
-// (The `record` column is JSON text from JSON.stringify, which already escapes both, so a
-// record read back is exactly the record written.)
-import { createHash } from 'node:crypto'
+// Strings as both databases can hold them, and database errors told apart from outages.
+// PostgreSQL's text refuses U+0000 and its json refuses an escaped lone surrogate; SQLite's UTF-8
+// conversion silently replaces a lone surrogate with U+FFFD. Any string an attacker influences
+// (a claim, a name from the path, a header) reaches the indexed columns, so the database layer
+// passes every bound parameter through storableText (sqlite.ts, postgres.ts): ordinary strings
+// are unchanged, the others are escaped reversibly. (A `record` column is JSON text from
+// JSON.stringify, which already escapes both, so a record read back is exactly the record
+// written.)
 
 /** Marks an escaped value: a noncharacter (U+FFFF) that no sender has a reason to use. */
 export const ESCAPED_MARK = '\uffff'
@@ -34,33 +34,13 @@ export function storableParams(params: readonly unknown[]): unknown[] {
   return params.map((v) => (typeof v === 'string' ? storableText(v) : v))
 }
 
-/**
- * Printable ASCII only (anything else as \uXXXX), at most `max` characters: longer values keep
- * their head and a SHA-256 of the whole, so a record of a flood or a quarantined record stays
- * small and still matches the value it came from.
- */
-export function boundedAscii(s: string, max: number): string {
-  const ascii = s.replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  )
-  return ascii.length <= max ? ascii : bounded(ascii, max)
-}
-
-/** `s` when it fits in `max` characters, else its head and `…sha256:<hex>` of the whole. */
-export function bounded(s: string, max: number): string {
-  if (s.length <= max) return s
-  const hash = createHash('sha256').update(s).digest('hex')
-  return `${s.slice(0, Math.max(0, max - 72))}…sha256:${hash}`
-}
-
 /** SQLSTATE classes about a row's content (PostgreSQL appendix A), never about the server. */
 const PG_CONTENT_CLASSES = new Set(['22', '23', '54'])
 /** SQLite result codes about a row's content. */
 const SQLITE_CONTENT_CODES = /^SQLITE_(TOOBIG|CONSTRAINT|MISMATCH|RANGE)/
 
 /**
- * True when a store refused a write because of what the records contain (a value too long for
+ * True when a database refused a write because of what the records contain (a value too long for
  * an index, an encoding it cannot hold), false for an outage (refused connection, timeout, full
  * disk, lock). Content errors are isolated record by record; outages are retried.
  */
