@@ -107,7 +107,10 @@ describe('a flood of unauthenticated requests', () => {
     for (const r of flood) {
       assert.ok(r.request!.target.length <= gh.config.audit.refusals.maxFieldChars)
       assert.match(r.request!.target, /…sha256:[0-9a-f]{64}$/)
-      assert.ok([400, 401].includes(r.response.code))
+      // 400 (no selector) or 401 before the source is limited; a flood that spans more than one
+      // refusal window (a slow machine) also has its first 429s of a new window recorded one by
+      // one within that window's budget (counted above), like any other refusal.
+      assert.ok([400, 401, 429].includes(r.response.code), `recorded code ${r.response.code}`)
     }
     const summaries = records.filter(
       (r) => r.refusalSummary && r.refusalSummary.source === '127.0.0.1',
