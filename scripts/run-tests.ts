@@ -4,6 +4,7 @@
 //   node build/scripts/run-tests.js            unit, integration and e2e tests
 //   node build/scripts/run-tests.js --unit     only tests that need no cluster (test/unit)
 //   node build/scripts/run-tests.js FILTER...  only files whose path contains a FILTER
+//   node build/scripts/run-tests.js FILTER --test-name-pattern=REGEX   only the matching tests
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
@@ -39,7 +40,7 @@ function leftovers(marker: string): string[] {
   return out
 }
 
-function runNodeTest(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function runNodeTest(files: string[], env: NodeJS.ProcessEnv, nodeArgs: string[]): Promise<number> {
   const concurrency = process.env['GATEHOUSE_TEST_CONCURRENCY'] ?? '2'
   return new Promise((resolve) => {
     const child = spawn(
@@ -49,6 +50,7 @@ function runNodeTest(files: string[], env: NodeJS.ProcessEnv): Promise<number> {
         '--test-reporter=spec',
         `--test-concurrency=${concurrency}`,
         '--test-timeout=300000',
+        ...nodeArgs,
         ...files,
       ],
       { stdio: 'inherit', env },
@@ -66,6 +68,8 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2)
   const unitOnly = args.includes('--unit')
   const filters = args.filter((a) => !a.startsWith('--'))
+  // one test of a file: --test-name-pattern=REGEX goes to node:test as it is
+  const nodeArgs = args.filter((a) => a.startsWith('--test-name-pattern='))
   let files = findTests(join(buildRoot, 'test'))
   if (unitOnly) files = files.filter((f) => relative(buildRoot, f).startsWith(join('test', 'unit')))
   if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)))
@@ -89,7 +93,7 @@ async function main(): Promise<number> {
         `[harness] cluster ready at ${cluster.info.server} in ${Date.now() - t0} ms (${cluster.info.runDir})`,
       )
     }
-    code = await runNodeTest(files, env)
+    code = await runNodeTest(files, env, nodeArgs)
     // every API server audit event joins an allowing Gatehouse record or a harness client
     if (cluster && !(await verifyJoinInvariant(cluster.info))) code = code || 1
   } finally {
