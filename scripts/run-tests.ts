@@ -1,5 +1,6 @@
 // The README's test command: starts one real test cluster, runs every test file against it
-// with node:test, stops the cluster, and fails if any process of the harness is left behind.
+// with node:test, stops the cluster, and fails if any process of the harness is left behind or
+// anything in the temp folder (the run points TMPDIR at a folder of its own: test/harness/temp-folder.ts).
 //
 //   node build/scripts/run-tests.js            unit, integration and e2e tests
 //   node build/scripts/run-tests.js --unit     only tests that need no cluster (test/unit)
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { startCluster, CLUSTER_INFO_ENV } from '../test/harness/cluster.ts'
 import { verifyJoinInvariant } from '../test/harness/join-invariant.ts'
 import { stopAll } from '../test/harness/processes.ts'
+import { KEEP_FAILED_ENV, openRunTempFolder } from '../test/harness/temp-folder.ts'
 
 const buildRoot = join(fileURLToPath(import.meta.url), '..', '..')
 
@@ -78,6 +80,7 @@ async function main(): Promise<number> {
     return 1
   }
   const needsCluster = files.some((f) => !relative(buildRoot, f).startsWith(join('test', 'unit')))
+  const temp = openRunTempFolder() // sets TMPDIR for the cluster and every test process
   const env = { ...process.env }
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined
   let code = 1
@@ -98,6 +101,8 @@ async function main(): Promise<number> {
     if (cluster && !(await verifyJoinInvariant(cluster.info))) code = code || 1
   } finally {
     const runDir = cluster?.info.runDir
+    if (code !== 0 && process.env[KEEP_FAILED_ENV] === '1')
+      process.env['GATEHOUSE_KEEP_HARNESS'] = '1'
     await cluster?.stop()
     await stopAll()
     if (runDir) {
@@ -107,6 +112,11 @@ async function main(): Promise<number> {
         code = code || 1
       } else console.log('[harness] no process left behind')
     }
+    const { failures, notes, kept } = temp.finish(code !== 0)
+    for (const n of notes) console.log(`[harness] ${n}`)
+    for (const f of failures) console.error(`[harness] ${f}`)
+    if (failures.length) code = code || 1
+    else if (!kept) console.log('[harness] nothing left in the temp folder')
   }
   return code
 }

@@ -1,6 +1,5 @@
 // Gatehouse itself, started in-process in front of the harness cluster for e2e tests.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseConfig, type GatewayConfig } from '../../src/config/index.ts'
 import { createLogger, silentLogger } from '../../src/observability/logger.ts'
@@ -10,6 +9,7 @@ import { repoRoot } from './binaries.ts'
 import { adminClient, type ClusterInfo } from './cluster.ts'
 import { kubectl } from './kubectl.ts'
 import { accountOfToken, exportGatehouseRecords, registerGatehouse } from './gatehouse-records.ts'
+import { tempDir } from './temp-dir.ts'
 
 export interface RunningGatehouse {
   readonly url: string
@@ -53,7 +53,7 @@ export async function startGatehouse(
   cluster: ClusterInfo,
   opts: GatehouseOptions,
 ): Promise<RunningGatehouse> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-data-'))
+  const dataDir = tempDir('gatehouse-data-')
   const raw = {
     apiVersion: 'gatehouse.dev/v1alpha1',
     kind: 'GatewayConfig',

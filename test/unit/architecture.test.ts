@@ -2,13 +2,13 @@
 // and shown to fail on trees that break it: a module cycle, a knowledge module doing I/O, a
 // domain importing the pipeline, and a cycle between folders (which no module-level rule sees).
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { cruise, type ICruiseResult, type IConfiguration } from 'dependency-cruiser'
+import { tempDir } from '../harness/temp-dir.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const rules = createRequire(import.meta.url)(
@@ -84,13 +84,9 @@ export function folderCycles(result: ICruiseResult): string[][] {
   return groups
 }
 
-const scratch: string[] = []
-after(() => scratch.forEach((d) => rmSync(d, { recursive: true, force: true })))
-
 /** A small tree of modules: path → what it imports (relative to src/). */
 function tree(files: Record<string, string[]>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-architecture-'))
-  scratch.push(dir)
+  const dir = tempDir('gh-architecture-')
   for (const [path, imports] of Object.entries(files)) {
     const file = join(dir, 'src', path)
     mkdirSync(dirname(file), { recursive: true })

@@ -1,8 +1,6 @@
 // Clients pointed straight at the harness API server, as a cluster-admin ServiceAccount of their
 // own: the end-of-run join check (test/harness/join-invariant.ts) tells their requests from
 // everything else by this account, not by a blanket exemption.
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { before } from 'node:test'
 import {
@@ -14,6 +12,7 @@ import {
 } from '../../harness/index.ts'
 import { DIRECT_CLIENT_NAMESPACE, DIRECT_CLIENT_USER } from '../../harness/join-invariant.ts'
 import type { Target } from '../scenarios/target.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const ACCOUNT = DIRECT_CLIENT_USER.split(':').pop()!
 
@@ -47,7 +46,7 @@ async function directKubeconfig(cluster: ClusterInfo): Promise<string> {
         spec: { expirationSeconds: 86400 },
       },
     )
-    return writeKubeconfig(join(mkdtempSync(join(tmpdir(), 'gatehouse-direct-')), 'kubeconfig'), {
+    return writeKubeconfig(join(tempDir('gatehouse-direct-'), 'kubeconfig'), {
       server: cluster.server,
       caFile: cluster.caFile,
       token: status.token,

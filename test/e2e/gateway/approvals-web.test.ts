@@ -5,8 +5,7 @@
 // without the page's CSRF token is refused. Screenshots of the inbox and the detail page are
 // saved under test-artifacts/ for reviewers.
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { chromium, type BrowserContext } from 'playwright-core'
@@ -21,6 +20,7 @@ import {
   startApprovalGatehouse,
   waitForPending,
 } from './approvals-support.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const RUN = Math.random().toString(36).slice(2, 6)
 const ARTIFACTS = join(repoRoot, 'test-artifacts', 'approvals')
@@ -36,7 +36,7 @@ const CHROMIUM_ARGS = [
 ]
 
 async function browser(): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'gh-chromium-')), {
+  return chromium.launchPersistentContext(tempDir('gh-chromium-'), {
     executablePath: '/usr/bin/chromium',
     args: CHROMIUM_ARGS,
     headless: true,

@@ -4,8 +4,7 @@
 // PostgreSQL cut at shutdown such records are spooled and written at the next start without
 // blocking it.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import pg from 'pg'
@@ -22,6 +21,7 @@ import {
 import { startGatehouse, type RunningGatehouse } from '../../harness/gatehouse.ts'
 import { authenticationConfig, useGatewayEnv, type GatewayEnv } from './env.ts'
 import { pgRelay, PG_URL } from './pg-relay.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const env = useGatewayEnv()
 const RUN = Math.random().toString(36).slice(2, 8)
@@ -175,7 +175,7 @@ describe('U+0000 in claims, names and bodies', () => {
     test('stored exactly, the gateway keeps serving, and a spool of them replays at restart', async () => {
       const e = env()
       const relay = await pgRelay()
-      const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-nul-pg-'))
+      const dataDir = tempDir('gatehouse-nul-pg-')
       const account = accountOfToken(readFileSync(e.upstreamTokenFile, 'utf8'))
       // startServer itself (not startGatehouse): the test must stop Gatehouse while the store is
       // cut (so it spools) and export its records for the join check once the store is back.

@@ -4,10 +4,8 @@
 // long-lived watches, /gatehouse/readyz and graceful shutdown.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:https'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   adminClient,
@@ -25,6 +23,7 @@ import {
 } from '../../harness/gatehouse.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
 import { authenticationConfig, CI_REPOSITORY } from './env.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const NS = `gw-behaviour-${Math.random().toString(36).slice(2, 7)}`
 const MINTED_SA = 'minted-deployer'
@@ -82,7 +81,7 @@ function status(reply: Reply): { code: number; reason: string; message: string; 
 
 before(async () => {
   cluster = await useCluster()
-  const dir = mkdtempSync(join(tmpdir(), 'gw-behaviour-'))
+  const dir = tempDir('gw-behaviour-')
   const upstreamTokenFile = await prepareGatehouseAccount(cluster, dir)
   const admin = adminClient(cluster)
   await ensureNamespace(admin, NS)
@@ -406,7 +405,7 @@ describe('Gatehouse at its edges', () => {
   })
 
   test('graceful shutdown: watches are ended, new requests refused, the process stops within the bound', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gw-shutdown-'))
+    const dir = tempDir('gw-shutdown-')
     const gw = await startGatehouse(cluster, {
       authentication: authenticationConfig(cluster, issuer),
       upstreamTokenFile: await prepareGatehouseAccount(cluster, dir),

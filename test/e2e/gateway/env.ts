@@ -1,9 +1,6 @@
 // The e2e world through Gatehouse: the harness cluster with Gatehouse's least-privilege account
 // (deploy/rbac, applied as users would), a local OIDC issuer minting GitHub-Actions-shaped
 // tokens, the API server's own service-account issuer, and Gatehouse in front of it all.
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { adminClient, ensureNamespace, useCluster, type ClusterInfo } from '../../harness/index.ts'
 import {
@@ -12,6 +9,7 @@ import {
   type RunningGatehouse,
 } from '../../harness/gatehouse.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 export const AUDIENCE = 'gatehouse'
 /** The repository of the CI identity the e2e clients use. */
@@ -91,7 +89,7 @@ export function useGatewayEnv(
   let env: GatewayEnv | undefined
   before(async () => {
     const cluster = await useCluster()
-    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'))
+    const dir = tempDir('gatehouse-e2e-')
     const upstreamTokenFile = await prepareCluster(cluster, dir)
     const issuer = await startOidcIssuer({ dir, audience: AUDIENCE })
     const gatehouse = await startGatehouse(cluster, {

@@ -1,8 +1,7 @@
 // Gatehouse as its own process (`gatehouse serve`), for tests that must kill it (kill -9) and
 // start it again on the same data directory, as an operator's supervisor would.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { repoRoot } from '../../harness/binaries.ts'
@@ -14,6 +13,7 @@ import {
   registerGatehouse,
 } from '../../harness/gatehouse-records.ts'
 import { parseConfig } from '../../../src/config/index.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 export interface GatehouseProcess {
   readonly dataDir: string
@@ -38,7 +38,7 @@ export function gatehouseProcess(
     policies?: string[]
   },
 ): GatehouseProcess {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-proc-'))
+  const dataDir = tempDir('gatehouse-proc-')
   const configFile = join(dataDir, 'gatehouse.yaml')
   const raw = {
     apiVersion: 'gatehouse.dev/v1alpha1',

@@ -4,10 +4,9 @@
 // whose discovery redirects to another host is never trusted. Neither request reaches the API
 // server (its own audit log), and both refusals have Gatehouse records.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test } from 'node:test'
@@ -16,6 +15,7 @@ import { KubeClient } from '../../harness/kube-client.ts'
 import { startGatehouse, type RunningGatehouse } from '../../harness/gatehouse.ts'
 import { createCa, issueCert } from '../../harness/pki.ts'
 import { AUDIENCE, SA_NAMESPACE, useGatewayEnv } from './env.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const env = useGatewayEnv()
 const RUN = Math.random().toString(36).slice(2, 8)
@@ -85,7 +85,7 @@ describe('revoked and untrustworthy credentials', () => {
 
     test('is never trusted: its tokens are refused and nothing is forwarded', async () => {
       const e = env()
-      const dir = mkdtempSync(join(tmpdir(), 'gh-redirect-'))
+      const dir = tempDir('gh-redirect-')
       const ca = createCa(dir, 'redirect-ca')
       const leaf = issueCert(ca, 'redirect')
       let discoveryRequests = 0

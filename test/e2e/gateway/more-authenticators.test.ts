@@ -1,7 +1,6 @@
 // TokenReview and mTLS/SPIFFE authentication through Gatehouse, against the real API server.
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { stringify } from 'yaml'
@@ -19,6 +18,7 @@ import {
   type RunningGatehouse,
 } from '../../harness/gatehouse.ts'
 import { createCa, issueCert, type TestCa } from '../../harness/pki.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const NS = `gw-authn-${Math.random().toString(36).slice(2, 7)}`
 const SPIFFE_ID = 'spiffe://e2e.example/ns/ci/sa/backup'
@@ -54,7 +54,7 @@ function certKubeconfig(name: string, cert: { certFile: string; keyFile: string 
 
 before(async () => {
   cluster = await useCluster()
-  dir = mkdtempSync(join(tmpdir(), 'gw-authn-'))
+  dir = tempDir('gw-authn-')
   const upstreamTokenFile = await prepareGatehouseAccount(cluster, dir)
   mkdirSync(join(dir, 'clients'))
   clientCa = createCa(join(dir, 'clients'), 'client-ca')

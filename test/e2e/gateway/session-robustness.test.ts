@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,6 +21,7 @@ import { registerGatehouse } from '../../harness/gatehouse-records.ts'
 import { freePort } from '../../harness/ports.ts'
 import { namespaceWithPods } from '../support.ts'
 import { authenticationConfig, CI_REPOSITORY, useGatewayEnv, type GatewayEnv } from './env.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const RUN = Math.random().toString(36).slice(2, 6)
 const CLI = join(repoRoot, 'build', 'src', 'cli', 'main.js')
@@ -330,7 +330,7 @@ describe('sessions: robustness', () => {
     const ns = `gw-rob-crash-${RUN}`
     await namespaceWithPods(e.cluster, ns, { box: {} })
     const raw = JSON.parse(readFileSync(e.gatehouse.configFile, 'utf8')) as Record<string, unknown>
-    const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-crash-'))
+    const dataDir = tempDir('gatehouse-crash-')
     const port = await freePort()
     const configFile = join(dataDir, 'gatehouse.yaml')
     writeFileSync(

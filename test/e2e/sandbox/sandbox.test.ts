@@ -2,14 +2,14 @@
 // use each example identity once, stop) exactly as `npm start` runs it.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { repoRoot } from '../../harness/binaries.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 test('npm start: the sandbox comes up, its identities work through Gatehouse, and it stops cleanly', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sandbox-'))
+  const dir = tempDir('gatehouse-sandbox-')
   const child = spawn(
     process.execPath,
     [join(repoRoot, 'build', 'scripts', 'sandbox.js'), '--smoke'],

@@ -5,10 +5,8 @@
 // and on the page that paging reaches, through ApprovalService.page, the web inbox and the JSON
 // API; the history pages through every decided approval.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
@@ -21,11 +19,12 @@ import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.t
 import type { Identity } from '../../../src/authn/index.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const schema = `gh_test_inbox_${process.pid}_${Date.now()}`
 const stores: [string, () => Stores][] = [
-  ['sqlite', () => sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-inbox-')), 'audit.db'))],
+  ['sqlite', () => sqliteStores(join(tempDir('gh-inbox-'), 'audit.db'))],
   ['postgres', () => postgresStores({ connectionString: PG_URL, schema })],
 ]
 

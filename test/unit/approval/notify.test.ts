@@ -3,15 +3,15 @@
 // message with the link; and the data path never waits for a receiver.
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { createNotifier, type Delivery } from '../../../src/approval/notify.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 interface Received {
   headers: IncomingMessage['headers']
@@ -38,7 +38,7 @@ async function receiver(
 }
 
 const SECRET = 'webhook-shared-secret'
-const dir = mkdtempSync(join(tmpdir(), 'gh-notify-'))
+const dir = tempDir('gh-notify-')
 writeFileSync(join(dir, 'secret'), `${SECRET}\n`)
 const servers: Server[] = []
 after(() => {

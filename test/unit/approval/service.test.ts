@@ -6,8 +6,6 @@
 // more than maxPendingPerIdentity pending (429 with Retry-After), a protobuf body nobody can
 // decode is refused rather than shown in part, and listings are queried by approver set.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -20,8 +18,9 @@ import { silentLogger } from '../../../src/observability/logger.ts'
 import type { HeldRequest } from '../../../src/approval/request.ts'
 import type { ApprovalAuditLink } from '../../../src/request/facts.ts'
 import { sqliteStores } from '../../../src/stores.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
-const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-appr-svc-')), 'audit.db'))
+const stores = sqliteStores(join(tempDir('gh-appr-svc-'), 'audit.db'))
 const written: AuditRecord[] = []
 const service = new ApprovalService({
   store: stores.approvals,

@@ -2,18 +2,17 @@
 // insert, get, filters, compare-and-set updates (two writers of one version: one wins), and
 // change notifications between two PostgreSQL connections (what releases holds on replicas).
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
 import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import { pendingApproval } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const schema = `gh_test_appr_${process.pid}_${Date.now()}`
 const stores: [string, () => Stores][] = [
-  ['sqlite', () => sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-appr-')), 'audit.db'))],
+  ['sqlite', () => sqliteStores(join(tempDir('gh-appr-'), 'audit.db'))],
   ['postgres', () => postgresStores({ connectionString: PG_URL, schema })],
 ]
 

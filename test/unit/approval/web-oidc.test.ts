@@ -8,10 +8,9 @@
 // person removed from the approvers' group, or from the provider, can no longer decide.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -23,11 +22,12 @@ import { sqliteStores } from '../../../src/stores.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-const dir = mkdtempSync(join(tmpdir(), 'gh-web-oidc-'))
+const dir = tempDir('gh-web-oidc-')
 const stores = sqliteStores(join(dir, 'audit.db'))
 const store = stores.approvals
 const approvals = new ApprovalService({
@@ -207,7 +207,7 @@ describe('approvals page OIDC login', () => {
 })
 
 describe('decisions re-read the approver at the identity provider (refresh token)', () => {
-  const dir2 = mkdtempSync(join(tmpdir(), 'gh-web-refresh-'))
+  const dir2 = tempDir('gh-web-refresh-')
   const stores2 = sqliteStores(join(dir2, 'audit.db'))
   const store2 = stores2.approvals
   const service = new ApprovalService({

@@ -3,10 +3,8 @@
 // Origin check on decisions and on logins and logouts, logout and re-login ending the server-side
 // session, no attacker text in genuine pages, and no open redirect through `next`.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
@@ -15,8 +13,9 @@ import { ApprovalService } from '../../../src/approval/service.ts'
 import { sqliteStores } from '../../../src/stores.ts'
 import { silentLogger } from '../../../src/observability/logger.ts'
 import { pendingApproval } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
-const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-appr-web-')), 'audit.db'))
+const stores = sqliteStores(join(tempDir('gh-appr-web-'), 'audit.db'))
 const store = stores.approvals
 const approvals = new ApprovalService({
   store,

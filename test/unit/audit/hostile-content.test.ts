@@ -4,9 +4,8 @@
 // serialised) is stored escaped and flagged while the rest of its batch is stored as it is;
 // the spool never replays such a record as a blocker.
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
@@ -14,6 +13,7 @@ import { AuditWriter, type AuditRecord } from '../../../src/audit/index.ts'
 import { fromStorableText, storableText } from '../../../src/store/index.ts'
 import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import { record } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const PG_URL = process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -78,7 +78,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     const schema = `gh_hostile_${process.pid}_${Date.now()}`
     const open = (): Stores =>
       kind === 'sqlite'
-        ? sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-hostile-')), 'audit.db'))
+        ? sqliteStores(join(tempDir('gh-hostile-'), 'audit.db'))
         : postgresStores({ connectionString: PG_URL, schema })
     after(() => (kind === 'postgres' ? dropSchema(schema) : undefined))
 
@@ -149,7 +149,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     })
 
     it('replays a spool holding poisoned and unreadable lines without blocking', async () => {
-      const spoolDir = mkdtempSync(join(tmpdir(), 'gh-hostile-spool-'))
+      const spoolDir = tempDir('gh-hostile-spool-')
       const ok = hostileRecord(1, 'x\u0000y')
       const huge = record(2, {
         identity: {

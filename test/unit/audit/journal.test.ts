@@ -2,12 +2,12 @@
 // appends share writes (group commit); what a run leaves pending (kill -9) is recovered at the
 // next open with its outcome marked unknown; settled lines go at rotation and on close.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AuditJournal } from '../../../src/audit/index.ts'
 import { record } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
 const lines = (dir: string): string[] =>
@@ -19,7 +19,7 @@ const lines = (dir: string): string[] =>
 
 describe('audit journal', () => {
   it('has each record in the file when its append resolves', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const dir = tempDir('gh-journal-')
     const j = AuditJournal.open({ dir, fsync: true, maxSegmentBytes: 1 << 20 })
     const records = Array.from({ length: 200 }, (_, i) => record(i))
     await Promise.all(
@@ -38,7 +38,7 @@ describe('audit journal', () => {
   })
 
   it('recovers what a crashed run left pending, marked outcome unknown, once', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const dir = tempDir('gh-journal-')
     const j = AuditJournal.open({ dir, fsync: false, maxSegmentBytes: 1 << 20 })
     const records = Array.from({ length: 5 }, (_, i) => record(i))
     for (const r of records) await j.append(r)
@@ -62,7 +62,7 @@ describe('audit journal', () => {
   })
 
   it('skips a torn last line (an append the crash interrupted was never acknowledged)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const dir = tempDir('gh-journal-')
     const j = AuditJournal.open({ dir, fsync: false, maxSegmentBytes: 1 << 20 })
     await j.append(record(1))
     const { appendFileSync } = await import('node:fs')
@@ -73,7 +73,7 @@ describe('audit journal', () => {
   })
 
   it('rotates by size, carrying only pending lines forward', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const dir = tempDir('gh-journal-')
     const j = AuditJournal.open({ dir, fsync: false, maxSegmentBytes: 64 * 1024 })
     const keep = record(0)
     await j.append(keep)
@@ -93,7 +93,7 @@ describe('audit journal', () => {
   })
 
   it('refuses appends after close', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const dir = tempDir('gh-journal-')
     const j = AuditJournal.open({ dir, fsync: false, maxSegmentBytes: 1 << 20 })
     await j.close()
     await assert.rejects(j.append(record(1)), /closed/)
@@ -106,9 +106,9 @@ describe('audit journal failures', () => {
     const { rmSync, mkdirSync } = await import('node:fs')
     const { AuditWriter } = await import('../../../src/audit/index.ts')
     const { sqliteStores } = await import('../../../src/stores.ts')
-    const dir = mkdtempSync(join(tmpdir(), 'gh-journal-'))
+    const dir = tempDir('gh-journal-')
     const j = AuditJournal.open({ dir, fsync: true, maxSegmentBytes: 64 * 1024 })
-    const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-journal-db-')), 'a.db'))
+    const stores = sqliteStores(join(tempDir('gh-journal-db-'), 'a.db'))
     await stores.migrate()
     const w = new AuditWriter(stores.audit, {
       maxBufferedRecords: 100,

@@ -1,13 +1,12 @@
 // Audit records in both databases against the real thing (an SQLite file, the PostgreSQL server on this
 // machine): one migration history, idempotent inserts, filters, retention.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
 import { postgresStores, sqliteStores, type Stores } from '../../../src/stores.ts'
 import { record } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 export const PG_URL =
   process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -20,11 +19,7 @@ async function dropSchema(schema: string): Promise<void> {
 }
 
 const stores: [string, () => Stores, () => Promise<void>][] = [
-  [
-    'sqlite',
-    () => sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.db')),
-    async () => {},
-  ],
+  ['sqlite', () => sqliteStores(join(tempDir('gh-audit-'), 'audit.db')), async () => {}],
   (() => {
     const schema = `gh_test_${process.pid}_${Date.now()}`
     return [

@@ -1,13 +1,12 @@
 // The audit writer: never blocks, never drops under refuseRequests, refuses admission once its
 // buffer is full, recovers when the store does, spools on shutdown.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AuditWriter, type AuditRecord, type AuditRepository } from '../../../src/audit/index.ts'
 import { sqliteStores } from '../../../src/stores.ts'
 import { record } from './records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 /** A real SQLite database whose inserts can be made to fail, as a store outage would. */
 function flakyStore(): AuditRepository & {
@@ -15,7 +14,7 @@ function flakyStore(): AuditRepository & {
   inserted: AuditRecord[]
   migrate(): Promise<void>
 } {
-  const stores = sqliteStores(join(mkdtempSync(join(tmpdir(), 'gh-writer-')), 'audit.db'))
+  const stores = sqliteStores(join(tempDir('gh-writer-'), 'audit.db'))
   const inner = stores.audit
   const s = {
     ...inner,
@@ -106,7 +105,7 @@ describe('audit writer', () => {
   })
 
   it('spools what the store will not take at shutdown and writes it at the next start', async () => {
-    const spoolDir = mkdtempSync(join(tmpdir(), 'gh-spool-'))
+    const spoolDir = tempDir('gh-spool-')
     const store = flakyStore()
     await store.migrate()
     store.down = true

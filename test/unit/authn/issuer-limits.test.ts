@@ -4,12 +4,10 @@
 // too), tokens living longer than maxTokenLifetimeSeconds are refused, and kubernetes-preset
 // tokens the cluster no longer accepts (TokenReview) are refused once the cache bound passes.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   authnConfigSchema,
@@ -19,6 +17,7 @@ import {
 } from '../../../src/authn/index.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
 import { createCa, issueCert, type TestCa } from '../../harness/pki.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: string) => void
 
@@ -30,7 +29,7 @@ let handler: Handler = (_req, res) => res.end()
 let requests = 0
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'issuer-limits-'))
+  const dir = tempDir('gh-issuer-limits-')
   issuer = await startOidcIssuer({ dir })
   ca = createCa(dir, 'hostile-ca')
   const leaf = issueCert(ca, 'hostile')

@@ -1,8 +1,5 @@
 // OIDC verification against a real HTTPS issuer (discovery + JWKS) with real signatures.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   authnConfigSchema,
@@ -11,10 +8,11 @@ import {
   type OidcConfig,
 } from '../../../src/authn/index.ts'
 import { startOidcIssuer, type OidcIssuer } from '../../harness/oidc-issuer.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 let issuer: OidcIssuer
 before(async () => {
-  issuer = await startOidcIssuer({ dir: mkdtempSync(join(tmpdir(), 'oidc-unit-')) })
+  issuer = await startOidcIssuer({ dir: tempDir('gh-oidc-unit-') })
 })
 after(() => issuer.close())
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { PeerCertificate } from 'node:tls'
 import { describe, test } from 'node:test'
@@ -12,6 +11,7 @@ import {
   type Authenticator,
   type AuthnResult,
 } from '../../../src/authn/index.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const logger = pino({ level: 'silent' })
 
@@ -30,7 +30,7 @@ const cert = (fields: Partial<PeerCertificate>): PeerCertificate =>
 
 describe('static tokens, mTLS, TokenReview and the chain', () => {
   test('static tokens: accepted by exact match only, with a warning at start', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'static-'))
+    const dir = tempDir('gh-static-')
     const file = join(dir, 'tokens.csv')
     writeFileSync(file, '# dev tokens\nlocal-dev-token-0123456789,dev:alice,devs|ops\n')
     const { authenticator, warnings } = await fromConfig([
@@ -45,7 +45,7 @@ describe('static tokens, mTLS, TokenReview and the chain', () => {
   })
 
   test('static tokens: short tokens in the file are a start-up error naming the line', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'static-'))
+    const dir = tempDir('gh-static-')
     const file = join(dir, 'tokens.csv')
     writeFileSync(file, 'short,dev:bob\n')
     await assert.rejects(

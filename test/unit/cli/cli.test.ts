@@ -5,8 +5,7 @@
 // closes the pipe early (`| head`) ends the command quietly.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { CliError, parseCommandLine } from '../../../src/cli/command.ts'
@@ -17,6 +16,7 @@ import type { SessionRecord } from '../../../src/sessions/record.ts'
 import { repoRoot } from '../../harness/binaries.ts'
 import { pendingApproval } from '../approval/records.ts'
 import { record } from '../audit/records.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const CLI = join(repoRoot, 'build', 'src', 'cli', 'main.js')
 const cli = (args: string[]) =>
@@ -82,7 +82,7 @@ describe('gatehouse --help', () => {
 
 describe('the built binary: help and usage errors', () => {
   // an empty directory and no HOME: help reads no file, wherever it runs
-  const empty = mkdtempSync(join(tmpdir(), 'gh-cli-help-'))
+  const empty = tempDir('gh-cli-help-')
   const bare = (args: string[]) =>
     spawnSync(process.execPath, [CLI, ...args], {
       cwd: empty,
@@ -128,7 +128,7 @@ describe('the built binary: help and usage errors', () => {
 })
 
 describe('CLI output from hostile records', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-cli-'))
+  const dir = tempDir('gh-cli-')
   const config = join(dir, 'gatehouse.yaml')
   const sessionId = 'session-hostile'
   before(async () => {

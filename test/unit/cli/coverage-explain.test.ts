@@ -2,11 +2,11 @@
 // why a rule decided a request it does not spell out (the built CLI, spawned).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { repoRoot } from '../../harness/binaries.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const cli = join(repoRoot, 'build', 'src', 'cli', 'main.js')
 
@@ -16,7 +16,7 @@ function gatehouse(cwd: string, ...args: string[]): { code: number | null; out: 
 }
 
 function setup(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-coverage-cli-'))
+  const dir = tempDir('gatehouse-coverage-cli-')
   writeFileSync(
     join(dir, 'policies.yaml'),
     `apiVersion: gatehouse.dev/v1alpha1

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { execCredential, tokenExpiry } from '../../../src/cli/credential.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const jwt = (claims: object): string =>
   `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`
 
 test('emits an ExecCredential with the token from a file and its expiry', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-cred-'))
+  const dir = tempDir('gh-cred-')
   const token = jwt({ exp: 1_900_000_000 })
   writeFileSync(join(dir, 't'), `${token}\n`)
   const out = JSON.parse(execCredential({ tokenFile: join(dir, 't') }, {})) as Record<

@@ -2,11 +2,11 @@
 // (0 every expectation met, 1 an expectation failed or the policies are invalid, 2 usage).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { repoRoot } from '../../harness/binaries.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const cli = join(repoRoot, 'build', 'src', 'cli', 'main.js')
 const examples = join(repoRoot, 'examples', 'policies')
@@ -51,7 +51,7 @@ test('the shipped approvals example keeps its promises (expect: approve)', () =>
 })
 
 test('a failed expectation exits 1 and says which case and why', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-policy-test-'))
+  const dir = tempDir('gh-policy-test-')
   const file = join(dir, 'cases.yaml')
   writeFileSync(
     file,
@@ -125,7 +125,7 @@ test('JSON output carries the whole decision', () => {
 })
 
 test('an invalid policy exits 1 naming the file, the document and the field', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-policy-bad-'))
+  const dir = tempDir('gh-policy-bad-')
   writeFileSync(
     join(dir, 'bad.yaml'),
     [

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { ConfigError, loadConfig } from '../../../src/config/index.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 function write(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'gatehouse.yaml')
+  const file = join(tempDir('gh-cfg-'), 'gatehouse.yaml')
   writeFileSync(file, text)
   return file
 }

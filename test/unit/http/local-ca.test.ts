@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict'
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { certificateSerial, ensureLocalServingMaterial } from '../../../src/http/local-ca.ts'
 import { repoRoot } from '../../harness/binaries.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 test('first start creates a CA and a serving certificate it signed; later starts keep them', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-ca-'))
+  const dir = tempDir('gh-ca-')
   const first = ensureLocalServingMaterial(dir)
   assert.equal(first.createdCa, true)
   const ca = new X509Certificate(first.caCertPem)
@@ -27,7 +27,7 @@ test('first start creates a CA and a serving certificate it signed; later starts
 })
 
 test('a new hostname reissues the serving certificate under the same CA', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-ca-'))
+  const dir = tempDir('gh-ca-')
   const first = ensureLocalServingMaterial(dir)
   const next = ensureLocalServingMaterial(dir, ['gatehouse.internal'])
   assert.equal(next.caCertPem, first.caCertPem)
@@ -45,7 +45,7 @@ test('serials are minimal DER integers: never a leading zero byte (OpenSSL 3 ref
 })
 
 test('a serving certificate OpenSSL cannot read (an earlier non-minimal serial) is reissued at start', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-ca-'))
+  const dir = tempDir('gh-ca-')
   const first = ensureLocalServingMaterial(dir)
   // the certificate an earlier version wrote one time in 256: "asn1 encoding routines::illegal padding"
   const broken = readFileSync(join(repoRoot, 'test', 'fixtures', 'pki', 'non-minimal-serial.crt'))

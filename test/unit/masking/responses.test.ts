@@ -2,8 +2,7 @@
 // asked for instead of protobuf with as=Table kept, unmaskable responses refused; custom field
 // paths; who sees values (policy obligation); the HMAC key; audit bodies.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { buildAuditRecord } from '../../../src/audit/build.ts'
@@ -23,11 +22,10 @@ import {
 } from '../../../src/masking/responses.ts'
 import type { RequestFacts } from '../../../src/request/facts.ts'
 import type { Decision } from '../../../src/policy/decision.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
-const masking = (
-  over: Record<string, unknown> = {},
-  dir = mkdtempSync(join(tmpdir(), 'gh-mask-')),
-) => new Masking(gatewayConfigSchema.shape.masking.parse({ ...over }), dir)
+const masking = (over: Record<string, unknown> = {}, dir = tempDir('gh-mask-')) =>
+  new Masking(gatewayConfigSchema.shape.masking.parse({ ...over }), dir)
 
 function plan(method: string, target: string) {
   const r = parseRequestInfo(method, target)
@@ -164,7 +162,7 @@ test('who sees values: masked unless the decision says mask.enabled false; the r
 })
 
 test('the HMAC key: created once with mode 0600 and reused; a short configured key is refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-mask-'))
+  const dir = tempDir('gh-mask-')
   const a = masking({ replacement: 'hmac' }, dir)
   const key = readFileSync(join(dir, 'masking-hmac.key'))
   assert.equal(key.length, 32)

@@ -1,13 +1,13 @@
 // Loading policies from files and folders: precise errors, and reload that never leaves
 // Gatehouse without a valid policy set.
 import assert from 'node:assert/strict'
-import { mkdtempSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { loadPolicies, PolicyLoadError, PolicySource } from '../../../src/policy/index.ts'
 import { repoRoot } from '../../harness/binaries.ts'
 import { CI, decide, header } from './helpers.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 const good = `${header}metadata: {name: readers}
 spec:
@@ -16,7 +16,7 @@ spec:
 `
 
 function problems(text: string): string[] {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-policy-'))
+  const dir = tempDir('gh-policy-')
   writeFileSync(join(dir, 'p.yaml'), text)
   try {
     loadPolicies([dir])
@@ -64,7 +64,7 @@ spec:
   })
 
   it('refuses two policies with one name, in different files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-policy-'))
+    const dir = tempDir('gh-policy-')
     writeFileSync(join(dir, 'a.yaml'), good)
     writeFileSync(join(dir, 'b.yaml'), good)
     const set = (): unknown => new PolicySource([dir])
@@ -72,7 +72,7 @@ spec:
   })
 
   it('reads a ConfigMap-mounted folder (..data symlinks) and ignores non-policy files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-policy-'))
+    const dir = tempDir('gh-policy-')
     mkdirSync(join(dir, '..2026_11_24'))
     writeFileSync(join(dir, '..2026_11_24', 'readers.yaml'), good)
     symlinkSync('..2026_11_24', join(dir, '..data'))
@@ -92,7 +92,7 @@ spec:
 
 describe('policy reload', () => {
   it('picks up a change, keeps the last good set when a file breaks, and recovers', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-policy-'))
+    const dir = tempDir('gh-policy-')
     const file = join(dir, 'p.yaml')
     writeFileSync(file, good)
     const source = new PolicySource([dir])
@@ -127,7 +127,7 @@ describe('policy reload', () => {
   })
 
   it('a deleted policy file removes its policies (and its grants)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-policy-'))
+    const dir = tempDir('gh-policy-')
     writeFileSync(join(dir, 'p.yaml'), good)
     const source = new PolicySource([dir])
     assert.equal(source.status.policies, 1)

@@ -1,8 +1,7 @@
 // Recordings: exact bytes back (UTF-8 split across chunks, invalid UTF-8, binary), readable
 // after a crash (a truncated gzip file), bounded (the limit callback), retention by day.
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { describe, test } from 'node:test'
@@ -13,9 +12,10 @@ import {
   recordingKey,
   streamBytes,
 } from '../../../src/sessions/recording.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 function newStore() {
-  return localRecordingStore(mkdtempSync(join(tmpdir(), 'gatehouse-rec-')))
+  return localRecordingStore(tempDir('gatehouse-rec-'))
 }
 
 function writer(

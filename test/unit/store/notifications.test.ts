@@ -14,10 +14,9 @@ import {
 } from '../../../src/store/index.ts'
 import { sessionRepository } from '../../../src/sessions/repository.ts'
 import { approvalRepository } from '../../../src/approval/repository.ts'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dropSchema, freshSchema, PG_URL } from './support.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms
@@ -83,7 +82,7 @@ describe('in-process notifications', () => {
   })
 
   it('are what an SQLite database offers: not shared, heard in this process', async () => {
-    const db = openSqlite(join(mkdtempSync(join(tmpdir(), 'gh-notify-')), 'g.db'))
+    const db = openSqlite(join(tempDir('gh-notify-'), 'g.db'))
     try {
       assert.equal(db.shared, false)
       const a = await hear(db, 'approval')

@@ -1,10 +1,9 @@
 // Databases for store tests: a fresh SQLite file, or a fresh schema of the PostgreSQL server on
 // this machine (dropped by `cleanup`).
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { openPostgres, openSqlite, type Database } from '../../../src/store/index.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 
 export const PG_URL =
   process.env['GATEHOUSE_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -34,7 +33,7 @@ export const DIALECTS: readonly ['sqlite' | 'postgres', (tag: string) => TestDat
   [
     'sqlite',
     () => {
-      const path = join(mkdtempSync(join(tmpdir(), 'gh-store-')), 'gatehouse.db')
+      const path = join(tempDir('gh-store-'), 'gatehouse.db')
       return { open: () => openSqlite(path), cleanup: () => Promise.resolve() }
     },
   ],
