@@ -275,10 +275,14 @@ describe('masking', () => {
           kubeconfig,
           signal: abort.signal,
           onStdout: (c) => (out += c),
-          timeoutMs: 30_000,
+          timeoutMs: 90_000,
         })
-        const deadline = Date.now() + 15_000
-        while (!out.includes(name) && Date.now() < deadline) await sleep(50)
+        // two deadlines: a cold kubectl's discovery alone took most of one shared 15 s budget
+        // under CI load, leaving the event no time to arrive
+        const printed = Date.now() + 45_000
+        while (!out.includes(name) && Date.now() < printed) await sleep(50)
+        assert.ok(out.includes(name), `kubectl ${version} get -w printed nothing in 45 s`)
+        const deadline = Date.now() + 30_000
         await admin.json(
           'PATCH',
           `/api/v1/namespaces/${NS}/secrets/${name}`,
