@@ -107,7 +107,7 @@ describe('exec and attach output masked for the client', () => {
   const env = useGatewayEnv({ policies: (_issuer, dir) => policies(dir) })
   const target = gatewayTarget(env)
 
-  for (const version of ['1.35', '1.32', '1.20'] as const) {
+  for (const version of ['1.37', '1.35', '1.32', '1.20'] as const) {
     for (const dialect of execDialects(version)) {
       const tag = `${version.replace('.', '')}-${dialect.name}-${RUN}`
 

@@ -144,7 +144,7 @@ describe('sessions through Gatehouse', () => {
   })
   const target = gatewayTarget(env)
 
-  for (const version of ['1.35', '1.32', '1.20'] as const) {
+  for (const version of ['1.37', '1.35', '1.32', '1.20'] as const) {
     for (const dialect of execDialects(version)) {
       const tag = `${version.replace('.', '')}-${dialect.name}-${RUN}`
 
@@ -267,7 +267,7 @@ describe('sessions through Gatehouse', () => {
     }
   }
 
-  for (const version of ['1.35', '1.32', '1.20'] as const) {
+  for (const version of ['1.37', '1.35', '1.32', '1.20'] as const) {
     test(`kubectl ${version}: logs and logs -f recorded as text streams`, async () => {
       const e = env()
       const ns = `gw-sess-logs-${version.replace('.', '')}-${RUN}`
@@ -304,6 +304,8 @@ describe('sessions through Gatehouse', () => {
   }
 
   for (const [version, name, pfEnv, transport] of [
+    ['1.37', 'SPDY over WebSocket', {}, 'spdy-over-websocket'],
+    ['1.37', 'SPDY', { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, 'spdy'],
     ['1.35', 'SPDY over WebSocket', {}, 'spdy-over-websocket'],
     ['1.35', 'SPDY', { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, 'spdy'],
     ['1.32', 'SPDY over WebSocket', {}, 'spdy-over-websocket'],
