@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import pg from 'pg'
 import { Agent, request } from 'undici'
-import { adminClient, kubectl, KUBECTL_VERSIONS } from '../../harness/index.ts'
+import { adminClient, kubectl, KUBECTL_VERSIONS, waitForAuditEvent } from '../../harness/index.ts'
 import { filesWritten, namespaceWithPods } from '../support.ts'
 import { useGatewayEnv } from './env.ts'
 import { BACKUP, policies } from './masking-policies.ts'
@@ -282,6 +282,14 @@ describe('masking', () => {
         const printed = Date.now() + 45_000
         while (!out.includes(name) && Date.now() < printed) await sleep(50)
         assert.ok(out.includes(name), `kubectl ${version} get -w printed nothing in 45 s`)
+        // kubectl prints the object, then watches from resourceVersion 0 and drops the watch's
+        // first event (the object as it is then): a change made before the watch reaches the API
+        // server is that dropped event, so change it only once the watch is there
+        await waitForAuditEvent(
+          env().cluster.auditLogPath,
+          (e) => e.verb === 'watch' && e.objectRef?.name === name,
+          30_000,
+        )
         const deadline = Date.now() + 30_000
         await admin.json(
           'PATCH',
