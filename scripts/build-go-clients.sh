@@ -96,19 +96,25 @@ build_one() {
   log "$name: built in $(($(date +%s) - started))s: $out"
 }
 
-if [ "${1:-}" = "--path" ]; then
-  binary_path "$2"
-  exit 0
-fi
-if [ "${1:-}" = "--optional" ]; then
-  shift
-  if [ ! -x "$GO" ]; then
-    log "warning: no Go toolchain: Dex, the client-go controller and k9s are not built (their tests will fail)"
+main() {
+  if [ "${1:-}" = "--path" ]; then
+    binary_path "$2"
     exit 0
   fi
-fi
-names=("$@")
-if [ "${#names[@]}" = 0 ]; then
-  for d in "$WRAPPERS"/*/build.conf; do names+=("$(basename "$(dirname "$d")")"); done
-fi
-for name in "${names[@]}"; do build_one "$name"; done
+  if [ "${1:-}" = "--optional" ]; then
+    shift
+    if [ ! -x "$GO" ]; then
+      log "warning: no Go toolchain: Dex, the client-go controller and k9s are not built (their tests will fail)"
+      exit 0
+    fi
+  fi
+  names=("$@")
+  if [ "${#names[@]}" = 0 ]; then
+    for d in "$WRAPPERS"/*/build.conf; do names+=("$(basename "$(dirname "$d")")"); done
+  fi
+  for name in "${names[@]}"; do build_one "$name"; done
+}
+
+# parsed whole before it runs: editing this file during a long build cannot derail it
+main "$@"
+exit $?
