@@ -6,14 +6,12 @@
 // (restarted with its in-memory storage gone) a decision asks to sign in again and nothing is
 // decided until the approver has. approvals-web.test.ts drives the harness issuer fixture.
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { kubectl } from '../../harness/index.ts'
 import { DEX_PASSWORD, reserveDex, startDex, type Dex, type DexUser } from '../../harness/dex.ts'
 import type { RunningGatehouse } from '../../harness/gatehouse.ts'
+import { tempDir } from '../../harness/temp-dir.ts'
 import { useGatewayEnv } from './env.ts'
 import {
   grantHumans,
@@ -78,7 +76,7 @@ describe('approvals web page with Dex as the identity provider (headless Chromiu
   })
 
   async function browser(): Promise<BrowserContext> {
-    const c = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'gh-chromium-')), {
+    const c = await chromium.launchPersistentContext(tempDir('gh-chromium-'), {
       executablePath: '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
       headless: true,
