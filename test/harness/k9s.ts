@@ -12,7 +12,7 @@ export async function startK9s(
 ): Promise<{ pane: TmuxPane; logFile: string }> {
   const binary = await goClient('k9s')
   const home = join(opts.dir, `k9s-${opts.name}`)
-  for (const d of ['config', 'state', 'data', 'cache', 'logs'])
+  for (const d of ['config', 'state', 'data', 'cache', 'logs', 'tmp'])
     mkdirSync(join(home, d), { recursive: true })
   writeFileSync(
     join(home, 'config', 'config.yaml'),
@@ -52,6 +52,8 @@ export async function startK9s(
         XDG_DATA_HOME: join(home, 'data'),
         XDG_CACHE_HOME: join(home, 'cache'),
         XDG_CONFIG_HOME: join(home, 'config'),
+        // klog's files (k9s.<host>.<user>.log.*) and kubectl's temporary files
+        TMPDIR: join(home, 'tmp'),
       },
       cols: 200,
       rows: 50,

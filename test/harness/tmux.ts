@@ -1,7 +1,7 @@
 // Terminal programs (k9s) driven through tmux, as a person at a terminal would: a private tmux
-// server per test file (its own socket, no user configuration), one session per program,
-// keys sent with send-keys and the screen read with capture-pane. kill() ends the server and
-// everything in it.
+// server per test file (its own socket in the test's directory, no user configuration), one
+// session per program, keys sent with send-keys and the screen read with capture-pane. kill()
+// ends the server and everything in it.
 import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,14 +14,15 @@ export class TmuxServer {
   readonly #conf: string
 
   constructor(dir: string) {
-    this.socket = `gatehouse-e2e-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+    // in the test's directory (not /tmp/tmux-UID, which a run's temp check does not see)
+    this.socket = join(dir, 'tmux.sock')
     this.#conf = join(dir, 'tmux.conf')
     // a program that exits leaves its last screen to read
     writeFileSync(this.#conf, 'set -g remain-on-exit on\nset -g history-limit 5000\n')
   }
 
   tmux(...args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, '-f', this.#conf, ...args], {
+    return execFileSync('tmux', ['-S', this.socket, '-f', this.#conf, ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     })
