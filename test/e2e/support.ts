@@ -9,6 +9,7 @@ import {
   adminClient,
   createRunningPod,
   ensureNamespace,
+  readAuditEvents,
   type ClusterInfo,
   type KubectlVersion,
 } from '../harness/index.ts'
@@ -32,6 +33,49 @@ export async function namespaceWithPods(
 }
 
 /** Requests the fake kubelet received for one pod (exec, attach, portForward, containerLogs). */
+/** The API server's minor version (ClusterInfo.serverVersion v1.37.2 -> 37). */
+export function serverMinor(info: ClusterInfo): number {
+  return Number(/^v1\.(\d+)\./.exec(info.serverVersion)?.[1] ?? 0)
+}
+
+/**
+ * The Upgrade that reaches the kubelet when a client upgrades with `clientUpgrade`: since 1.30
+ * (exec, attach; TranslateStreamCloseWebsocketRequests) and 1.31 (port-forward;
+ * PortForwardWebsockets) the API server itself answers a WebSocket and speaks SPDY to the kubelet.
+ */
+export function kubeletUpgradeFor(
+  info: ClusterInfo,
+  kind: 'exec' | 'attach' | 'portforward',
+  clientUpgrade: string,
+): string {
+  const minor = serverMinor(info)
+  const translates = kind === 'portforward' ? minor >= 31 : minor >= 30
+  return clientUpgrade.toLowerCase() === 'websocket' && translates ? 'spdy/3.1' : clientUpgrade
+}
+
+/**
+ * The verbs the API server audited for a pod's exec, attach or portforward requests: `get` for a
+ * WebSocket upgrade (GET), `create` for SPDY (POST). Where the API server translates WebSocket to
+ * SPDY, this is what proves which dialect the client spoke.
+ */
+export function upgradeVerbsFor(
+  info: ClusterInfo,
+  namespace: string,
+  pod: string,
+  subresource: 'exec' | 'attach' | 'portforward',
+): string[] {
+  // an upgraded request is audited at ResponseStarted (the 101) and again when it ends
+  const verbs = new Map<string, string>()
+  for (const e of readAuditEvents(info.auditLogPath))
+    if (
+      e.objectRef?.namespace === namespace &&
+      e.objectRef.name === pod &&
+      e.objectRef.subresource === subresource
+    )
+      verbs.set(e.auditID, e.verb)
+  return [...verbs.values()]
+}
+
 export function kubeletRequestsFor(
   info: ClusterInfo,
   namespace: string,
@@ -100,13 +144,13 @@ export class Terminal {
   }
 }
 
-/** The exec dialects each kubectl speaks: 1.35 over WebSocket and forced onto SPDY, 1.32 WebSocket, 1.20 SPDY. */
+/** The exec dialects each kubectl speaks: 1.37 and 1.35 over WebSocket and forced onto SPDY, 1.32 WebSocket, 1.20 SPDY. */
 export function execDialects(
   version: KubectlVersion,
 ): { name: string; env: Record<string, string> }[] {
   if (version === '1.20') return [{ name: 'spdy', env: {} }]
   const out = [{ name: 'ws', env: {} }]
-  if (version === '1.35')
+  if (version === '1.35' || version === '1.37')
     out.push({ name: 'spdy', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } })
   return out
 }

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { etcdPath, kubeApiserverPath } from './binaries.ts'
+import { apiserverVersionOf, etcdPath, kubeApiserverPath } from './binaries.ts'
 import { KubeClient } from './kube-client.ts'
 import { createCa, createRsaKeyPair, issueCert, type TestCa } from './pki.ts'
 import { freePort } from './ports.ts'
@@ -17,6 +17,8 @@ export interface ApiServer {
   auditLogPath: string
   /** Signing key of service-account tokens (issuer = server URL). */
   serviceAccountKeyFile: string
+  /** What the API server binary reports, e.g. v1.37.2. */
+  version: string
   processes: ManagedProcess[]
 }
 
@@ -80,8 +82,20 @@ async function startEtcd(dir: string): Promise<{ proc: ManagedProcess; url: stri
   return { proc, url }
 }
 
-export async function startApiServer(dir: string): Promise<ApiServer> {
+/** Flags that differ between the API server versions the harness runs. */
+function versionFlags(minor: number): string[] {
+  // --insecure-port was removed in 1.24 (the insecure port itself in 1.20)
+  if (minor < 24) return ['--insecure-port=0']
+  // The endpoint reconciler (the `kubernetes` Service's endpoints) refuses a loopback
+  // --advertise-address; nothing in the harness reaches the API server through that Service.
+  return ['--endpoint-reconciler-type=none']
+}
+
+/** Starts etcd and the API server; `version` picks that build from the cache (else the default). */
+export async function startApiServer(dir: string, version?: string): Promise<ApiServer> {
   mkdirSync(dir, { recursive: true })
+  const binary = kubeApiserverPath(version)
+  const { gitVersion, minor } = apiserverVersionOf(binary)
   const pkiDir = join(dir, 'pki')
   mkdirSync(pkiDir, { recursive: true })
   const ca = createCa(pkiDir, 'cluster-ca')
@@ -109,13 +123,13 @@ export async function startApiServer(dir: string): Promise<ApiServer> {
   const server = `https://127.0.0.1:${port}`
   const apiserver = startProcess(
     'kube-apiserver',
-    kubeApiserverPath(),
+    binary,
     [
       `--etcd-servers=${etcd.url}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
       `--secure-port=${port}`,
-      '--insecure-port=0',
+      ...versionFlags(minor),
       `--cert-dir=${join(dir, 'cert-dir')}`,
       `--tls-cert-file=${serving.certFile}`,
       `--tls-private-key-file=${serving.keyFile}`,
@@ -161,6 +175,7 @@ export async function startApiServer(dir: string): Promise<ApiServer> {
     adminToken,
     auditLogPath,
     serviceAccountKeyFile: sa.privateFile,
+    version: gitVersion,
     processes: [apiserver, etcd.proc],
   }
 }

@@ -1,7 +1,7 @@
 // The whole test cluster: etcd, kube-apiserver, the fake kubelet registered as a Node, and the
 // objects a cluster without controller-manager lacks (default ServiceAccounts).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startApiServer } from './apiserver.ts'
 import { KubeClient } from './kube-client.ts'
@@ -11,6 +11,20 @@ import { issueCert } from './pki.ts'
 import type { ManagedProcess } from './processes.ts'
 
 export const NODE_NAME = 'fake-node'
+
+/**
+ * The fake node's InternalIP, where the fake kubelet listens. The API server (1.37; 1.20 did not)
+ * refuses `nodes/{name}/proxy` to an address that is not global unicast ("address not allowed"),
+ * so the node gets the machine's own non-loopback IPv4 address (GATEHOUSE_NODE_IP overrides),
+ * 127.0.0.1 only where there is none.
+ */
+export function nodeAddress(): string {
+  const wanted = process.env['GATEHOUSE_NODE_IP']
+  if (wanted) return wanted
+  for (const addrs of Object.values(networkInterfaces()))
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  return '127.0.0.1'
+}
 
 /** What a test process needs to reach the cluster; serialisable, shared through a file. */
 export interface ClusterInfo {
@@ -26,6 +40,8 @@ export interface ClusterInfo {
   /** JSON lines of every request the fake kubelet saw (method, path, upgrade, offered protocols). */
   kubeletRequestLog: string
   nodeName: string
+  /** The API server's version (kube-apiserver --version), e.g. v1.37.2. */
+  serverVersion: string
 }
 
 export interface RunningCluster {
@@ -44,7 +60,12 @@ export function adminClient(info: ClusterInfo): KubeClient {
   })
 }
 
-async function registerNode(client: KubeClient, kubeletPort: number): Promise<void> {
+async function registerNode(
+  client: KubeClient,
+  kubeletPort: number,
+  version: string,
+  address: string,
+): Promise<void> {
   await client.ensure('/api/v1/nodes', {
     apiVersion: 'v1',
     kind: 'Node',
@@ -56,7 +77,7 @@ async function registerNode(client: KubeClient, kubeletPort: number): Promise<vo
     `/api/v1/nodes/${NODE_NAME}/status`,
     {
       status: {
-        addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
+        addresses: [{ type: 'InternalIP', address }],
         daemonEndpoints: { kubeletEndpoint: { Port: kubeletPort } },
         conditions: [
           {
@@ -71,8 +92,8 @@ async function registerNode(client: KubeClient, kubeletPort: number): Promise<vo
         capacity: { cpu: '8', memory: '32Gi', pods: '110' },
         allocatable: { cpu: '8', memory: '32Gi', pods: '110' },
         nodeInfo: {
-          kubeletVersion: 'v1.20.2',
-          kubeProxyVersion: 'v1.20.2',
+          kubeletVersion: version,
+          kubeProxyVersion: version,
           containerRuntimeVersion: 'fake://1.0',
           operatingSystem: 'linux',
           architecture: 'amd64',
@@ -153,19 +174,33 @@ export async function createRunningPod(
   )
 }
 
-export async function startCluster(opts: { dir?: string } = {}): Promise<RunningCluster> {
+/** The cluster; `version` starts that kube-apiserver build from the cache instead of the default. */
+export async function startCluster(
+  opts: { dir?: string; version?: string } = {},
+): Promise<RunningCluster> {
   const runDir = opts.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-harness-'))
-  const api = await startApiServer(runDir)
+  const api = await startApiServer(runDir, opts.version)
   const client = adminClient({
     server: api.server,
     caFile: api.caFile,
     adminToken: api.adminToken,
   } as ClusterInfo)
+  const address = nodeAddress()
   const kubeletCert = issueCert(api.ca, 'kubelet', {
-    sans: ['DNS:localhost', `DNS:${NODE_NAME}`, 'IP:127.0.0.1'],
+    sans: [
+      'DNS:localhost',
+      `DNS:${NODE_NAME}`,
+      'IP:127.0.0.1',
+      ...(address === '127.0.0.1' ? [] : [`IP:${address}`]),
+    ],
   })
   const kubeletLog = join(runDir, 'kubelet-requests.jsonl')
-  const kubelet = await startFakeKubelet({ cert: kubeletCert, client, requestLog: kubeletLog })
+  const kubelet = await startFakeKubelet({
+    cert: kubeletCert,
+    client,
+    requestLog: kubeletLog,
+    address,
+  })
   const processes: ManagedProcess[] = api.processes
   const stop = async (): Promise<void> => {
     await kubelet.close()
@@ -173,7 +208,7 @@ export async function startCluster(opts: { dir?: string } = {}): Promise<Running
     for (const p of processes) await p.stop()
   }
   try {
-    await registerNode(client, kubelet.port)
+    await registerNode(client, kubelet.port, api.version, address)
     await ensureNamespace(client, 'default')
   } catch (e) {
     await stop()
@@ -196,6 +231,7 @@ export async function startCluster(opts: { dir?: string } = {}): Promise<Running
     kubeletPort: kubelet.port,
     kubeletRequestLog: kubeletLog,
     nodeName: NODE_NAME,
+    serverVersion: api.version,
   }
   writeFileSync(join(runDir, 'cluster.json'), JSON.stringify(info, null, 2))
   return {

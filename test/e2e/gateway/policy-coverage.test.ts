@@ -613,8 +613,10 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     }
     assert.equal(await replicasOf(sts), before, 'stored')
 
-    // An admission webhook with side effects: the API server calls it for real writes and
-    // refuses every dry run, so Gatehouse cannot know the object a patch would store.
+    // An admission webhook that refuses every dry run (it sees request.dryRun) and allows real
+    // writes, so Gatehouse cannot know the object a patch would store. (Until 1.21 a v1beta1
+    // webhook with sideEffects Unknown made the API server itself refuse dry runs; v1beta1 is
+    // gone since 1.22 and v1 allows only None and NoneOnDryRun.)
     const e = env()
     const pki = join(e.dir, `webhook-${RUN}`)
     mkdirSync(pki, { recursive: true })
@@ -630,14 +632,21 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
           reviews++
           const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
             apiVersion: string
-            request: { uid: string }
+            request: { uid: string; dryRun?: boolean }
           }
+          const dryRun = review.request.dryRun === true
           res.writeHead(200, { 'content-type': 'application/json' })
           res.end(
             JSON.stringify({
               apiVersion: review.apiVersion,
               kind: 'AdmissionReview',
-              response: { uid: review.request.uid, allowed: true },
+              response: {
+                uid: review.request.uid,
+                allowed: !dryRun,
+                ...(dryRun
+                  ? { status: { code: 400, reason: 'BadRequest', message: 'no dry runs here' } }
+                  : {}),
+              },
             }),
           )
         })
@@ -645,7 +654,7 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
     )
     await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r))
     const a = admin()
-    const hook = `/apis/admissionregistration.k8s.io/v1beta1/validatingwebhookconfigurations/gatehouse-cov-${RUN}`
+    const hook = `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/gatehouse-cov-${RUN}`
     try {
       await a.ensure('/api/v1/namespaces', {
         apiVersion: 'v1',
@@ -660,20 +669,19 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
         `/apis/apps/v1/namespaces/${NSW}/replicasets`,
         workload('ReplicaSet', 'rs', 2, NSW),
       )
-      // v1beta1: v1 allows only None and NoneOnDryRun side effects
       const created = await a.raw(
         'POST',
-        '/apis/admissionregistration.k8s.io/v1beta1/validatingwebhookconfigurations',
+        '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
         JSON.stringify({
-          apiVersion: 'admissionregistration.k8s.io/v1beta1',
+          apiVersion: 'admissionregistration.k8s.io/v1',
           kind: 'ValidatingWebhookConfiguration',
           metadata: { name: `gatehouse-cov-${RUN}` },
           webhooks: [
             {
               name: 'side-effects.gatehouse.test',
-              sideEffects: 'Unknown',
+              sideEffects: 'NoneOnDryRun',
               failurePolicy: 'Ignore',
-              admissionReviewVersions: ['v1beta1'],
+              admissionReviewVersions: ['v1'],
               namespaceSelector: { matchLabels: { 'gatehouse-cov-webhook': RUN } },
               rules: [
                 {
@@ -703,12 +711,12 @@ describe('deny rules cover every request shape (issue 14 classes 1-3, issue 18 i
       const rs = `/apis/apps/v1/namespaces/${NSW}/replicasets/rs`
       for (let i = 0; ; i++) {
         const dry = await a.raw('PATCH', `${wsts}?dryRun=All`, '{}', 'application/merge-patch+json')
-        if (dry.statusCode === 400 && /does not support dry run/.test(dry.body)) break
+        if (dry.statusCode === 400 && /no dry runs here/.test(dry.body)) break
         assert.ok(i < 100, `the webhook is not in force: ${dry.statusCode} ${dry.body}`)
         await new Promise((r) => setTimeout(r, 100))
       }
       const dryRunRefused =
-        /its condition could not be evaluated \(the request object is not available: the API server's dry run answered 400 BadRequest: admission webhook \\?"side-effects\.gatehouse\.test\\?" does not support dry run\), so the rule refuses the request/
+        /its condition could not be evaluated \(the request object is not available: the API server's dry run answered 400 BadRequest: admission webhook \\?"side-effects\.gatehouse\.test\\?" denied the request: no dry runs here\), so the rule refuses the request/
       // under a deny: 3 replicas is within the cap, but nobody can tell
       await kubectlRefused(
         'patch under a deny, dry run refused',

@@ -84,9 +84,10 @@ export function kubectlCrudScenarios(target: () => Target): void {
 
         r = await k(['delete', 'configmap', 'cm1', 'cm2', 'cm3'])
         assert.equal(r.code, 0, r.stderr)
-        // kubectl 1.35 names the namespace: 'configmap "cm1" deleted from NS namespace'.
+        // kubectl 1.35 and later name the namespace: 'configmap "cm1" deleted from NS namespace'.
+        const named = version === '1.35' || version === '1.37'
         const deleted = (n: string) =>
-          `configmap "${n}" deleted${version === '1.35' ? ` from ${ns} namespace` : ''}\n`
+          `configmap "${n}" deleted${named ? ` from ${ns} namespace` : ''}\n`
         assert.equal(r.stdout, deleted('cm1') + deleted('cm2') + deleted('cm3'))
         r = await k(['get', 'configmap', 'cm1'])
         assert.equal(r.code, 1)

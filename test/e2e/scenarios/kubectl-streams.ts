@@ -5,7 +5,13 @@ import { connect } from 'node:net'
 import { describe, test } from 'node:test'
 import { kubectl, KUBECTL_VERSIONS, runBinary, type KubectlVersion } from '../../harness/index.ts'
 import { kubectlPath } from '../../harness/binaries.ts'
-import { kubeletRequestsFor, namespaceWithPods, Terminal } from '../support.ts'
+import {
+  kubeletRequestsFor,
+  kubeletUpgradeFor,
+  namespaceWithPods,
+  Terminal,
+  upgradeVerbsFor,
+} from '../support.ts'
 import { nsName, type Target } from './target.ts'
 
 /** The exec dialects each client version speaks, and how to force the others. */
@@ -14,7 +20,7 @@ function dialects(
 ): { name: string; env: Record<string, string>; upgrade: string }[] {
   if (version === '1.20') return [{ name: 'SPDY', env: {}, upgrade: 'SPDY/3.1' }]
   const out = [{ name: 'WebSocket', env: {}, upgrade: 'websocket' }]
-  if (version === '1.35') {
+  if (version === '1.35' || version === '1.37') {
     out.push({
       name: 'SPDY (forced)',
       env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
@@ -29,7 +35,7 @@ function portForwardDialects(
 ): { name: string; env: Record<string, string>; upgrade: string }[] {
   if (version === '1.20') return [{ name: 'SPDY', env: {}, upgrade: 'SPDY/3.1' }]
   const out = [{ name: 'SPDY over WebSocket', env: {}, upgrade: 'websocket' }]
-  if (version === '1.35')
+  if (version === '1.35' || version === '1.37')
     out.push({
       name: 'SPDY (forced)',
       env: { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' },
@@ -134,8 +140,13 @@ export function kubectlStreamScenarios(target: () => Target): void {
             q.path.startsWith('/exec/'),
           )
           assert.ok(requests.length >= 4)
-          for (const q of requests)
-            assert.equal(q.upgrade?.toLowerCase(), dialect.upgrade.toLowerCase())
+          const atKubelet = kubeletUpgradeFor(t.cluster, 'exec', dialect.upgrade)
+          for (const q of requests) assert.equal(q.upgrade?.toLowerCase(), atKubelet.toLowerCase())
+          // what the client spoke: GET for a WebSocket, POST (create) for SPDY, every request
+          assert.deepEqual(
+            [...new Set(upgradeVerbsFor(t.cluster, ns, 'box', 'exec'))],
+            [dialect.upgrade === 'websocket' ? 'get' : 'create'],
+          )
           if (dialect.upgrade === 'websocket')
             assert.ok(requests.every((q) => q.offered.includes('v5.channel.k8s.io')))
         })
@@ -186,7 +197,14 @@ export function kubectlStreamScenarios(target: () => Target): void {
           const requests = kubeletRequestsFor(t.cluster, ns, 'main').filter((q) =>
             q.path.startsWith('/attach/'),
           )
-          assert.equal(requests[0]?.upgrade?.toLowerCase(), dialect.upgrade.toLowerCase())
+          assert.equal(
+            requests[0]?.upgrade?.toLowerCase(),
+            kubeletUpgradeFor(t.cluster, 'attach', dialect.upgrade).toLowerCase(),
+          )
+          assert.deepEqual(
+            [...new Set(upgradeVerbsFor(t.cluster, ns, 'main', 'attach'))],
+            [dialect.upgrade === 'websocket' ? 'get' : 'create'],
+          )
         })
       })
     }
@@ -231,8 +249,12 @@ export function kubectlStreamScenarios(target: () => Target): void {
         // every request in this dialect: a fallback to SPDY after a refused WebSocket would pass
         // a check of the first request only
         assert.ok(requests.length > 0)
-        for (const q of requests)
-          assert.equal(q.upgrade?.toLowerCase(), dialect.upgrade.toLowerCase())
+        const atKubelet = kubeletUpgradeFor(t.cluster, 'portforward', dialect.upgrade)
+        for (const q of requests) assert.equal(q.upgrade?.toLowerCase(), atKubelet.toLowerCase())
+        assert.deepEqual(
+          [...new Set(upgradeVerbsFor(t.cluster, ns, 'web', 'portforward'))],
+          [dialect.upgrade === 'websocket' ? 'get' : 'create'],
+        )
       })
     }
   }

@@ -85,6 +85,8 @@ export async function startFakeKubelet(opts: {
   cert: CertPair
   client: KubeClient
   requestLog?: string
+  /** The address to listen on (the Node's InternalIP); 127.0.0.1 unless given. */
+  address?: string
 }): Promise<FakeKubelet> {
   const requests: KubeletRequest[] = []
   // beside the request log: what each SPDY session delivered (tests of what must never arrive)
@@ -175,7 +177,7 @@ export async function startFakeKubelet(opts: {
     )
   })
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(0, opts.address ?? '127.0.0.1', resolve))
   return {
     port: (server.address() as AddressInfo).port,
     requests,
