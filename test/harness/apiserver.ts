@@ -88,7 +88,12 @@ function versionFlags(minor: number): string[] {
   if (minor < 24) return ['--insecure-port=0']
   // The endpoint reconciler (the `kubernetes` Service's endpoints) refuses a loopback
   // --advertise-address; nothing in the harness reaches the API server through that Service.
-  return ['--endpoint-reconciler-type=none']
+  return [
+    '--endpoint-reconciler-type=none',
+    // CBOR (KEP-4222) is alpha and off by default; on, so the tests prove Gatehouse never
+    // relays it to a masked caller (test/e2e/gateway/current-cluster.test.ts)
+    ...(minor >= 32 ? ['--feature-gates=CBORServingAndStorage=true'] : []),
+  ]
 }
 
 /** Starts etcd and the API server; `version` picks that build from the cache (else the default). */

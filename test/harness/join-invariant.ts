@@ -51,6 +51,22 @@ function preflightProblem(e: AuditEvent, r: JoinRecord, kind: Preflight): string
   return undefined
 }
 
+/**
+ * The user agent of a test's own requests made with a Gatehouse account's token (proving what
+ * the API server refuses that account, test/e2e/gateway/constrained-impersonation.test.ts).
+ * Such an event joins no record; it is accepted only when the API server refused it.
+ */
+export const GATEHOUSE_TOKEN_PROBE_AGENT = 'gatehouse-e2e-token-probe'
+
+function isRefusedTokenProbe(e: AuditEvent, gatehouse: ReadonlySet<string>): boolean {
+  return (
+    e.userAgent === GATEHOUSE_TOKEN_PROBE_AGENT &&
+    gatehouse.has(e.user?.username ?? '') &&
+    !e.impersonatedUser &&
+    e.responseStatus?.code === 403
+  )
+}
+
 /** Calls Gatehouse makes as itself (no caller behind them): token checks and minting. */
 function isOwnCall(e: AuditEvent): boolean {
   const o = e.objectRef
@@ -88,7 +104,12 @@ function describe(e: AuditEvent): string {
 }
 
 /** Why a Gatehouse record does not cover this event, or undefined when it does. */
-function joinProblem(e: AuditEvent, r: JoinRecord, dryRun: boolean): string | undefined {
+function joinProblem(
+  e: AuditEvent,
+  r: JoinRecord,
+  dryRun: boolean,
+  gatehouse: ReadonlySet<string>,
+): string | undefined {
   const allowed =
     r.decision === 'allow' ||
     (r.decision === 'approve' && (dryRun || r.approval === 'used' || r.approval === 'approved'))
@@ -109,6 +130,10 @@ function joinProblem(e: AuditEvent, r: JoinRecord, dryRun: boolean): string | un
   const p = r.principal
   if (!p) return `its Gatehouse record ${r.id} names no principal (nothing was to be forwarded)`
   if (p.via === 'impersonation') {
+    // the API server refused Gatehouse's account the impersonation (an identity its RBAC does
+    // not list, deploy/rbac/impersonate-constrained.yaml): nothing ran, the caller saw the 403
+    if (!e.impersonatedUser && e.responseStatus?.code === 403 && gatehouse.has(e.user?.username))
+      return undefined
     if (e.impersonatedUser?.username !== p.user)
       return `its Gatehouse record ${r.id} forwarded as ${p.user} by impersonation, the API server saw ${e.impersonatedUser?.username ?? 'no impersonation'}`
   } else if (e.impersonatedUser || e.user?.username !== p.user)
@@ -150,7 +175,7 @@ export function checkJoinInvariant(
       unjoined.push(e)
       continue
     }
-    const problem = joinProblem(e, r, dryRun)
+    const problem = joinProblem(e, r, dryRun, gatehouse)
     if (problem) violations.add(`${describe(e)}: ${problem}`)
     else {
       count(dryRun ? 'gatehouse approval dry-run' : 'gatehouse, joined to an allowing record')
@@ -166,6 +191,7 @@ export function checkJoinInvariant(
     else if (user === DIRECT_CLIENT_USER) count('test/e2e/direct client')
     else if (user && gatehouse.has(user) && isOwnCall(e)) count('gatehouse own call')
     else if (isIssuerDiscovery(e)) count('gatehouse issuer discovery (anonymous)')
+    else if (isRefusedTokenProbe(e, gatehouse)) count('test probe with a Gatehouse token, refused')
     else
       violations.add(`${describe(e)}: no Gatehouse record joins it and no harness client sent it`)
   }

@@ -135,6 +135,67 @@ function corpus(): Probe[] {
     add('GET', p)
   }
   add('POST', '/version')
+  // New since kube-apiserver 1.20 (each also in the discovery-driven probes below where served):
+  // pod subresources, SelfSubjectReview, admission policies, DRA, flow control, storage
+  // migration, and the current spellings of streaming lists.
+  for (const m of ['GET', 'PATCH', 'PUT']) {
+    add(m, `${pod}/resize`)
+    add(m, `${pod}/ephemeralcontainers`)
+  }
+  add('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews')
+  add('POST', '/apis/authentication.k8s.io/v1beta1/selfsubjectreviews')
+  add('POST', '/apis/authorization.k8s.io/v1/selfsubjectrulesreviews')
+  add('POST', `/apis/authorization.k8s.io/v1/namespaces/${NS}/localsubjectaccessreviews`)
+  const clusterScoped = [
+    '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies',
+    '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings',
+    '/apis/admissionregistration.k8s.io/v1beta1/mutatingadmissionpolicies',
+    '/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies',
+    '/apis/resource.k8s.io/v1/deviceclasses',
+    '/apis/resource.k8s.io/v1/resourceslices',
+    '/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas',
+    '/apis/flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations',
+    '/apis/storagemigration.k8s.io/v1/storageversionmigrations',
+    '/apis/storagemigration.k8s.io/v1beta1/storageversionmigrations',
+    '/apis/networking.k8s.io/v1/servicecidrs',
+    '/apis/networking.k8s.io/v1/ipaddresses',
+    '/apis/certificates.k8s.io/v1beta1/clustertrustbundles',
+  ]
+  for (const coll of clusterScoped) {
+    for (const m of ['GET', 'POST', 'DELETE']) add(m, coll)
+    for (const m of ['GET', 'PUT', 'PATCH', 'DELETE']) add(m, `${coll}/probe-1`)
+    add('PUT', `${coll}/probe-1/status`)
+    add('GET', `${coll}?watch=1&timeoutSeconds=1`)
+  }
+  for (const res of ['resourceclaims', 'resourceclaimtemplates']) {
+    const coll = `/apis/resource.k8s.io/v1/namespaces/${NS}/${res}`
+    for (const m of ['GET', 'POST', 'DELETE']) add(m, coll)
+    for (const m of ['GET', 'PUT', 'PATCH', 'DELETE']) add(m, `${coll}/probe-1`)
+    add('PUT', `${coll}/probe-1/status`)
+    add('GET', `/apis/resource.k8s.io/v1/${res}`)
+  }
+  add('GET', `/apis/certificates.k8s.io/v1beta1/namespaces/${NS}/podcertificaterequests`)
+  // Streaming lists (WatchList): the API server calls them watch.
+  for (const coll of [
+    `/api/v1/namespaces/${NS}/secrets`,
+    `/api/v1/configmaps`,
+    `/apis/apps/v1/namespaces/${NS}/deployments`,
+  ]) {
+    add(
+      'GET',
+      `${coll}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1`,
+    )
+    add(
+      'GET',
+      `${coll}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&timeoutSeconds=1`,
+    )
+    add('GET', `${coll}?sendInitialEvents=false&watch=false`)
+  }
+  add('GET', '/apis/apps/v1/deployments?limit=1&continue=')
+  add('GET', '/openapi/v3')
+  add('GET', '/openapi/v3/api/v1')
+  add('GET', '/apis/apps/v1?timeout=32s')
+  add('GET', '/flowcontrol/v1/whatever')
   // Refused by Gatehouse (not sent): ambiguous spellings.
   for (const t of [
     `/api/v1/namespaces/${NS}/pods/a%2Fb`,
@@ -194,6 +255,59 @@ function send(cluster: ClusterInfo, probe: Probe, auditId: string): Promise<numb
   })
 }
 
+interface DiscoveredResource {
+  name: string
+  namespaced: boolean
+  verbs?: string[]
+}
+
+/**
+ * Whatever this API server serves: for every resource and subresource its discovery lists, the
+ * requests a client makes (list, get, a watch, and the write its verbs name). So the corpus
+ * covers what a newer server adds without anyone listing it here.
+ */
+async function discoveryProbes(cluster: ClusterInfo): Promise<Probe[]> {
+  const admin = adminClient(cluster)
+  const versions: string[] = ['/api/v1']
+  const groups = await admin.json<{
+    groups: { versions: { groupVersion: string }[] }[]
+  }>('GET', '/apis')
+  for (const g of groups.groups)
+    for (const v of g.versions) versions.push(`/apis/${v.groupVersion}`)
+  const out: Probe[] = []
+  const add = (method: string, target: string): void => {
+    const write = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)
+    out.push({
+      method,
+      target: write ? `${target}${target.includes('?') ? '&' : '?'}dryRun=All` : target,
+    })
+  }
+  for (const base of versions) {
+    const list = await admin.json<{ resources: DiscoveredResource[] }>('GET', base)
+    for (const r of list.resources) {
+      const [resource, sub] = r.name.split('/') as [string, string | undefined]
+      const coll = r.namespaced ? `${base}/namespaces/${NS}/${resource}` : `${base}/${resource}`
+      const verbs = new Set(r.verbs ?? [])
+      if (sub) {
+        const item = `${coll}/probe-1/${sub}`
+        add('GET', item)
+        if (verbs.has('create')) add('POST', item)
+        if (verbs.has('update')) add('PUT', item)
+        if (verbs.has('patch')) add('PATCH', item)
+        continue
+      }
+      add('GET', coll)
+      add('GET', `${coll}/probe-1`)
+      if (verbs.has('watch')) add('GET', `${coll}?watch=1&timeoutSeconds=1`)
+      if (verbs.has('create')) add('POST', coll)
+      if (verbs.has('delete')) add('DELETE', `${coll}/probe-1`)
+      if (verbs.has('deletecollection')) add('DELETE', coll)
+    }
+  }
+  await admin.close()
+  return out
+}
+
 describe('request classification equals the API server audit log', () => {
   let cluster: ClusterInfo
   before(async () => {
@@ -231,8 +345,8 @@ describe('request classification equals the API server audit log', () => {
     }
   })
 
-  test('>= 300 requests, zero divergence', async () => {
-    const probes = corpus()
+  test('>= 400 requests, zero divergence', async (t) => {
+    const probes = [...corpus(), ...(await discoveryProbes(cluster))]
     const sent: Sent[] = []
     const refused: string[] = []
     for (const probe of probes) {
@@ -244,7 +358,7 @@ describe('request classification equals the API server audit log', () => {
       const auditId = randomUUID()
       sent.push({ probe, auditId, status: await send(cluster, probe, auditId) })
     }
-    assert.ok(probes.length >= 300, `corpus has ${probes.length} requests`)
+    assert.ok(probes.length >= 400, `corpus has ${probes.length} requests`)
     assert.equal(
       refused.length,
       8,
@@ -302,5 +416,11 @@ describe('request classification equals the API server audit log', () => {
       }
     }
     assert.deepEqual(divergences, [], `divergences:\n${divergences.join('\n')}`)
+    const admin = adminClient(cluster)
+    const { gitVersion } = await admin.json<{ gitVersion: string }>('GET', '/version')
+    await admin.close()
+    t.diagnostic(
+      `${probes.length} requests (${sent.length} forwarded, ${refused.length} refused) against kube-apiserver ${gitVersion}: zero divergence`,
+    )
   })
 })

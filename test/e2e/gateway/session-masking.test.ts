@@ -172,15 +172,17 @@ describe('exec and attach output masked for the client', () => {
     assert.equal(withoutClientGoNoise(r.stderr), `[MASKED:card:hmac=${out[1]}]\n`)
   })
 
-  for (const dialect of execDialects('1.35')) {
-    const tag = `${dialect.name}-${RUN}`
+  for (const [version, dialect] of (['1.37', '1.35'] as const).flatMap((v) =>
+    execDialects(v).map((d) => [v, d] as const),
+  )) {
+    const tag = `${version.replace('.', '')}-${dialect.name}-${RUN}`
 
-    test(`kubectl 1.35 (${dialect.name}): attach output masked`, async () => {
+    test(`kubectl ${version} (${dialect.name}): attach output masked`, async () => {
       const e = env()
       const ns = `gw-smask-attach-${tag}`
       await namespaceWithPods(e.cluster, ns, { main: {} })
-      const kubeconfig = await target().kubeconfig('1.35')
-      const r = await kubectl('1.35', ['-n', ns, 'attach', '-i', 'main'], {
+      const kubeconfig = await target().kubeconfig(version)
+      const r = await kubectl(version, ['-n', ns, 'attach', '-i', 'main'], {
         kubeconfig,
         env: dialect.env,
         stdin: `echo card ${CARD}\necho key ${AWS}\nexit 0\n`,
@@ -190,13 +192,13 @@ describe('exec and attach output masked for the client', () => {
       assert.match(r.stdout, /card \[MASKED:card\]\nkey \[MASKED:aws-access-key\]\n/)
     })
 
-    test(`kubectl 1.35 (${dialect.name}): TTY exec masked; a prompt without a newline still shows`, async () => {
+    test(`kubectl ${version} (${dialect.name}): TTY exec masked; a prompt without a newline still shows`, async () => {
       const e = env()
       const ns = `gw-smask-tty-${tag}`
       await namespaceWithPods(e.cluster, ns, { shell: {} })
-      const kubeconfig = await target().kubeconfig('1.35')
+      const kubeconfig = await target().kubeconfig(version)
       const printed = new Terminal(
-        [kubectlPath('1.35'), '-n', ns, 'exec', '-it', 'shell', '--', 'sh', '-c', SCRIPT],
+        [kubectlPath(version), '-n', ns, 'exec', '-it', 'shell', '--', 'sh', '-c', SCRIPT],
         { env: { KUBECONFIG: kubeconfig, ...dialect.env } },
       )
       try {
@@ -212,7 +214,7 @@ describe('exec and attach output masked for the client', () => {
       )
       // the shell's prompt has no newline: it reaches the terminal when the stream goes quiet
       const term = new Terminal(
-        [kubectlPath('1.35'), '-n', ns, 'exec', '-it', 'shell', '--', 'sh'],
+        [kubectlPath(version), '-n', ns, 'exec', '-it', 'shell', '--', 'sh'],
         {
           env: { KUBECONFIG: kubeconfig, ...dialect.env },
         },

@@ -378,11 +378,13 @@ describe('sessions through Gatehouse', () => {
     })
   }
 
-  describe('governing sessions (kubectl 1.35, WebSocket and SPDY)', () => {
-    for (const dialect of execDialects('1.35')) {
-      const tag = `${dialect.name}-${RUN}`
+  describe('governing sessions (kubectl 1.37, 1.35 and 1.32; WebSocket and SPDY)', () => {
+    for (const [version, dialect] of (['1.37', '1.35', '1.32'] as const).flatMap((v) =>
+      execDialects(v).map((d) => [v, d] as const),
+    )) {
+      const tag = `${version.replace('.', '')}-${dialect.name}-${RUN}`
 
-      test(`${dialect.name}: a bot may run pg_dump but not a shell; the shell never reaches the API server`, async () => {
+      test(`kubectl ${version} (${dialect.name}): a bot may run pg_dump but not a shell; the shell never reaches the API server`, async () => {
         const e = env()
         const ns = `gw-sess-bot-${tag}`
         await namespaceWithPods(e.cluster, ns, { db: {} })
@@ -391,7 +393,7 @@ describe('sessions through Gatehouse', () => {
           name: `bot-${tag}`,
         })
         const denied = await kubectl(
-          '1.35',
+          version,
           ['-n', ns, 'exec', 'db', '--', 'sh', '-c', 'cat /etc/passwd'],
           {
             kubeconfig,
@@ -399,13 +401,19 @@ describe('sessions through Gatehouse', () => {
           },
         )
         assert.notEqual(denied.code, 0)
-        assert.match(denied.stderr, /Forbidden/)
+        // kubectl 1.37 prints the refusal's message alone (earlier ones name its reason too)
+        assert.match(
+          denied.stderr,
+          version === '1.37'
+            ? /^error: unable to upgrade connection: Gatehouse denied k8s:serviceaccount:\S+:db-bot to create pods\/exec/m
+            : /Forbidden/,
+        )
         assert.match(denied.stderr, /bots may run pg_dump, not a shell/)
         assert.match(denied.stderr, /command: "sh -c cat \/etc\/passwd"/)
         assert.match(denied.stderr, /policy 'db-bot', rule 'no-shells'/)
 
         const allowed = await kubectl(
-          '1.35',
+          version,
           ['-n', ns, 'exec', 'db', '--', 'pg_dump', '--schema-only'],
           {
             kubeconfig,
@@ -427,14 +435,14 @@ describe('sessions through Gatehouse', () => {
         assert.ok(!execs.some((ev) => ev.requestURI.includes('command=sh')))
       })
 
-      test(`${dialect.name}: a duration cap ends a running session with a message kubectl prints`, async () => {
+      test(`kubectl ${version} (${dialect.name}): a duration cap ends a running session with a message kubectl prints`, async () => {
         const e = env()
         const ns = `gw-sess-capped-${tag}`
         await namespaceWithPods(e.cluster, ns, { box: {} })
-        const kubeconfig = await target().kubeconfig('1.35')
+        const kubeconfig = await target().kubeconfig(version)
         const started = Date.now()
         const r = await kubectl(
-          '1.35',
+          version,
           ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo started; sleep 30'],
           {
             kubeconfig,
@@ -453,13 +461,13 @@ describe('sessions through Gatehouse', () => {
         assert.equal(played.stdout, 'started\n')
       })
 
-      test(`${dialect.name}: an idle session is ended after its idle timeout`, async () => {
+      test(`kubectl ${version} (${dialect.name}): an idle session is ended after its idle timeout`, async () => {
         const e = env()
         const ns = `gw-sess-idle-${tag}`
         await namespaceWithPods(e.cluster, ns, { box: {} })
-        const kubeconfig = await target().kubeconfig('1.35')
+        const kubeconfig = await target().kubeconfig(version)
         const r = await kubectl(
-          '1.35',
+          version,
           ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo a; sleep 1; echo b; sleep 30'],
           {
             kubeconfig,
@@ -473,12 +481,12 @@ describe('sessions through Gatehouse', () => {
         assert.equal(s!.state, 'terminated')
       })
 
-      test(`${dialect.name}: a session whose recording would pass its limit is ended (fail closed)`, async () => {
+      test(`kubectl ${version} (${dialect.name}): a session whose recording would pass its limit is ended (fail closed)`, async () => {
         const e = env()
         const ns = `gw-sess-limit-${tag}`
         await namespaceWithPods(e.cluster, ns, { box: {} })
-        const kubeconfig = await target().kubeconfig('1.35')
-        const r = await kubectl('1.35', ['-n', ns, 'exec', 'box', '--', 'bytes', '1000000'], {
+        const kubeconfig = await target().kubeconfig(version)
+        const r = await kubectl(version, ['-n', ns, 'exec', 'box', '--', 'bytes', '1000000'], {
           kubeconfig,
           env: dialect.env,
           timeoutMs: 20_000,
@@ -491,13 +499,13 @@ describe('sessions through Gatehouse', () => {
         assert.ok(s!.recording!.bytes <= 65536 + 200, String(s!.recording!.bytes))
       })
 
-      test(`${dialect.name}: an admin kills a live session; the client is told`, async () => {
+      test(`kubectl ${version} (${dialect.name}): an admin kills a live session; the client is told`, async () => {
         const e = env()
         const ns = `gw-sess-kill-${tag}`
         await namespaceWithPods(e.cluster, ns, { box: {} })
-        const kubeconfig = await target().kubeconfig('1.35')
+        const kubeconfig = await target().kubeconfig(version)
         const running = kubectl(
-          '1.35',
+          version,
           ['-n', ns, 'exec', 'box', '--', 'sh', '-c', 'echo running; sleep 30'],
           {
             kubeconfig,

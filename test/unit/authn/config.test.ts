@@ -50,16 +50,18 @@ describe('authentication configuration', () => {
     assert.match(problems(oidc({ audience: 'gatehouse' })), /Unrecognized key/)
   })
 
-  test('deploy/rbac/impersonate.yaml grants exactly the provenance keys Gatehouse sends', () => {
-    const docs = readFileSync(join(repoRoot, 'deploy', 'rbac', 'impersonate.yaml'), 'utf8')
-      .split(/^---$/m)
-      .map((d) => parse(d) as { kind?: string; rules?: { resources: string[] }[] })
-    const role = docs.find((d) => d.kind === 'ClusterRole')!
-    const granted = role
-      .rules!.flatMap((r) => r.resources)
-      .filter((r) => r.startsWith('userextras/'))
-      .map((r) => r.slice('userextras/'.length))
-      .sort()
-    assert.deepEqual(granted, PROVENANCE_KEYS.map((k) => PROVENANCE_PREFIX + k).sort())
-  })
+  for (const file of ['impersonate.yaml', 'impersonate-constrained.yaml']) {
+    test(`deploy/rbac/${file} grants exactly the provenance keys Gatehouse sends`, () => {
+      const docs = readFileSync(join(repoRoot, 'deploy', 'rbac', file), 'utf8')
+        .split(/^---$/m)
+        .map((d) => parse(d) as { kind?: string; rules?: { resources?: string[] }[] })
+      const role = docs.find((d) => d.kind === 'ClusterRole')!
+      const granted = role
+        .rules!.flatMap((r) => r.resources ?? [])
+        .filter((r) => r.startsWith('userextras/'))
+        .map((r) => r.slice('userextras/'.length))
+        .sort()
+      assert.deepEqual(granted, PROVENANCE_KEYS.map((k) => PROVENANCE_PREFIX + k).sort())
+    })
+  }
 })

@@ -5,7 +5,11 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { AuditEvent } from '../../harness/audit-log.ts'
 import type { JoinRecord } from '../../harness/gatehouse-records.ts'
-import { checkJoinInvariant, DIRECT_CLIENT_USER } from '../../harness/join-invariant.ts'
+import {
+  checkJoinInvariant,
+  DIRECT_CLIENT_USER,
+  GATEHOUSE_TOKEN_PROBE_AGENT,
+} from '../../harness/join-invariant.ts'
 
 const GH = 'system:serviceaccount:gatehouse-system:gatehouse'
 const event = (e: Partial<AuditEvent> & { auditID: string }): AuditEvent => ({
@@ -67,6 +71,21 @@ test('classes that pass', () => {
   )
   assert.deepEqual(report.violations, [])
   assert.equal(report.events, 8)
+})
+
+test("the API server refusing Gatehouse's account an impersonation (nothing ran) passes", () => {
+  const refused = { code: 403 }
+  const report = checkJoinInvariant(
+    [
+      // forwarded for an identity Gatehouse's RBAC does not list: the caller saw the 403
+      event({ auditID: 'r1', responseStatus: refused }),
+      // a test's own attempt with Gatehouse's token, refused
+      event({ auditID: 'p1', userAgent: GATEHOUSE_TOKEN_PROBE_AGENT, responseStatus: refused }),
+    ],
+    [record('r1')],
+    new Set([GH]),
+  )
+  assert.deepEqual(report.violations, [])
 })
 
 test("policy pre-flights join their request's record, whatever it decided", () => {
@@ -163,6 +182,18 @@ const failures: [string, AuditEvent, JoinRecord[], RegExp][] = [
     event({ auditID: 'r1', user: { username: 'harness-admin' }, impersonatedUser: impersonating }),
     [record('r1')],
     /Gatehouse used the harness admin credential/,
+  ],
+  [
+    'a refused request under a real record, by someone other than Gatehouse',
+    event({ auditID: 'r1', user: { username: 'system:anonymous' }, responseStatus: { code: 403 } }),
+    [record('r1')],
+    /the API server saw no impersonation/,
+  ],
+  [
+    'a token probe the API server did not refuse',
+    event({ auditID: 'p2', userAgent: GATEHOUSE_TOKEN_PROBE_AGENT, responseStatus: { code: 200 } }),
+    [],
+    /no Gatehouse record joins it/,
   ],
   [
     "Gatehouse's account outside its own calls",
