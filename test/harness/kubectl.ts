@@ -20,6 +20,9 @@ export interface RunOptions {
   signal?: AbortSignal
 }
 
+const passThrough = (...names: string[]): Record<string, string> =>
+  Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]]] : [])))
+
 export function runBinary(
   binary: string,
   args: string[],
@@ -36,6 +39,8 @@ export function runBinary(
         HELM_CACHE_HOME: `${opts.kubeconfig}.helm/cache`,
         HELM_CONFIG_HOME: `${opts.kubeconfig}.helm/config`,
         HELM_DATA_HOME: `${opts.kubeconfig}.helm/data`,
+        // the run's temp folder (run-tests.ts), and the native-module hook of test:matrix
+        ...passThrough('TMPDIR', 'NODE_OPTIONS', 'GATEHOUSE_NATIVE_MODULES'),
         ...opts.env,
       },
       stdio: ['pipe', 'pipe', 'pipe'],

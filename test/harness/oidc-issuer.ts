@@ -1,17 +1,38 @@
 // A real OIDC issuer for tests and the sandbox: HTTPS discovery and JWKS on loopback, minting
-// tokens shaped like GitHub Actions' (or any claims), plus the malformed and forged tokens the
+// tokens shaped like GitHub Actions' and GitLab CI's (or any claims), plus the malformed and forged tokens the
 // negative tests need (alg none, HS256 keyed with the public key, unpublished keys). For the
 // approvers' web login it is also an authorization server (authorization code + PKCE S256): the
 // "user" who logs in is whoever the test set with setLoginUser (no login form). A login that asks
 // for `offline_access` also gets a refresh token (rotated on each use); redeeming it gives an
 // id_token with the claims the provider has for that person now (setUser: groups changed, or
 // removed, which refuses the refresh).
-import { createHash, createHmac, KeyObject, randomBytes, sign } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+//
+// With `shape`, the issuer is shaped like a real CI issuer, as their documentation and live
+// endpoints show them (checked by test/unit/harness/oidc-issuer-shapes.test.ts):
+// - 'github-actions' (token.actions.githubusercontent.com): its exact discovery document (no
+//   authorization endpoints; JWKS at /.well-known/jwks), keys with a UUID kid and an X.509
+//   certificate (x5c, x5t), token headers {typ, alg: RS256, x5t, kid};
+// - 'gitlab-ci' (gitlab.com): its discovery document (Doorkeeper's, JWKS at
+//   /oauth/discovery/keys), keys whose kid is their RFC 7638 thumbprint, headers {kid, typ, alg}.
+import { execFileSync } from 'node:child_process'
+import { createHash, createHmac, KeyObject, randomBytes, randomUUID, sign } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { join } from 'node:path'
+import {
+  calculateJwkThumbprint,
+  exportJWK,
+  exportPKCS8,
+  exportSPKI,
+  generateKeyPair,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+} from 'jose'
 import { createCa, issueCert } from './pki.ts'
+
+export type IssuerShape = 'generic' | 'github-actions' | 'gitlab-ci'
 
 export interface MintOptions {
   alg?: 'RS256' | 'none' | 'HS256'
@@ -32,10 +53,19 @@ export interface OidcIssuer {
    * current key unless `signWith` says otherwise.
    */
   mintRaw(headerText: string, payloadText: string, opts?: Pick<MintOptions, 'signWith'>): string
-  /** A GitHub-Actions-shaped token; overrides replace claims (iat/nbf/exp too); expiresInSeconds sets exp. */
+  /**
+   * A GitHub-Actions-shaped token (every claim GitHub's issuer sets for a push to main; with an
+   * `environment`, the environment subject); overrides replace claims (iat/nbf/exp too);
+   * expiresInSeconds sets exp.
+   */
   mintGitHubActions(
     overrides?: Record<string, unknown> & { expiresInSeconds?: number },
   ): Promise<string>
+  /**
+   * A GitLab-CI-shaped ID token (`id_tokens:` in .gitlab-ci.yml): every claim GitLab sets for a
+   * branch pipeline, the environment claims when `environment` is given; overrides as above.
+   */
+  mintGitLabCi(overrides?: Record<string, unknown> & { expiresInSeconds?: number }): Promise<string>
   /** Publish a new key and sign subsequent default tokens with it. */
   rotateKeys(): Promise<void>
   /** Serve a different issuer value in discovery (to test the mismatch check). */
@@ -58,20 +88,178 @@ export interface OidcIssuer {
 
 interface Key {
   kid: string
+  /** SHA-1 thumbprint of the key's certificate (github-actions shape). */
+  x5t?: string
   privateKey: CryptoKey
   publicJwk: JWK
   publicPem: string
 }
 
-async function newKey(kid: string): Promise<Key> {
+/** A self-signed certificate for the key, as GitHub publishes with each key: [x5c, x5t]. */
+async function certificateOf(
+  privateKey: CryptoKey,
+  dir: string,
+  kid: string,
+): Promise<[string, string]> {
+  const keyFile = join(dir, `${kid}.key`)
+  const derFile = join(dir, `${kid}.der`)
+  writeFileSync(keyFile, await exportPKCS8(privateKey), { mode: 0o600 })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyFile,
+      '-subj',
+      '/CN=oidc-issuer-signing',
+      '-days',
+      '2',
+      '-outform',
+      'DER',
+      '-out',
+      derFile,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir },
+  )
+  const der = readFileSync(derFile)
+  return [der.toString('base64'), createHash('sha1').update(der).digest('base64url')]
+}
+
+async function newKey(name: string, shape: IssuerShape, dir: string): Promise<Key> {
   const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true })
+  const jwk = await exportJWK(publicKey)
+  const publicPem = await exportSPKI(publicKey)
+  if (shape === 'github-actions') {
+    const kid = randomUUID()
+    const [x5c, x5t] = await certificateOf(privateKey, dir, kid)
+    const publicJwk = { ...jwk, kid, alg: 'RS256', use: 'sig', x5c: [x5c], x5t }
+    return { kid, x5t, privateKey, publicJwk, publicPem }
+  }
+  const kid = shape === 'gitlab-ci' ? await calculateJwkThumbprint(jwk, 'sha256') : name
+  return { kid, privateKey, publicJwk: { ...jwk, kid, use: 'sig', alg: 'RS256' }, publicPem }
+}
+
+/** The discovery document of each shape, for the issuer at `url`. */
+function discoveryOf(shape: IssuerShape, url: string, issuer: string): Record<string, unknown> {
+  if (shape === 'github-actions')
+    return {
+      issuer,
+      jwks_uri: `${url}/.well-known/jwks`,
+      subject_types_supported: ['public', 'pairwise'],
+      response_types_supported: ['id_token'],
+      claims_supported: GITHUB_CLAIMS_SUPPORTED,
+      id_token_signing_alg_values_supported: ['RS256'],
+      scopes_supported: ['openid'],
+    }
+  if (shape === 'gitlab-ci')
+    return {
+      issuer,
+      authorization_endpoint: `${url}/oauth/authorize`,
+      token_endpoint: `${url}/oauth/token`,
+      revocation_endpoint: `${url}/oauth/revoke`,
+      introspection_endpoint: `${url}/oauth/introspect`,
+      userinfo_endpoint: `${url}/oauth/userinfo`,
+      jwks_uri: `${url}/oauth/discovery/keys`,
+      scopes_supported: [
+        'api',
+        'read_api',
+        'read_user',
+        'read_repository',
+        'openid',
+        'profile',
+        'email',
+      ],
+      response_types_supported: ['code'],
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      grant_types_supported: [
+        'authorization_code',
+        'password',
+        'client_credentials',
+        'device_code',
+        'refresh_token',
+      ],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      claim_types_supported: ['normal'],
+      claims_supported: GITLAB_CLAIMS_SUPPORTED,
+      code_challenge_methods_supported: ['plain', 'S256'],
+    }
   return {
-    kid,
-    privateKey,
-    publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
-    publicPem: await exportSPKI(publicKey),
+    issuer,
+    jwks_uri: `${url}/jwks`,
+    id_token_signing_alg_values_supported: ['RS256'],
+    authorization_endpoint: `${url}/authorize`,
+    token_endpoint: `${url}/token`,
+    code_challenge_methods_supported: ['S256'],
+    response_types_supported: ['id_token', 'code'],
+    subject_types_supported: ['public'],
   }
 }
+
+/** token.actions.githubusercontent.com's claims_supported. */
+const GITHUB_CLAIMS_SUPPORTED = [
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'iss',
+  'jti',
+  'nbf',
+  'ref',
+  'sha',
+  'repository',
+  'repository_id',
+  'repository_owner',
+  'repository_owner_id',
+  'enterprise',
+  'enterprise_id',
+  'run_id',
+  'run_number',
+  'run_attempt',
+  'actor',
+  'actor_id',
+  'workflow',
+  'workflow_ref',
+  'workflow_sha',
+  'head_ref',
+  'base_ref',
+  'event_name',
+  'ref_type',
+  'ref_protected',
+  'environment',
+  'environment_node_id',
+  'job_workflow_ref',
+  'job_workflow_sha',
+  'repository_visibility',
+  'runner_environment',
+  'issuer_scope',
+]
+
+/** gitlab.com's claims_supported (its OAuth/OIDC provider's; CI ID tokens carry more). */
+const GITLAB_CLAIMS_SUPPORTED = [
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'sub_legacy',
+  'name',
+  'nickname',
+  'preferred_username',
+  'email',
+  'email_verified',
+  'website',
+  'profile',
+  'picture',
+  'groups',
+  'groups_direct',
+  'https://gitlab.org/claims/groups/owner',
+  'https://gitlab.org/claims/groups/maintainer',
+  'https://gitlab.org/claims/groups/developer',
+]
 
 const b64url = (v: unknown): string =>
   Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
@@ -79,12 +267,15 @@ const b64url = (v: unknown): string =>
 export async function startOidcIssuer(opts: {
   dir: string
   audience?: string
+  /** Shaped like a real CI issuer (discovery, keys, headers); default: a generic issuer. */
+  shape?: IssuerShape
 }): Promise<OidcIssuer> {
   const ca = createCa(opts.dir, 'oidc-issuer-ca')
   const cert = issueCert(ca, 'oidc-issuer')
   const audience = opts.audience ?? 'gatehouse'
-  const keys: Key[] = [await newKey('key-1')]
-  const foreign = await newKey('key-foreign')
+  const shape = opts.shape ?? 'generic'
+  const keys: Key[] = [await newKey('key-1', shape, opts.dir)]
+  const foreign = await newKey('key-foreign', shape, opts.dir)
   let current = keys[0]!
   let jwksRequests = 0
   let discoveryIssuer: string | undefined
@@ -205,22 +396,18 @@ export async function startOidcIssuer(opts: {
         res.writeHead(200, { 'content-type': 'application/json' })
         res.end(JSON.stringify(body))
       }
-      if (req.url === '/.well-known/openid-configuration') {
-        return json({
-          issuer: discoveryIssuer ?? url,
-          jwks_uri: `${url}/jwks`,
-          id_token_signing_alg_values_supported: ['RS256'],
-          authorization_endpoint: `${url}/authorize`,
-          token_endpoint: `${url}/token`,
-          code_challenge_methods_supported: ['S256'],
-          response_types_supported: ['id_token', 'code'],
-          subject_types_supported: ['public'],
-        })
-      }
-      if (req.url === '/jwks') {
+      if (req.url === '/.well-known/openid-configuration')
+        return json(discoveryOf(shape, url, discoveryIssuer ?? url))
+      if (
+        req.url === '/jwks' ||
+        req.url === '/.well-known/jwks' ||
+        req.url === '/oauth/discovery/keys'
+      ) {
         jwksRequests++
         return json({ keys: keys.map((k) => k.publicJwk) })
       }
+      // GitLab's endpoints are under /oauth/
+      if (req.url?.startsWith('/oauth/')) req.url = req.url.slice('/oauth'.length)
       if (req.url?.startsWith('/authorize?')) {
         const r = authorize(new URL(req.url, url).searchParams)
         res.writeHead(r.status, r.location ? { location: r.location } : {})
@@ -255,9 +442,15 @@ export async function startOidcIssuer(opts: {
       return `${signingInput}.${createHmac('sha256', current.publicPem).update(signingInput).digest('base64url')}`
     }
     const key = o.signWith === 'foreign' ? foreign : current
-    return new SignJWT(claims)
-      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: o.kid ?? key.kid, ...o.header })
-      .sign(key.privateKey)
+    const kid = o.kid ?? key.kid
+    // each issuer's header members, in its order
+    const header =
+      shape === 'github-actions'
+        ? { typ: 'JWT', alg: 'RS256', ...(key.x5t ? { x5t: key.x5t } : {}), kid }
+        : shape === 'gitlab-ci'
+          ? { kid, typ: 'JWT', alg: 'RS256' }
+          : { alg: 'RS256', typ: 'JWT', kid }
+    return new SignJWT(claims).setProtectedHeader({ ...header, ...o.header }).sign(key.privateKey)
   }
 
   const mintRaw = (
@@ -279,39 +472,108 @@ export async function startOidcIssuer(opts: {
     async mintGitHubActions(overrides = {}) {
       const now = Math.floor(Date.now() / 1000)
       const { expiresInSeconds, ...rest } = overrides
-      const repository =
-        typeof rest['repository'] === 'string' ? rest['repository'] : 'octo-org/app'
+      const text = (k: string, d: string): string => (typeof rest[k] === 'string' ? rest[k] : d)
+      const repository = text('repository', 'octo-org/app')
+      const ref = text('ref', 'refs/heads/main')
+      const environment = typeof rest['environment'] === 'string' ? rest['environment'] : undefined
+      const sha = 'd6b4a7a3c1f0e2b9a8c7d6e5f4a3b2c1d0e9f8a7'
+      const workflowRef = `${repository}/.github/workflows/deploy.yml@${ref}`
+      // the claims of GitHub's documented example token, in its order, plus those its
+      // claims_supported lists for every job (workflow_ref/_sha, job_workflow_sha, ref_protected)
       return mint({
-        jti: `${now}-${Math.random().toString(36).slice(2)}`,
-        sub: `repo:${repository}:ref:refs/heads/main`,
+        jti: randomUUID(),
+        sub: environment
+          ? `repo:${repository}:environment:${environment}`
+          : `repo:${repository}:ref:${ref}`,
+        ...(environment ? { environment } : {}),
         aud: audience,
-        ref: 'refs/heads/main',
-        sha: 'd6b4a7a3c1f0e2b9a8c7d6e5f4a3b2c1d0e9f8a7',
+        ref,
+        sha,
         repository,
         repository_owner: repository.split('/')[0],
+        actor_id: '1001',
+        repository_visibility: 'private',
+        repository_id: '654321',
         repository_owner_id: '123456',
         run_id: '987654321',
         run_number: '42',
         run_attempt: '1',
-        repository_visibility: 'private',
-        repository_id: '654321',
-        actor_id: '1001',
+        runner_environment: 'github-hosted',
         actor: 'octocat',
         workflow: 'deploy',
         head_ref: '',
         base_ref: '',
         event_name: 'push',
-        ref_type: 'branch',
-        job_workflow_ref: `${repository}/.github/workflows/deploy.yml@refs/heads/main`,
+        ref_protected: 'false',
+        ref_type: ref.startsWith('refs/tags/') ? 'tag' : 'branch',
+        workflow_ref: workflowRef,
+        workflow_sha: sha,
+        job_workflow_ref: workflowRef,
+        job_workflow_sha: sha,
         iss: url,
-        nbf: now - 5,
-        iat: now - 5,
+        nbf: now - 600,
         exp: now + (expiresInSeconds ?? 300),
+        iat: now,
+        ...rest,
+      })
+    },
+    async mintGitLabCi(overrides = {}) {
+      const now = Math.floor(Date.now() / 1000)
+      const { expiresInSeconds, ...rest } = overrides
+      const text = (k: string, d: string): string => (typeof rest[k] === 'string' ? rest[k] : d)
+      const project = text('project_path', 'my-group/my-project')
+      const namespace = text('namespace_path', project.split('/').slice(0, -1).join('/'))
+      const refType = text('ref_type', 'branch')
+      const ref = text('ref', 'main')
+      const environment = typeof rest['environment'] === 'string' ? rest['environment'] : undefined
+      const refPath = `refs/${refType === 'tag' ? 'tags' : 'heads'}/${ref}`
+      const sha = '714a629c0b401fdce83e847fc9589983fc6f46bc'
+      const host = new URL(url).host
+      // the claims GitLab's ID token documentation lists as always present, in its order; the
+      // environment ones when the job names an environment
+      return mint({
+        namespace_id: '72',
+        namespace_path: namespace,
+        project_id: '20',
+        project_path: project,
+        user_id: '1',
+        user_login: 'sample-user',
+        user_email: 'sample-user@example.com',
+        user_access_level: 'developer',
+        pipeline_id: '574',
+        pipeline_source: 'push',
+        job_id: '302',
+        ref,
+        ref_type: refType,
+        ref_path: refPath,
+        ref_protected: 'true',
+        groups_direct: [namespace],
+        ...(environment
+          ? {
+              environment,
+              environment_protected: 'true',
+              deployment_tier: 'production',
+              environment_action: 'start',
+            }
+          : {}),
+        runner_id: 1,
+        runner_environment: 'gitlab-hosted',
+        sha,
+        project_visibility: 'private',
+        ci_config_ref_uri: `${host}/${project}//.gitlab-ci.yml@${refPath}`,
+        ci_config_sha: sha,
+        jti: randomUUID(),
+        iss: url,
+        iat: now,
+        nbf: now - 5,
+        exp: now + (expiresInSeconds ?? 3600),
+        sub: `project_path:${project}:ref_type:${refType}:ref:${ref}`,
+        aud: audience,
         ...rest,
       })
     },
     async rotateKeys() {
-      current = await newKey(`key-${keys.length + 1}`)
+      current = await newKey(`key-${keys.length + 1}`, shape, opts.dir)
       keys.push(current)
     },
     setDiscoveryIssuer(value) {

@@ -263,6 +263,7 @@ describe('masking', () => {
       const name = `watched-${version.replace('.', '')}`
       const admin = adminClient(env().cluster)
       let out = ''
+      let requestLog = ''
       const abort = new AbortController()
       try {
         await admin.ensure(`/api/v1/namespaces/${NS}/secrets`, {
@@ -271,26 +272,43 @@ describe('masking', () => {
           metadata: { name },
           data: { v: b64('first') },
         })
-        const watching = kubectl(version, ['-n', NS, 'get', 'secret', name, '-w', '-o', 'json'], {
-          kubeconfig,
-          signal: abort.signal,
-          onStdout: (c) => (out += c),
-          timeoutMs: 90_000,
-        })
+        const watching = kubectl(
+          version,
+          ['-n', NS, 'get', 'secret', name, '-w', '-o', 'json', '-v=6'],
+          {
+            kubeconfig,
+            signal: abort.signal,
+            onStdout: (c) => (out += c),
+            onStderr: (c) => (requestLog += c),
+            timeoutMs: 90_000,
+          },
+        )
         // two deadlines: a cold kubectl's discovery alone took most of one shared 15 s budget
         // under CI load, leaving the event no time to arrive
         const printed = Date.now() + 45_000
         while (!out.includes(name) && Date.now() < printed) await sleep(50)
         assert.ok(out.includes(name), `kubectl ${version} get -w printed nothing in 45 s`)
+        // kubectl prints the object, then watches it from resourceVersion 0 and drops the
+        // watch's first event (the object as it is then): a change made before its watch is
+        // running is that dropped event. Nothing outside tells when the watch runs (the API
+        // server's audit event for it is written with its first byte), so the Secret changes
+        // until an event shows, each time to another value that holds the planted one.
         const deadline = Date.now() + 30_000
-        await admin.json(
-          'PATCH',
-          `/api/v1/namespaces/${NS}/secrets/${name}`,
-          { data: { v: b64(PLANTED.watchedValue) } },
-          'application/merge-patch+json',
-        )
-        while ((out.match(/"resourceVersion"/g) ?? []).length < 2 && Date.now() < deadline)
-          await sleep(50)
+        for (let i = 0; (out.match(/"resourceVersion"/g) ?? []).length < 2; i++) {
+          assert.ok(
+            Date.now() < deadline,
+            `no MODIFIED event seen after ${i} changes:\n${out}\nkubectl -v=6:\n${requestLog.slice(-3000)}`,
+          )
+          await admin.json(
+            'PATCH',
+            `/api/v1/namespaces/${NS}/secrets/${name}`,
+            { data: { v: b64(i % 2 ? `${PLANTED.watchedValue} ${i}` : PLANTED.watchedValue) } },
+            'application/merge-patch+json',
+          )
+          const next = Date.now() + 2_000
+          while ((out.match(/"resourceVersion"/g) ?? []).length < 2 && Date.now() < next)
+            await sleep(50)
+        }
         abort.abort()
         await watching
       } finally {
@@ -304,6 +322,10 @@ describe('masking', () => {
       assertNoPlanted(out, `kubectl ${version} get -w`)
       assert.ok(!out.includes(b64('first')), out)
       assert.match(out, new RegExp(b64('[MASKED:secret]').replace(/[+/=]/g, '\\$&')))
+      // every value kubectl printed, whichever change it shows
+      const values = [...out.matchAll(/"v": "([^"]*)"/g)].map((m) => m[1])
+      assert.ok(values.length >= 2, out)
+      for (const v of values) assert.equal(v, b64('[MASKED:secret]'), out)
     })
   }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { kubectl } from '../../harness/index.ts'
-import { kubectlPath } from '../../harness/binaries.ts'
+import { KUBECTL_VERSIONS, kubectlPath } from '../../harness/binaries.ts'
 import type { SessionRecord } from '../../../src/sessions/record.ts'
 import { namespaceWithPods, Terminal, execDialects, withoutClientGoNoise } from '../support.ts'
 import { SA_NAMESPACE, useGatewayEnv, type GatewayEnv } from './env.ts'
@@ -107,7 +107,7 @@ describe('exec and attach output masked for the client', () => {
   const env = useGatewayEnv({ policies: (_issuer, dir) => policies(dir) })
   const target = gatewayTarget(env)
 
-  for (const version of ['1.37', '1.35', '1.32', '1.20'] as const) {
+  for (const version of [...KUBECTL_VERSIONS].reverse()) {
     for (const dialect of execDialects(version)) {
       const tag = `${version.replace('.', '')}-${dialect.name}-${RUN}`
 

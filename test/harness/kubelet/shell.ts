@@ -6,6 +6,7 @@
 //   exit N   true   false   seq N
 //   bytes N [CHAR]   (N bytes of CHAR, for large streams)   stty size   tty   hostname
 //   sh | bash        (interactive: prompt '# ' on a TTY, reads commands line by line)
+//   a && b || c   exec CMD   command -v NAME   >/dev/null   (as in k9s's `sh -c` to open a shell)
 // With a TTY the fake emulates a cooked-mode terminal: input is echoed, '\n' becomes '\r\n',
 // stderr goes to stdout, Ctrl-C interrupts and Ctrl-D at an empty line is end of input.
 import type { Readable } from 'node:stream'
@@ -125,6 +126,8 @@ class Input {
 class Shell {
   readonly #input: Input
   #status = 0
+  /** Output of the running command goes to /dev/null. */
+  #discard = false
   private readonly io: ProcessIO
 
   constructor(io: ProcessIO) {
@@ -133,6 +136,7 @@ class Shell {
   }
 
   async #out(text: string | Buffer, toStderr = false): Promise<void> {
+    if (this.#discard) return
     let buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : text
     if (this.io.tty) buf = Buffer.from(buf.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1')
     if (toStderr && !this.io.tty) await this.io.writeStderr(buf)
@@ -242,16 +246,49 @@ class Shell {
 
   async runScript(script: string): Promise<number> {
     for (const statement of splitStatements(script)) {
-      let words = splitWords(statement)
-      let toStderr = false
-      if (words.at(-1) === '>&2' || words.at(-1) === '1>&2') {
-        toStderr = true
-        words = words.slice(0, -1)
+      // an and-or list: `a && b || c` (k9s opens its shell with one)
+      const words = splitWords(statement)
+      let status = 0
+      let run = true
+      let start = 0
+      for (let i = 0; i <= words.length; i++) {
+        const op = words[i]
+        if (i < words.length && op !== '&&' && op !== '||') continue
+        if (run) {
+          const r = await this.#simple(words.slice(start, i))
+          if (r.ends) return r.status
+          status = this.#status = r.status
+        }
+        run = op === '&&' ? status === 0 : status !== 0
+        start = i + 1
       }
-      if (words[0] === 'exit') return this.runArgv(words)
-      this.#status = await this.runArgv(words, toStderr)
     }
     return this.#status
+  }
+
+  /** One command with its redirects; `ends` when it ends the script (exit, exec). */
+  async #simple(argv: string[]): Promise<{ status: number; ends: boolean }> {
+    let words = argv
+    let toStderr = false
+    if (words.at(-1) === '>&2' || words.at(-1) === '1>&2') {
+      toStderr = true
+      words = words.slice(0, -1)
+    }
+    const quiet = words.at(-1) === '>/dev/null'
+    if (quiet) words = words.slice(0, -1)
+    this.#discard = quiet
+    try {
+      if (words[0] === 'exit') return { status: await this.runArgv(words), ends: true }
+      if (words[0] === 'exec') return { status: await this.runArgv(words.slice(1)), ends: true }
+      if (words[0] === 'command' && words[1] === '-v') {
+        const known = words[2] !== undefined && BUILTINS.includes(words[2])
+        if (known) await this.#out(`/bin/${words[2]}\n`, toStderr)
+        return { status: known ? 0 : 1, ends: false }
+      }
+      return { status: await this.runArgv(words, toStderr), ends: false }
+    } finally {
+      this.#discard = false
+    }
   }
 
   async interactive(): Promise<number> {
@@ -277,6 +314,25 @@ class Shell {
     }
   }
 }
+
+/** What `command -v` finds. */
+const BUILTINS = [
+  'echo',
+  'printf',
+  'cat',
+  'env',
+  'sleep',
+  'exit',
+  'true',
+  'false',
+  'seq',
+  'bytes',
+  'stty',
+  'tty',
+  'hostname',
+  'sh',
+  'bash',
+]
 
 /** printf's FORMAT with the escapes and conversions the tests use. */
 export function printf(format: string, args: string[]): string {

@@ -56,6 +56,21 @@ describe('asciicast recordings', () => {
     assert.deepEqual(events.at(-1)?.slice(1), ['x', '0'])
   })
 
+  test('output with LINE and PARAGRAPH SEPARATOR (U+2028, U+2029) comes back whole, on every Node', async () => {
+    // JSON.stringify leaves both raw inside the event's string; node:readline on Node 24 takes
+    // them for line ends, which cut the event in two and the recording read as truncated
+    const store = newStore()
+    const w = writer(store, 'sep.cast.gz')
+    const text = Buffer.from('a\u2028b\u2029c\r\n\u0085d\n')
+    w.text('o', text)
+    w.exit('0')
+    await w.close()
+    const { events, truncated } = await readRecording(store.open('sep.cast.gz'))
+    assert.equal(truncated, false)
+    assert.ok(streamBytes(events, 'o').equals(text))
+    assert.deepEqual(events.at(-1)?.slice(1), ['x', '0'])
+  })
+
   test('a recording cut off mid-write (a crash) reads up to the last flush', async () => {
     const store = newStore()
     const w = writer(store, 'b.cast.gz')
