@@ -385,6 +385,24 @@ describe('policies and audit through Gatehouse', () => {
           policy: 'no-cluster-wide-secret-list',
           rule: 'all-namespaces-secrets',
         })
+        // a streaming list (WatchList, what client-go informers send on 1.35+) is a watch
+        // whose initial events are the list: refused alike
+        const idStreaming = await expectForbidden(
+          i.backup,
+          [
+            'get',
+            '--raw',
+            '/api/v1/secrets?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true',
+          ],
+          /list Secrets one namespace at a time \(policy 'no-cluster-wide-secret-list', rule 'all-namespaces-secrets'\)/,
+        )
+        denied.push({
+          inst: i,
+          id: idStreaming,
+          identity: BACKUP,
+          policy: 'no-cluster-wide-secret-list',
+          rule: 'all-namespaces-secrets',
+        })
         const id2 = await expectForbidden(
           i.backup,
           ['delete', 'configmap', 'settings', '-n', 'ops'],
