@@ -5,6 +5,7 @@
 // leaked (open file descriptors counted before and after).
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
@@ -17,7 +18,7 @@ import type { SessionRecord } from '../../../src/sessions/record.ts'
 import { kubectl, runBinary } from '../../harness/index.ts'
 import { repoRoot } from '../../harness/binaries.ts'
 import { startGatehouse, type RunningGatehouse } from '../../harness/gatehouse.ts'
-import { registerGatehouse } from '../../harness/gatehouse-records.ts'
+import { exportGatehouseRecords, registerGatehouse } from '../../harness/gatehouse-records.ts'
 import { freePort } from '../../harness/ports.ts'
 import { namespaceWithPods } from '../support.ts'
 import { authenticationConfig, CI_REPOSITORY, useGatewayEnv, type GatewayEnv } from './env.ts'
@@ -342,7 +343,10 @@ describe('sessions: robustness', () => {
         logLevel: 'info',
       }),
     )
-    registerGatehouse(e.cluster.runDir, { audit: e.gatehouse.config.audit, dataDir })
+    const registration = registerGatehouse(e.cluster.runDir, {
+      audit: e.gatehouse.config.audit,
+      dataDir,
+    })
     const serve = () => {
       const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -408,6 +412,10 @@ describe('sessions: robustness', () => {
       assert.match(replayed.stderr, /the recording of session .* is incomplete/)
     } finally {
       first.child.kill('SIGKILL')
+      if (first.child.exitCode === null && first.child.signalCode === null)
+        await once(first.child, 'exit')
+      // its data directory goes when this test file ends, before the run's join check
+      await exportGatehouseRecords(e.cluster.runDir, registration)
     }
   })
 
