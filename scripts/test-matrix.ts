@@ -102,6 +102,17 @@ function nodeGyp(): string {
 }
 
 /**
+ * The environment without npm's config: node-gyp lets every npm_config_* variable override its
+ * command line, and under `npm run` the project's .npmrc puts npm_config_nodedir=/usr (Node 20's
+ * headers) there, which built a Node 20 module for Node 22 and 24 on a cold cache.
+ */
+function gypEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_config_')),
+  )
+}
+
+/**
  * A copy of the project's native modules built for this Node: <dir>/modules/node_modules/…,
  * rebuilt when better-sqlite3's version in the project changes.
  */
@@ -112,7 +123,17 @@ function buildNative(node: string, version: string, dir: string): string {
   ) as { version: string }
   const stamp = join(modules, '.built')
   const want = `better-sqlite3@${pkg.version} node@${version}`
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return modules
+  // the copy must load in that Node (a module built against other headers does not)
+  const loads = (): boolean => {
+    try {
+      const db = `new (require(${JSON.stringify(join(modules, 'better-sqlite3'))}))(':memory:').close()`
+      execFileSync(node, ['-e', db], { stdio: 'ignore' })
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want && loads()) return modules
   log(
     `building better-sqlite3 ${pkg.version} for Node ${version} (headers: ${dir}/include/node) ...`,
   )
@@ -129,9 +150,10 @@ function buildNative(node: string, version: string, dir: string): string {
     {
       cwd: join(modules, 'better-sqlite3'),
       stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, PATH: `${dirname(node)}:${process.env['PATH'] ?? ''}` },
+      env: { ...gypEnv(), PATH: `${dirname(node)}:${process.env['PATH'] ?? ''}` },
     },
   )
+  if (!loads()) throw new Error(`better-sqlite3 built for Node ${version} does not load in it`)
   writeFileSync(stamp, want)
   log(`built in ${Math.round((Date.now() - t0) / 1000)} s`)
   return modules
