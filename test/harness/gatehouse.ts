@@ -168,16 +168,10 @@ export async function prepareGatehouseAccount(cluster: ClusterInfo, dir: string)
       { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:unauthenticated' },
     ],
   })
-  const { status } = await admin.json<{ status: { token: string } }>(
-    'POST',
-    '/api/v1/namespaces/gatehouse-system/serviceaccounts/gatehouse/token',
-    {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 86400 },
-    },
-  )
+  const token = await admin.serviceAccountToken('gatehouse-system', 'gatehouse', {
+    expirationSeconds: 86400,
+  })
   const tokenFile = join(dir, 'gatehouse-upstream.token')
-  writeFileSync(tokenFile, status.token, { mode: 0o600 })
+  writeFileSync(tokenFile, token, { mode: 0o600 })
   return tokenFile
 }

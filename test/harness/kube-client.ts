@@ -68,6 +68,20 @@ export class KubeClient {
     }
   }
 
+  /** A token for a ServiceAccount (TokenRequest), for the given audiences or the API server's. */
+  async serviceAccountToken(
+    namespace: string,
+    name: string,
+    spec: { expirationSeconds: number; audiences?: string[] },
+  ): Promise<string> {
+    const { status } = await this.json<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec },
+    )
+    return status.token
+  }
+
   async close(): Promise<void> {
     await this.#agent.close()
   }

@@ -37,19 +37,13 @@ async function directKubeconfig(cluster: ClusterInfo): Promise<string> {
       },
       subjects: [{ kind: 'ServiceAccount', name: ACCOUNT, namespace: DIRECT_CLIENT_NAMESPACE }],
     })
-    const { status } = await admin.json<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${DIRECT_CLIENT_NAMESPACE}/serviceaccounts/${ACCOUNT}/token`,
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 86400 },
-      },
-    )
+    const token = await admin.serviceAccountToken(DIRECT_CLIENT_NAMESPACE, ACCOUNT, {
+      expirationSeconds: 86400,
+    })
     return writeKubeconfig(join(tempDir('gatehouse-direct-'), 'kubeconfig'), {
       server: cluster.server,
       caFile: cluster.caFile,
-      token: status.token,
+      token,
       user: ACCOUNT,
     })
   } finally {

@@ -88,16 +88,7 @@ describe('constrained impersonation: Gatehouse with only deploy/rbac/impersonate
       },
       subjects: [{ kind: 'ServiceAccount', name: ACCOUNT, namespace: ACCOUNT_NS }],
     })
-    const { status } = await admin.json<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${ACCOUNT_NS}/serviceaccounts/${ACCOUNT}/token`,
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      },
-    )
-    token = status.token
+    token = await admin.serviceAccountToken(ACCOUNT_NS, ACCOUNT, { expirationSeconds: 3600 })
     const tokenFile = join(e.dir, 'gatehouse-constrained.token')
     writeFileSync(tokenFile, token, { mode: 0o600 })
     await createRunningPod(admin, NS, 'web')

@@ -111,16 +111,10 @@ export function useGatewayEnv(
           kind: 'ServiceAccount',
           metadata: { name },
         })
-        const { status } = await admin.json<{ status: { token: string } }>(
-          'POST',
-          `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${name}/token`,
-          {
-            apiVersion: 'authentication.k8s.io/v1',
-            kind: 'TokenRequest',
-            spec: { audiences: [AUDIENCE], expirationSeconds: 3600 },
-          },
-        )
-        return status.token
+        return await admin.serviceAccountToken(SA_NAMESPACE, name, {
+          audiences: [AUDIENCE],
+          expirationSeconds: 3600,
+        })
       },
     }
   })

@@ -564,16 +564,10 @@ describe('the hostile-input corpus', () => {
             kind: 'ServiceAccount',
             metadata: { name },
           })
-          const { status } = await a.json<{ status: { token: string } }>(
-            'POST',
-            `/api/v1/namespaces/${NS}/serviceaccounts/${name}/token`,
-            {
-              apiVersion: 'authentication.k8s.io/v1',
-              kind: 'TokenRequest',
-              spec: { audiences: [audience], expirationSeconds: 3600 },
-            },
-          )
-          return status.token
+          return await a.serviceAccountToken(NS, name, {
+            audiences: [audience],
+            expirationSeconds: 3600,
+          })
         } finally {
           await a.close()
         }

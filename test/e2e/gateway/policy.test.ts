@@ -74,16 +74,10 @@ describe('policies and audit through Gatehouse', () => {
       kind: 'ServiceAccount',
       metadata: { name },
     })
-    const { status } = await admin.json<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/ops/serviceaccounts/${name}/token`,
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { audiences: [AUDIENCE], expirationSeconds: 3600 },
-      },
-    )
-    return status.token
+    return await admin.serviceAccountToken('ops', name, {
+      audiences: [AUDIENCE],
+      expirationSeconds: 3600,
+    })
   }
 
   before(async () => {
